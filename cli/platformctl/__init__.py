@@ -1,0 +1,1 @@
+"""platformctl: the admin CLI."""

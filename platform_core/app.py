@@ -1,0 +1,308 @@
+"""Booting the platform: load plugins, collect what they contribute, build the ASGI app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData
+
+from platform_core import problems
+from platform_core.auth.deps import PUBLIC_KEY, SCOPES_KEY, plugin_guard, route_scopes
+from platform_core.config import Config, load_config, secret_key
+from platform_core.context import PlatformContext
+from platform_core.db import Database
+from platform_core.manager import PlatformPlugins, PluginRecord, PluginState
+from platform_core.migrate import MigrationTarget
+from platform_core.observability import Metrics, RequestMiddleware
+from platform_core.specs import ROLES, EventHandler, HealthCheck, JobSpec, Models, Permission
+
+log = logging.getLogger("platform_core.app")
+
+CORE_PATHS = ("/api/core", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
+
+_PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": desc, **_PROBLEM}
+    for code, desc in {
+        400: "Bad request", 401: "Not authenticated", 403: "Missing scope",
+        404: "Not found", 409: "Conflict", 413: "Body too large",
+        415: "Unsupported media type", 422: "Validation failed", 429: "Rate limited",
+        503: "Plugin or dependency unavailable",
+    }.items()
+}
+
+
+def internal_plugins() -> list[tuple[str, Any]]:
+    """The core's own plugins, registered through the same hooks as any other."""
+    from platform_core.builtins import core_plugin
+
+    return [("core", core_plugin)]
+
+
+def boot(
+    config: Config | None = None,
+    *,
+    extra_plugins: dict[str, Any] | None = None,
+    database_url: str | None = None,
+    schema: str | None = None,
+) -> PlatformContext:
+    """Load the configuration and the enabled plugins; return the platform's context.
+
+    ``extra_plugins`` registers plugin objects directly (tests, benchmarks); they count as
+    enabled. Nothing touches the database here.
+    """
+    config = config or load_config()
+    plugins = PlatformPlugins(config, internal=internal_plugins(), extra=extra_plugins).load()
+    db = Database(database_url or config.core.database_url, schema=schema)
+    ctx = PlatformContext(config=config, db=db, plugins=plugins, secret_key=secret_key(config))
+    _collect_permissions(ctx)
+    ctx.state["migration_targets"] = _collect_models(ctx)
+    _collect_jobs(ctx)
+    _collect_event_handlers(ctx)
+    _collect_health(ctx)
+    refresh_scopes(ctx)
+    _strict_check(ctx)
+    return ctx
+
+
+def _strict_check(ctx: PlatformContext) -> None:
+    if not ctx.config.core.strict:
+        return
+    from platform_core.errors import StrictModeError
+
+    failures = {r.name: r.reason for r in ctx.plugins.records.values()
+                if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)}
+    if failures:
+        raise StrictModeError(failures)
+
+
+def _collect_permissions(ctx: PlatformContext) -> None:
+    perms: dict[str, Permission] = {}
+    for rec, result in ctx.plugins.call("platform_permissions"):
+        items = list(result or [])
+        bad = [p for p in items if not isinstance(p, Permission)
+               or not p.scope.startswith(f"{rec.name}:") or set(p.roles) - set(ROLES)]
+        if bad:
+            ctx.plugins.isolate(rec.name, f"invalid permission {bad[0]!r}: scopes are "
+                                          f"'{rec.name}:<action>' with roles from {ROLES}")
+            continue
+        for p in items:
+            perms[p.scope] = p
+    ctx.state["declared_permissions"] = perms
+
+
+def refresh_scopes(ctx: PlatformContext) -> None:
+    """Recompute the scope table from the active plugins (after an isolation)."""
+    active = {r.name for r in ctx.plugins.active_records()}
+    perms = {s: p for s, p in ctx.state["declared_permissions"].items() if s.split(":")[0] in active}
+    for name in active:
+        for action in ("read", "write"):
+            perms.setdefault(f"{name}:{action}", Permission(
+                f"{name}:{action}", f"default {action} scope of {name}", ROLES))
+    ctx.permissions = perms
+    ctx.state["role_scopes"] = {role: ctx.role_scopes(role) for role in ROLES}
+
+
+def _collect_models(ctx: PlatformContext) -> list[MigrationTarget]:
+    targets: dict[str, MigrationTarget] = {}
+    for rec, models in ctx.plugins.call("platform_models"):
+        if models is None:
+            continue
+        reason = _check_models(rec, models)
+        if reason:
+            ctx.plugins.isolate(rec.name, reason)
+            continue
+        targets[rec.name] = MigrationTarget(rec.name, models.metadata, Path(models.migrations))
+    return [targets[r.name] for r in ctx.plugins.active_records() if r.name in targets]
+
+
+def _check_models(rec: PluginRecord, models: Any) -> str:
+    if not isinstance(models, Models) or not isinstance(models.metadata, MetaData):
+        return "platform_models() must return platform_core.Models(metadata, migrations)"
+    bad = [t for t in models.metadata.tables if not t.startswith(f"{rec.name}_")]
+    if bad:
+        return f"table {bad[0]!r} must be prefixed '{rec.name}_'"
+    if not (Path(models.migrations) / "versions").is_dir():
+        return f"migrations directory {models.migrations} has no versions/ folder"
+    return ""
+
+
+def _collect_jobs(ctx: PlatformContext) -> None:
+    for rec, specs in ctx.plugins.call("platform_jobs", ctx=ctx):
+        collected = {}
+        for spec in specs or []:
+            if not isinstance(spec, JobSpec) or (spec.every is not None and spec.cron is not None):
+                ctx.plugins.isolate(rec.name, f"invalid job {spec!r}: a JobSpec with 'every' or "
+                                              "'cron' (not both), or neither for on-demand")
+                break
+            collected[f"{rec.name}.{spec.name}"] = spec
+        else:
+            ctx.jobs.update(collected)
+
+
+def _collect_event_handlers(ctx: PlatformContext) -> None:
+    for rec, handlers in ctx.plugins.call("platform_event_handlers", ctx=ctx):
+        items = list(handlers or [])
+        if not all(isinstance(h, EventHandler) for h in items):
+            ctx.plugins.isolate(rec.name, "platform_event_handlers() must return EventHandler items")
+            continue
+        ctx.event_handlers.extend((rec.name, h) for h in items)
+
+
+def _collect_health(ctx: PlatformContext) -> None:
+    for rec, checks in ctx.plugins.call("platform_health", ctx=ctx):
+        items = list(checks or [])
+        if not all(isinstance(c, HealthCheck) for c in items):
+            ctx.plugins.isolate(rec.name, "platform_health() must return HealthCheck items")
+            continue
+        ctx.health_checks.extend((rec.name, c) for c in items)
+
+
+def _drop_isolated(ctx: PlatformContext) -> None:
+    """Forget what isolated plugins contributed after boot (jobs, handlers, checks)."""
+    active = {r.name for r in ctx.plugins.active_records()}
+    ctx.jobs = {k: v for k, v in ctx.jobs.items() if k.split(".")[0] in active}
+    ctx.event_handlers = [(p, h) for p, h in ctx.event_handlers if p in active]
+    ctx.health_checks = [(p, c) for p, c in ctx.health_checks if p in active]
+    refresh_scopes(ctx)
+
+
+def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> None:
+    for rec, routers in ctx.plugins.call("platform_routes", ctx=ctx):
+        items = routers if isinstance(routers, list | tuple) else [routers]
+        if not all(isinstance(r, APIRouter) for r in items):
+            ctx.plugins.isolate(rec.name, "platform_routes() must return a list of APIRouter")
+            continue
+        prefix = f"/api/{rec.name}"
+        before = len(app.router.routes)
+        for router in items:
+            app.include_router(router, prefix=prefix, tags=[rec.name],
+                               dependencies=[Depends(plugin_guard(rec.name))],
+                               responses=PROBLEM_RESPONSES)
+        for route in app.router.routes[before:]:
+            if isinstance(route, APIRoute):
+                _annotate(route, rec.name)
+
+
+def _annotate(route: APIRoute, plugin: str) -> None:
+    """Write each operation's auth requirement into its OpenAPI entry."""
+    scopes = route_scopes(plugin, route)
+    extra = dict(route.openapi_extra or {})
+    if scopes is None:
+        extra.update({PUBLIC_KEY: True, "security": []})
+    else:
+        extra.update({SCOPES_KEY: scopes, "security": [{"bearer": []}, {"oauth2": scopes}]})
+    route.openapi_extra = extra
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                         description=app.description, tags=app.openapi_tags)
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {}).update({
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "A personal API token (plt_...) or an access token (JWT)"},
+        "oauth2": {"type": "oauth2", "flows": {"password": {
+            "tokenUrl": "/api/core/auth/token", "scopes": {}}}},
+    })
+    components.setdefault("schemas", {})["Problem"] = {
+        "type": "object", "title": "Problem",
+        "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"},
+            "status": {"type": "integer"}, "detail": {"type": "string"},
+            "instance": {"type": "string"}, "request_id": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(ctx: PlatformContext) -> FastAPI:
+    """The ASGI app for a booted platform: core endpoints plus every active plugin's routes."""
+    from platform_core import __version__
+
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ctx.plugins.acall("platform_startup", ctx=ctx)
+        _drop_isolated(ctx)
+        _set_plugin_gauge(ctx, metrics)
+        log.info("platform started", extra={
+            "plugins": ",".join(r.name for r in ctx.plugins.active_records() if not r.internal)})
+        try:
+            yield
+        finally:
+            await ctx.plugins.acall("platform_shutdown", ctx=ctx, reverse=True, isolate=False)
+            await ctx.db.dispose()
+
+    app = FastAPI(
+        title="Platform API", version=__version__, lifespan=lifespan,
+        description="A plugin platform for domain backends. Each plugin's API is under /api/<plugin>.",
+        max_body_size=ctx.config.core.max_body_bytes,
+        openapi_tags=[{"name": r.name, "description": r.meta.description or f"the {r.name} plugin"}
+                      for r in ctx.plugins.active_records()],
+    )
+    app.state.platform = ctx
+    app.state.metrics = metrics
+    problems.install(app)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    _mount_core_endpoints(app, ctx, metrics)
+    _mount_plugin_routes(app, ctx)
+    _drop_isolated(ctx)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _set_plugin_gauge(ctx: PlatformContext, metrics: Metrics) -> None:
+    for state in PluginState:
+        metrics.plugins.labels(state.value).set(
+            sum(1 for r in ctx.plugins.records.values() if r.state is state and not r.internal))
+
+
+def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) -> None:
+    """Liveness, readiness and metrics: outside /api, never behind a plugin."""
+
+    @app.get("/healthz", tags=["ops"], openapi_extra={PUBLIC_KEY: True, "security": []})
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process serves requests."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], openapi_extra={PUBLIC_KEY: True, "security": []},
+             responses={503: {"description": "Not ready"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: the database and every plugin's health checks pass."""
+        from platform_core.health import run_checks
+
+        ok, checks = await run_checks(ctx)
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], openapi_extra={PUBLIC_KEY: True, "security": []},
+             response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    async def prometheus(request: Request) -> Response:
+        """Prometheus metrics in the text exposition format."""
+        if not ctx.config.core.metrics_public:
+            from platform_core.auth.deps import authenticate
+            from platform_core.errors import Forbidden
+
+            principal = await authenticate(request)
+            if not principal.is_admin:
+                raise Forbidden("metrics are restricted to admins")
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,119 @@
+"""FastAPI dependencies: the per-plugin guard (state, authentication, scopes, media type)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platform_core.auth.service import Principal, resolve_credential
+from platform_core.context import PlatformContext
+from platform_core.errors import Forbidden, ServiceUnavailable, Unauthorized, UnsupportedMediaType
+
+PUBLIC_KEY = "x-public"
+SCOPES_KEY = "x-scopes"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_context(request: Request) -> PlatformContext:
+    """The running platform's context."""
+    ctx: PlatformContext = request.app.state.platform
+    return ctx
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A database session in a transaction, committed before the response is sent."""
+    async with get_context(request).db.session() as session:
+        yield session
+
+
+def default_scopes(plugin: str, method: str) -> list[str]:
+    """``<plugin>:read`` for reads, ``<plugin>:write`` otherwise."""
+    return [f"{plugin}:read" if method.upper() in READ_METHODS else f"{plugin}:write"]
+
+
+def route_scopes(plugin: str, route: Any) -> list[str] | None:
+    """The scopes an operation needs; None when it is public."""
+    extra = getattr(route, "openapi_extra", None) or {}
+    if extra.get(PUBLIC_KEY):
+        return None
+    scopes = extra.get(SCOPES_KEY)
+    if scopes is not None:
+        return list(scopes)
+    methods = sorted(getattr(route, "methods", None) or {"GET"})
+    return default_scopes(plugin, methods[0])
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller behind the ``Authorization: Bearer`` header, or ``Unauthorized``."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+    ctx = get_context(request)
+    role_scopes = ctx.state["role_scopes"]
+    async with ctx.db.session() as session:
+        principal = await resolve_credential(
+            session, credential.strip(), secret_key=ctx.secret_key, role_scopes=role_scopes)
+    if principal is None:
+        raise Unauthorized("invalid, expired or revoked credentials")
+    request.state.principal = principal
+    return principal
+
+
+def _check_media_type(request: Request, route: Any) -> None:
+    if request.method in READ_METHODS or request.method == "DELETE":
+        return
+    body_field = getattr(route, "body_field", None)
+    if body_field is None:
+        return
+    if not (request.headers.get("content-length", "0") != "0"
+            or "transfer-encoding" in request.headers):
+        return
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    extra = getattr(route, "openapi_extra", None) or {}
+    accepted = extra.get("x-content-types")
+    if accepted is None:
+        from fastapi import params
+
+        info = getattr(body_field, "field_info", None)
+        if isinstance(info, params.Form | params.File):
+            accepted = ["application/x-www-form-urlencoded", "multipart/form-data"]
+        else:
+            accepted = ["application/json"]
+    if media not in accepted and not (media.endswith("+json") and "application/json" in accepted):
+        raise UnsupportedMediaType(
+            f"content type {media or '(none)'!r} is not accepted; use {', '.join(accepted)}")
+
+
+def plugin_guard(plugin: str) -> Callable[[Request], Coroutine[Any, Any, Principal | None]]:
+    """The dependency every route of ``plugin`` runs first."""
+
+    async def guard(request: Request) -> Principal | None:
+        ctx = get_context(request)
+        rec = ctx.plugins.records.get(plugin)
+        if rec is None or not rec.active:
+            reason = rec.reason if rec else "not loaded"
+            raise ServiceUnavailable(f"plugin {plugin!r} is unavailable: {reason}")
+        route = request.scope.get("route")
+        scopes = route_scopes(plugin, route)
+        principal = None
+        if scopes is not None:
+            principal = await authenticate(request)
+            missing = [s for s in scopes if s not in principal.scopes]
+            if missing:
+                raise Forbidden(f"this operation needs scope {missing[0]!r}")
+        _check_media_type(request, route)
+        return principal
+
+    return guard
+
+
+async def current_principal(request: Request) -> Principal:
+    """The authenticated caller (the guard has already checked scopes)."""
+    return await authenticate(request)

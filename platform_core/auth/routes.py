@@ -1,0 +1,138 @@
+"""Thin HTTP layer over the auth service: login, the caller, users, API tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platform_core import PUBLIC, requires_scopes
+from platform_core.auth import service
+from platform_core.auth.deps import current_principal, get_context, get_session
+from platform_core.auth.models import ApiToken
+from platform_core.auth.ratelimit import SlidingWindowLimiter
+from platform_core.auth.schemas import (
+    ApiTokenCreate,
+    ApiTokenCreated,
+    ApiTokenOut,
+    MeOut,
+    TokenResponse,
+    UserCreate,
+    UserOut,
+)
+from platform_core.auth.service import Principal
+from platform_core.auth.tokens import encode_jwt
+from platform_core.errors import TooManyRequests, Unauthorized
+
+router = APIRouter()
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+Caller = Annotated[Principal, Depends(current_principal)]
+ADMIN = requires_scopes("core:admin")
+
+
+def _limiter(request: Request) -> SlidingWindowLimiter:
+    ctx = get_context(request)
+    limiter = ctx.state.get("login_limiter")
+    if limiter is None:
+        auth = ctx.config.core.auth
+        limiter = ctx.state["login_limiter"] = SlidingWindowLimiter(
+            auth.login_attempts, auth.login_window_seconds)
+    return limiter
+
+
+@router.post("/auth/token", response_model=TokenResponse, openapi_extra=PUBLIC)
+async def login(
+    request: Request,
+    session: Session,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    scope: Annotated[str, Form(max_length=4096)] = "",
+) -> TokenResponse:
+    """OAuth2 password flow: exchange a user name and password for a short-lived JWT."""
+    limiter = _limiter(request)
+    address = request.client.host if request.client else "unknown"
+    keys = (f"user:{username.lower()}", f"addr:{address}")
+    wait = max(limiter.retry_after(k) for k in keys)
+    if wait:
+        raise TooManyRequests(f"too many failed logins; retry in {wait}s", retry_after=wait)
+    user = await service.authenticate(session, username, password)
+    if user is None:
+        for key in keys:
+            limiter.hit(key)
+        raise Unauthorized("invalid username or password", error="invalid_grant")
+    limiter.reset(keys[0])
+    ctx = get_context(request)
+    held = ctx.state["role_scopes"][user.role]
+    asked = set(scope.split()) if scope.strip() else set(held)
+    granted = sorted(asked & held)
+    ttl = timedelta(seconds=ctx.config.core.auth.jwt_ttl_seconds)
+    token, _ = encode_jwt(ctx.secret_key, user.id, granted, ttl)
+    return TokenResponse(access_token=token, expires_in=int(ttl.total_seconds()),
+                         scope=" ".join(granted))
+
+
+@router.get("/me", response_model=MeOut)
+async def me(session: Session, caller: Caller) -> MeOut:
+    """The caller and the scopes their credential holds."""
+    user = await service.get_user(session, caller.user_id)
+    return MeOut(**UserOut.model_validate(user).model_dump(), scopes=sorted(caller.scopes))
+
+
+@router.get("/users", response_model=list[UserOut], openapi_extra=ADMIN)
+async def list_users(session: Session) -> list[UserOut]:
+    """Every user (admins only)."""
+    return [UserOut.model_validate(u) for u in await service.list_users(session)]
+
+
+@router.post("/users", response_model=UserOut, status_code=201, openapi_extra=ADMIN)
+async def create_user(body: UserCreate, session: Session) -> UserOut:
+    """Create a user (admins only); 409 when the name is taken."""
+    user = await service.create_user(session, body.username, body.role, body.password)
+    return UserOut.model_validate(user)
+
+
+@router.get("/users/{user_id}", response_model=UserOut, openapi_extra=ADMIN)
+async def get_user(user_id: int, session: Session) -> UserOut:
+    """One user (admins only)."""
+    return UserOut.model_validate(await service.get_user(session, user_id))
+
+
+def token_out(token: ApiToken) -> ApiTokenOut:
+    """The API view of a token record."""
+    return ApiTokenOut(
+        id=token.id, user_id=token.user_id, name=token.name, prefix=token.prefix,
+        scopes=token.scopes, created_at=token.created_at, expires_at=token.expires_at,
+        revoked_at=token.revoked_at, last_used_at=token.last_used_at,
+        state=service.token_state(token))
+
+
+@router.get("/tokens", response_model=list[ApiTokenOut])
+async def list_tokens(session: Session, caller: Caller) -> list[ApiTokenOut]:
+    """The caller's own API tokens (never their secrets)."""
+    return [token_out(t) for t in await service.list_tokens(session, caller.user_id)]
+
+
+@router.post("/tokens", response_model=ApiTokenCreated, status_code=201)
+async def create_token(request: Request, body: ApiTokenCreate, session: Session,
+                       caller: Caller) -> ApiTokenCreated:
+    """Create a personal API token for the caller; the secret is in this response only.
+
+    A token cannot hold a scope its creator's credential does not hold.
+    """
+    ctx = get_context(request)
+    user = await service.get_user(session, caller.user_id)
+    expires = service.parse_duration(body.expires_in) if body.expires_in else None
+    scopes = body.scopes if body.scopes is not None else sorted(caller.scopes)
+    token, secret = await service.create_token(
+        session, user, scopes=scopes, known_scopes=frozenset(ctx.permissions),
+        role_scopes=caller.scopes, expires_in=expires, name=body.name)
+    return ApiTokenCreated(**token_out(token).model_dump(), token=secret)
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+async def revoke_token(token_id: int, session: Session, caller: Caller) -> None:
+    """Revoke one of the caller's tokens (admins: anyone's); idempotent."""
+    owner = None if caller.has("core:admin") else caller.user_id
+    await service.revoke_token(session, token_id, owner_id=owner)

@@ -1,0 +1,1 @@
+"""Internal plugins: the core's own features, registered through the public hooks."""

@@ -1,0 +1,152 @@
+"""Configuration: ``[core]`` of ``plugins.toml`` plus ``PLATFORM_*`` environment overrides.
+
+``PLATFORM_CONFIG`` names the file (default ``./plugins.toml``); a missing file means
+defaults. The file's layout::
+
+    [core]
+    database_url = "sqlite+aiosqlite:///./var/platform.db"
+    strict = false
+
+    [plugins]
+    enabled = ["inventory", "scheduler"]
+
+    [plugins.inventory]      # settings validated by the plugin's own model
+    some_key = 1
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from platform_core.errors import ConfigError
+
+DEFAULT_CONFIG = "plugins.toml"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/platform.db"
+
+
+class AuthSettings(BaseModel):
+    """``[core.auth]``: token lifetimes and login rate limits."""
+
+    jwt_ttl_seconds: int = Field(900, gt=0, le=86400)
+    login_attempts: int = Field(5, gt=0)
+    login_window_seconds: int = Field(60, gt=0)
+
+
+class CoreSettings(BaseSettings):
+    """``[core]`` settings; every key can be overridden with ``PLATFORM_<KEY>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PLATFORM_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    strict: bool = False
+    secret_key: str | None = None
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+    metrics_public: bool = True
+    auth: AuthSettings = AuthSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then the file's ``[core]`` table (passed as init values)."""
+        return env_settings, init_settings
+
+
+@dataclass
+class Config:
+    """The whole configuration: core settings, enabled plugins and their raw settings."""
+
+    path: Path
+    core: CoreSettings
+    enabled: list[str] = field(default_factory=list)
+    plugin_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def plugin_table(self, name: str) -> dict[str, Any]:
+        """The raw ``[plugins.<name>]`` table (empty when absent)."""
+        return self.plugin_tables.get(name, {})
+
+    @property
+    def var_dir(self) -> Path:
+        """Directory for local state (SQLite file, generated secret), beside the config."""
+        return self.path.parent / "var"
+
+
+def config_path() -> Path:
+    """The config file's path: ``PLATFORM_CONFIG`` or ``./plugins.toml``."""
+    return Path(os.environ.get("PLATFORM_CONFIG", DEFAULT_CONFIG))
+
+
+def _format_validation(path: Path, section: str, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(table)"
+        parts.append(f"{path} [{section}] key '{key}': {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
+    """Read and validate the configuration; raise ``ConfigError`` naming file, section, key."""
+    path = Path(path) if path is not None else config_path()
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    elif "PLATFORM_CONFIG" in os.environ and path == config_path():
+        raise ConfigError(f"{path}: PLATFORM_CONFIG names a file that does not exist")
+    unknown = set(data) - {"core", "plugins"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown section [{sorted(unknown)[0]}] (expected core, plugins)")
+    core_table = dict(data.get("core", {}))
+    core_table.update(overrides)
+    try:
+        core = CoreSettings(**core_table)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(path, "core", exc)) from exc
+    plugins_table = dict(data.get("plugins", {}))
+    enabled = plugins_table.pop("enabled", [])
+    if not isinstance(enabled, list) or not all(isinstance(n, str) for n in enabled):
+        raise ConfigError(f"{path} [plugins] key 'enabled': must be a list of plugin names")
+    for name, table in plugins_table.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path} [plugins] key '{name}': expected a [plugins.{name}] table")
+    cfg = Config(path=path, core=core, enabled=list(dict.fromkeys(enabled)), plugin_tables=plugins_table)
+    if core.database_url == DEFAULT_DATABASE_URL:
+        core.database_url = f"sqlite+aiosqlite:///{cfg.var_dir / 'platform.db'}"
+    return cfg
+
+
+def secret_key(cfg: Config) -> str:
+    """The signing key: ``[core] secret_key``, else one generated once under ``var/``."""
+    if cfg.core.secret_key:
+        return cfg.core.secret_key
+    key_file = cfg.var_dir / "secret.key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    cfg.var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its key
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

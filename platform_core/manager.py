@@ -1,0 +1,351 @@
+"""Plugin discovery, dependency resolution and isolation around a pluggy manager.
+
+Plugins are found in the ``platform_core.plugins`` entry-point group and loaded only when
+``plugins.toml`` enables them. Load order is the topological order of ``requires``. A
+plugin that fails (import error, bad metadata, missing or incompatible dependency, cycle,
+invalid settings, a raising hook) is *isolated* with a one-line reason, and so are the
+plugins that depend on it; the rest go on. ``[core] strict = true`` raises instead.
+"""
+
+from __future__ import annotations
+
+import enum
+import graphlib
+import inspect
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ValidationError
+
+from platform_core import hookspecs
+from platform_core.config import Config
+from platform_core.errors import PluginError, StrictModeError
+from platform_core.specs import PluginMeta
+
+log = logging.getLogger("platform_core.plugins")
+
+ENTRY_POINT_GROUP = "platform_core.plugins"
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RESERVED_NAMES = frozenset({"core", "enabled", "api", "auth", "docs", "healthz", "readyz"})
+
+
+class PluginState(enum.StrEnum):
+    """Where a plugin stands after loading."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    ISOLATED = "isolated"
+    MISSING = "missing"
+
+
+@dataclass
+class PluginRecord:
+    """Everything the platform knows about one plugin, loaded or not."""
+
+    name: str
+    version: str
+    enabled: bool
+    state: PluginState
+    reason: str = ""
+    distribution: str = ""
+    internal: bool = False
+    module: Any = None
+    meta: PluginMeta = field(default_factory=PluginMeta)
+    requires: list[Requirement] = field(default_factory=list)
+    settings: BaseModel | None = None
+
+    @property
+    def active(self) -> bool:
+        """True when the plugin contributes to the running platform."""
+        return self.state is PluginState.ACTIVE
+
+
+def core_version() -> str:
+    """The installed platform-core version."""
+    from platform_core import __version__
+
+    return __version__
+
+
+def _ep_distribution(ep: EntryPoint) -> tuple[str, str]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return "", "0"
+    return dist.metadata["Name"] or "", dist.version or "0"
+
+
+def discover() -> dict[str, EntryPoint]:
+    """Installed plugins by name, from the entry-point group (no plugin is imported)."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+class PlatformPlugins:
+    """The plugin manager: loads enabled plugins and calls their hooks with isolation."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        internal: Iterable[tuple[str, Any]] = (),
+        extra: dict[str, Any] | None = None,
+        installed: dict[str, EntryPoint] | None = None,
+    ) -> None:
+        self.config = config
+        self.pm = pluggy.PluginManager("platform_core")
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self._internal = list(internal)
+        self._extra = dict(extra or {})
+        self._installed = installed if installed is not None else discover()
+        self.order: list[str] = []
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load(self) -> PlatformPlugins:
+        """Discover, import, resolve and validate; isolate failures (or raise when strict)."""
+        for name, obj in self._internal:
+            self.pm.register(obj, name=name)
+            self.records[name] = PluginRecord(
+                name=name, version=core_version(), enabled=True, state=PluginState.ACTIVE,
+                distribution="platform-core", internal=True, module=obj,
+            )
+        self._import_enabled()
+        self._read_meta()
+        self._resolve()
+        self._run_add_hookspecs()
+        self._validate_settings()
+        if self.config.core.strict:
+            failures = {r.name: r.reason for r in self.records.values()
+                        if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)}
+            if failures:
+                raise StrictModeError(failures)
+        for rec in self.records.values():
+            if rec.state is PluginState.ISOLATED:
+                log.warning("plugin isolated", extra={"plugin": rec.name, "reason": rec.reason})
+        return self
+
+    def _import_enabled(self) -> None:
+        enabled = set(self.config.enabled) | set(self._extra)
+        for name, ep in sorted(self._installed.items()):
+            dist, version = _ep_distribution(ep)
+            rec = PluginRecord(name=name, version=version, enabled=name in enabled,
+                               state=PluginState.DISABLED, distribution=dist)
+            self.records[name] = rec
+            if name in self._extra or not rec.enabled:
+                continue
+            if name in RESERVED_NAMES or not NAME_RE.match(name):
+                self._fail(rec, f"invalid plugin name {name!r} (lowercase letters, digits, _; "
+                                "not a reserved name)")
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # any import-time failure isolates the plugin
+                self._fail(rec, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            self._register(rec, module)
+        for name, obj in self._extra.items():
+            version = str(getattr(obj, "__version__", "0.0.0"))
+            rec = PluginRecord(name=name, version=version, enabled=True,
+                               state=PluginState.DISABLED, distribution=f"(in-process) {name}")
+            self.records[name] = rec
+            self._register(rec, obj)
+        for name in self.config.enabled:
+            if name not in self.records:
+                self.records[name] = PluginRecord(
+                    name=name, version="", enabled=True, state=PluginState.MISSING,
+                    reason=f"enabled in {self.config.path} but not installed",
+                )
+
+    def _register(self, rec: PluginRecord, module: Any) -> None:
+        try:
+            self.pm.register(module, name=rec.name)
+        except Exception as exc:  # pluggy validation: unknown hook args, bad hookimpl
+            self._fail(rec, f"invalid hooks: {exc}")
+            return
+        rec.module = module
+        rec.state = PluginState.ACTIVE
+
+    def _read_meta(self) -> None:
+        for rec, meta in self.call("platform_plugin_meta"):
+            if meta is None:
+                continue
+            if not isinstance(meta, PluginMeta):
+                self._fail(rec, "platform_plugin_meta() must return platform_core.PluginMeta")
+                continue
+            rec.meta = meta
+            try:
+                rec.requires = [Requirement(r) for r in meta.requires]
+                core_spec = SpecifierSet(meta.core) if meta.core else None
+            except (InvalidRequirement, InvalidSpecifier) as exc:
+                self._fail(rec, f"invalid version constraint: {exc}")
+                continue
+            if core_spec is not None and not core_spec.contains(core_version(), prereleases=True):
+                self._fail(rec, f"supports platform-core {meta.core}, installed is {core_version()}")
+
+    def _resolve(self) -> None:
+        """Check ``requires`` against the loaded plugins and compute the load order."""
+        candidates = {n: r for n, r in self.records.items() if r.active and not r.internal}
+        graph = {n: {q.name for q in r.requires} for n, r in candidates.items()}
+        sorter = graphlib.TopologicalSorter(graph)
+        try:
+            order = list(sorter.static_order())
+        except graphlib.CycleError as exc:
+            cycle = exc.args[1]
+            for name in set(cycle):
+                if name in candidates:
+                    self._fail(candidates[name], "dependency cycle: " + " -> ".join(cycle))
+            return self._resolve()
+        for name in order:
+            rec = self.records.get(name)
+            if rec is None or rec.internal or not rec.active:
+                continue
+            for req in rec.requires:
+                dep = self.records.get(req.name)
+                if dep is None or dep.state is PluginState.MISSING:
+                    self._fail(rec, f"requires {req}, which is not installed")
+                elif not dep.enabled:
+                    self._fail(rec, f"requires {req}, which is not enabled")
+                elif not dep.active:
+                    self._fail(rec, f"requires {req.name}, which is {dep.state.value}")
+                elif not _version_ok(req, dep.version):
+                    self._fail(rec, f"requires {req}, installed is {dep.version}")
+                else:
+                    continue
+                break
+        internal = [n for n, r in self.records.items() if r.internal]
+        self.order = internal + [n for n in order if n in self.records and self.records[n].active]
+
+    def _run_add_hookspecs(self) -> None:
+        for rec, _ in self.call("platform_add_hookspecs", pm=self.pm):
+            log.debug("hookspecs added", extra={"plugin": rec.name})
+
+    def _validate_settings(self) -> None:
+        models = {rec.name: model for rec, model in self.call("platform_settings")}
+        for rec in self.active_records():
+            table = self.config.plugin_table(rec.name)
+            model = models.get(rec.name)
+            section = f"plugins.{rec.name}"
+            if model is None:
+                if table:
+                    key = sorted(table)[0]
+                    self._fail(rec, f"invalid settings: {self.config.path} [{section}] key "
+                                    f"'{key}': the plugin takes no settings")
+                continue
+            if not (inspect.isclass(model) and issubclass(model, BaseModel)):
+                self._fail(rec, "platform_settings() must return a pydantic model class")
+                continue
+            known = set(model.model_fields) | {
+                f.alias for f in model.model_fields.values() if f.alias}
+            unknown = sorted(set(table) - known)
+            if unknown:
+                self._fail(rec, f"invalid settings: {self.config.path} [{section}] key "
+                                f"'{unknown[0]}': unknown setting")
+                continue
+            try:
+                rec.settings = model.model_validate(table)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                key = ".".join(str(p) for p in err["loc"]) or "(table)"
+                self._fail(rec, f"invalid settings: {self.config.path} [{section}] key "
+                                f"'{key}': {err['msg']}")
+
+    # -- isolation -------------------------------------------------------------------------
+
+    def _fail(self, rec: PluginRecord, reason: str) -> None:
+        if rec.internal:
+            raise PluginError(rec.name, reason)
+        self.isolate(rec.name, reason)
+
+    def isolate(self, name: str, reason: str) -> None:
+        """Isolate ``name`` and every active plugin that requires it, each with a reason."""
+        rec = self.records[name]
+        if rec.state is PluginState.ISOLATED:
+            return
+        rec.state, rec.reason = PluginState.ISOLATED, reason
+        if self.pm.has_plugin(name) or self.pm.get_plugin(name) is not None:
+            self.pm.unregister(name=name)
+        if name in self.order:
+            self.order.remove(name)
+        for other in list(self.records.values()):
+            if other.active and any(req.name == name for req in other.requires):
+                self.isolate(other.name, f"depends on {name}, which is isolated")
+
+    # -- calling hooks -----------------------------------------------------------------------
+
+    def active_records(self) -> list[PluginRecord]:
+        """Active plugins in load order (internal plugins first)."""
+        names = self.order or [n for n, r in self.records.items() if r.active]
+        return [self.records[n] for n in names if self.records[n].active]
+
+    def _impls(self, hook: str) -> dict[str, Any]:
+        caller = getattr(self.pm.hook, hook)
+        return {impl.plugin_name: impl for impl in caller.get_hookimpls()}
+
+    def call(self, hook: str, *, reverse: bool = False, **kwargs: Any) -> list[tuple[PluginRecord, Any]]:
+        """Call ``hook`` of every active plugin in load order; isolate those that raise.
+
+        Returns ``(record, result)`` pairs for the plugins that implement the hook.
+        """
+        impls = self._impls(hook)
+        records = self.active_records()
+        if reverse:
+            records.reverse()
+        results = []
+        for rec in records:
+            impl = impls.get(rec.name)
+            if impl is None or not rec.active:
+                continue
+            try:
+                result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except Exception as exc:
+                self._fail(rec, f"{hook}() raised {type(exc).__name__}: {exc}")
+                continue
+            results.append((rec, result))
+        return results
+
+    async def acall(self, hook: str, *, reverse: bool = False, isolate: bool = True,
+                    **kwargs: Any) -> list[tuple[PluginRecord, Any]]:
+        """Like :meth:`call`, awaiting results that are awaitable (startup, shutdown)."""
+        impls = self._impls(hook)
+        records = self.active_records()
+        if reverse:
+            records.reverse()
+        results = []
+        for rec in records:
+            impl = impls.get(rec.name)
+            if impl is None or not rec.active:
+                continue
+            try:
+                result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                if not isolate:
+                    log.exception("%s() failed", hook, extra={"plugin": rec.name})
+                    continue
+                self._fail(rec, f"{hook}() raised {type(exc).__name__}: {exc}")
+                continue
+            results.append((rec, result))
+        return results
+
+    def get(self, name: str) -> PluginRecord:
+        """The record of ``name``; ``KeyError`` when the platform never heard of it."""
+        return self.records[name]
+
+
+def _version_ok(req: Requirement, version: str) -> bool:
+    try:
+        return req.specifier.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False

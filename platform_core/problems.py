@@ -1,0 +1,90 @@
+"""RFC 9457 problem+json: one place turns every error into the same shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from platform_core.errors import PlatformError
+
+log = logging.getLogger("platform_core.errors")
+
+PROBLEM_JSON = "application/problem+json"
+_TITLES = {
+    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+    405: "Method not allowed", 406: "Not acceptable", 409: "Conflict",
+    413: "Payload too large", 415: "Unsupported media type", 422: "Validation failed",
+    429: "Too many requests", 500: "Internal server error", 503: "Service unavailable",
+}
+_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
+          409: "conflict", 413: "payload-too-large", 415: "unsupported-media-type",
+          422: "validation-failed", 429: "too-many-requests", 500: "internal-error",
+          503: "service-unavailable"}
+
+
+def problem(request: Request, status: int, detail: str, *, title: str | None = None,
+            type_: str | None = None, headers: dict[str, str] | None = None,
+            **extra: Any) -> JSONResponse:
+    """A problem+json response; ``extra`` members are added to the body."""
+    body: dict[str, Any] = {
+        "type": type_ or f"/problems/{_TYPES.get(status, 'bad-request')}",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        errors.append({"field": ".".join(loc[1:]) or (loc[0] if loc else ""),
+                       "in": loc[0] if loc else "body",
+                       "message": err.get("msg", "invalid"), "type": err.get("type", "")})
+    return errors
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into problem+json."""
+
+    async def platform_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, PlatformError)
+        headers = {}
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            headers["Retry-After"] = str(retry_after)
+        return problem(request, exc.status, exc.detail, title=exc.title, type_=exc.type,
+                       headers=headers or None, **exc.extra)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+        return problem(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _field_errors(exc)
+        fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "request"
+        return problem(request, 422, f"invalid input: {fields}", errors=errors)
+
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return problem(request, 500, "the server failed to handle the request; it has been logged")
+
+    app.add_exception_handler(PlatformError, platform_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unhandled)
