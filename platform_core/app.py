@@ -254,14 +254,13 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     app = FastAPI(
         title="Platform API", version=__version__, lifespan=lifespan,
         description="A plugin platform for domain backends. Each plugin's API is under /api/<plugin>.",
-        max_body_size=ctx.config.core.max_body_bytes,
         openapi_tags=[{"name": r.name, "description": r.meta.description or f"the {r.name} plugin"}
                       for r in ctx.plugins.active_records()],
     )
     app.state.platform = ctx
     app.state.metrics = metrics
     problems.install(app)
-    app.add_middleware(RequestMiddleware, metrics=metrics)
+    app.add_middleware(RequestMiddleware, metrics=metrics, max_body=ctx.config.core.max_body_bytes)
     _mount_core_endpoints(app, ctx, metrics)
     _mount_plugin_routes(app, ctx)
     _drop_isolated(ctx)

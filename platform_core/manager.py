@@ -109,6 +109,7 @@ class PlatformPlugins:
         self._extra = dict(extra or {})
         self._installed = installed if installed is not None else discover()
         self.order: list[str] = []
+        self.problems: list[str] = []
 
     # -- loading -------------------------------------------------------------------------
 
@@ -139,6 +140,9 @@ class PlatformPlugins:
         enabled = set(self.config.enabled) | set(self._extra)
         for name, ep in sorted(self._installed.items()):
             dist, version = _ep_distribution(ep)
+            if name in self.records:  # an installed plugin may never replace an internal one
+                self._problem(f"plugin {name!r} from {dist or ep.value} ignored: reserved name")
+                continue
             rec = PluginRecord(name=name, version=version, enabled=name in enabled,
                                state=PluginState.DISABLED, distribution=dist)
             self.records[name] = rec
@@ -155,6 +159,9 @@ class PlatformPlugins:
                 continue
             self._register(rec, module)
         for name, obj in self._extra.items():
+            if name in self.records and self.records[name].internal:
+                self._problem(f"in-process plugin {name!r} ignored: reserved name")
+                continue
             version = str(getattr(obj, "__version__", "0.0.0"))
             rec = PluginRecord(name=name, version=version, enabled=True,
                                state=PluginState.DISABLED, distribution=f"(in-process) {name}")
@@ -166,6 +173,11 @@ class PlatformPlugins:
                     name=name, version="", enabled=True, state=PluginState.MISSING,
                     reason=f"enabled in {self.config.path} but not installed",
                 )
+
+    def _problem(self, message: str) -> None:
+        """A platform-level problem not tied to a loadable plugin (shown by doctor)."""
+        log.warning(message)
+        self.problems.append(message)
 
     def _register(self, rec: PluginRecord, module: Any) -> None:
         try:
@@ -202,9 +214,12 @@ class PlatformPlugins:
             order = list(sorter.static_order())
         except graphlib.CycleError as exc:
             cycle = exc.args[1]
-            for name in set(cycle):
-                if name in candidates:
-                    self._fail(candidates[name], "dependency cycle: " + " -> ".join(cycle))
+            reason = "dependency cycle: " + " -> ".join(cycle)
+            members = [n for n in dict.fromkeys(cycle) if n in candidates]
+            for name in members:  # mark all first: each keeps the cycle as its reason
+                self._mark(name, reason)
+            for name in members:
+                self._cascade(name)
             return self._resolve()
         for name in order:
             rec = self.records.get(name)
@@ -269,14 +284,20 @@ class PlatformPlugins:
 
     def isolate(self, name: str, reason: str) -> None:
         """Isolate ``name`` and every active plugin that requires it, each with a reason."""
-        rec = self.records[name]
-        if rec.state is PluginState.ISOLATED:
+        if self.records[name].state is PluginState.ISOLATED:
             return
+        self._mark(name, reason)
+        self._cascade(name)
+
+    def _mark(self, name: str, reason: str) -> None:
+        rec = self.records[name]
         rec.state, rec.reason = PluginState.ISOLATED, reason
-        if self.pm.has_plugin(name) or self.pm.get_plugin(name) is not None:
+        if self.pm.get_plugin(name) is not None:
             self.pm.unregister(name=name)
         if name in self.order:
             self.order.remove(name)
+
+    def _cascade(self, name: str) -> None:
         for other in list(self.records.values()):
             if other.active and any(req.name == name for req in other.requires):
                 self.isolate(other.name, f"depends on {name}, which is isolated")

@@ -80,9 +80,10 @@ access_log = logging.getLogger("platform_core.access")
 class RequestMiddleware:
     """Pure ASGI: request id (``X-Request-ID``), access log line and metrics per request."""
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: Any, metrics: Metrics, max_body: int) -> None:
         self.app = app
         self.metrics = metrics
+        self.max_body = max_body
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Wrap one request."""
@@ -90,26 +91,58 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = None
+        declared = 0
         for key, value in scope.get("headers", ()):
             if key == b"x-request-id":
                 candidate = value.decode("latin-1")[:64]
                 if candidate.isascii() and candidate.isprintable():
                     request_id = candidate
-                break
+            elif key == b"content-length":
+                declared = int(value) if value.isdigit() else 0
         request_id = request_id or uuid.uuid4().hex
+        if declared > self.max_body:
+            await _send_problem(send, 413, "Payload too large",
+                                f"the request body exceeds {self.max_body} bytes",
+                                request_id, scope["path"])
+            return
+        received = 0
+        max_body = self.max_body
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal received
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > max_body:
+                    from platform_core.errors import PayloadTooLarge
+
+                    raise PayloadTooLarge(f"the request body exceeds {max_body} bytes")
+            return message
+
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        started = False
         start = time.perf_counter()
 
         async def send_wrapper(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, limited_receive, send_wrapper)
+        except Exception:
+            if started:  # the response is under way (or a framework signal): not ours
+                raise
+            status = 500
+            # Last resort for errors that escaped the app's handlers: log once, answer 500.
+            logging.getLogger("platform_core.errors").exception(
+                "unhandled error", extra={"request_id": request_id, "path": scope["path"]})
+            await _send_problem(send, 500, "Internal server error",
+                                "the server failed to handle the request; it has been logged",
+                                request_id, scope["path"])
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
@@ -120,3 +153,16 @@ class RequestMiddleware:
                 access_log.info("request", extra={
                     "request_id": request_id, "method": scope["method"], "path": scope["path"],
                     "status": status, "duration_ms": round(elapsed * 1000, 2)})
+
+
+async def _send_problem(send: Any, status: int, title: str, detail: str, request_id: str,
+                        path: str) -> None:
+    kind = {413: "payload-too-large", 500: "internal-error"}[status]
+    body = json.dumps({
+        "type": f"/problems/{kind}", "title": title, "status": status, "detail": detail,
+        "instance": path, "request_id": request_id}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode())]})
+    await send({"type": "http.response.body", "body": body})

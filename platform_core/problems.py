@@ -80,11 +80,6 @@ def install(app: FastAPI) -> None:
         fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "request"
         return problem(request, 422, f"invalid input: {fields}", errors=errors)
 
-    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem(request, 500, "the server failed to handle the request; it has been logged")
-
     app.add_exception_handler(PlatformError, platform_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, unhandled)

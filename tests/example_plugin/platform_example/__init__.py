@@ -1,0 +1,1 @@
+"""platform_example: an example third-party plugin (personal notes) using every hook."""
