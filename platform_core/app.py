@@ -182,18 +182,25 @@ def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> None:
             ctx.plugins.isolate(rec.name, "platform_routes() must return a list of APIRouter")
             continue
         prefix = f"/api/{rec.name}"
-        before = len(app.router.routes)
         for router in items:
+            _annotate_router(router, rec.name)
             app.include_router(router, prefix=prefix, tags=[rec.name],
                                dependencies=[Depends(plugin_guard(rec.name))],
                                responses=PROBLEM_RESPONSES)
-        for route in app.router.routes[before:]:
-            if isinstance(route, APIRoute):
-                _annotate(route, rec.name)
+
+
+def _annotate_router(router: APIRouter, plugin: str) -> None:
+    """Annotate the plugin's own routes before inclusion (FastAPI copies or wraps them)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            _annotate(route, plugin)
+        nested = getattr(route, "original_router", None)  # FastAPI >= 0.16x keeps includes lazy
+        if isinstance(nested, APIRouter):
+            _annotate_router(nested, plugin)
 
 
 def _annotate(route: APIRoute, plugin: str) -> None:
-    """Write each operation's auth requirement into its OpenAPI entry."""
+    """Write the operation's auth requirement into its OpenAPI entry (idempotent)."""
     scopes = route_scopes(plugin, route)
     extra = dict(route.openapi_extra or {})
     if scopes is None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from platform_core.errors import PlatformError
@@ -80,6 +82,43 @@ def install(app: FastAPI) -> None:
         fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "request"
         return problem(request, 422, f"invalid input: {fields}", errors=errors)
 
+    async def data_error(request: Request, exc: Exception) -> JSONResponse:
+        # A safety net for values the HTTP layer let through but the database refuses.
+        log.warning("database refused a value", extra={"path": request.url.path,
+                                                        "error": type(exc).__name__})
+        return problem(request, 422, "a value is out of range or malformed for storage")
+
+    async def integrity_error(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("integrity error", extra={"path": request.url.path})
+        return problem(request, 409, "the change conflicts with existing data")
+
+    async def dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        chain = list(_causes(exc))
+        if any(type(e).__name__ == "DataError" or isinstance(e, OverflowError) for e in chain):
+            return await data_error(request, exc)
+        if exc.connection_invalidated or any(isinstance(e, OSError) for e in chain):
+            log.error("database unavailable", extra={"path": request.url.path})
+            return problem(request, 503, "the database is unavailable; try again shortly")
+        raise exc
+
+    app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(OverflowError, data_error)
+    app.add_exception_handler(DBAPIError, dbapi_error)
+    app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(PlatformError, platform_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its wrapped driver error and their causes, each once."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [current.__cause__, current.__context__, getattr(current, "orig", None)]

@@ -25,6 +25,7 @@ from platform_core.auth.schemas import (
 from platform_core.auth.service import Principal
 from platform_core.auth.tokens import encode_jwt
 from platform_core.errors import TooManyRequests, Unauthorized
+from platform_core.http import IdPath
 
 router = APIRouter()
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
@@ -94,7 +95,7 @@ async def create_user(body: UserCreate, session: Session) -> UserOut:
 
 
 @router.get("/users/{user_id}", response_model=UserOut, openapi_extra=ADMIN)
-async def get_user(user_id: int, session: Session) -> UserOut:
+async def get_user(user_id: IdPath, session: Session) -> UserOut:
     """One user (admins only)."""
     return UserOut.model_validate(await service.get_user(session, user_id))
 
@@ -132,7 +133,7 @@ async def create_token(request: Request, body: ApiTokenCreate, session: Session,
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-async def revoke_token(token_id: int, session: Session, caller: Caller) -> None:
+async def revoke_token(token_id: IdPath, session: Session, caller: Caller) -> None:
     """Revoke one of the caller's tokens (admins: anyone's); idempotent."""
     owner = None if caller.has("core:admin") else caller.user_id
     await service.revoke_token(session, token_id, owner_id=owner)
