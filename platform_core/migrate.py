@@ -88,8 +88,18 @@ def _run(conn: Connection, target: MigrationTarget, destination: str, downgrade:
 
 async def _with_connection(db: Database, fn: Callable[[Connection], Any]) -> Any:
     async with db.engine.connect() as conn:
+        if db.is_sqlite:
+            # SQLite's batch mode recreates tables; with foreign keys on, dropping the old
+            # table would cascade-delete referencing rows. Switch them off (only possible
+            # outside a transaction), then check integrity before switching back on.
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         result = await conn.run_sync(fn)
         await conn.commit()
+        if db.is_sqlite:
+            broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).fetchall()
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            if broken:
+                raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
         return result
 
 

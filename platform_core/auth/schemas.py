@@ -37,6 +37,7 @@ class UserOut(BaseModel):
     role: str
     is_active: bool
     created_at: datetime
+    last_login_at: datetime | None = None
 
 
 class MeOut(UserOut):

@@ -107,6 +107,7 @@ async def authenticate(session: AsyncSession, username: str, password: str) -> U
     ok = verify_password(password, user.password_hash if user else None)
     if user is None or not ok or not user.is_active:
         return None
+    user.last_login_at = utcnow()
     return user
 
 

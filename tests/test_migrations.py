@@ -1,0 +1,96 @@
+"""Per-plugin migrations: pending detection, upgrade, downgrade and upgrade again."""
+
+from __future__ import annotations
+
+from sqlalchemy import inspect, text
+
+from platform_core.migrate import downgrade, history, status, upgrade
+
+
+async def _tables(db) -> set[str]:
+    async with db.engine.connect() as conn:
+        return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+
+async def _columns(db, table) -> set[str]:
+    async with db.engine.connect() as conn:
+        cols = await conn.run_sync(lambda c: inspect(c).get_columns(table))
+    return {c["name"] for c in cols}
+
+
+def _target(platform, name):
+    return next(t for t in platform.ctx.state["migration_targets"] if t.plugin == name)
+
+
+async def test_fresh_database_has_pending_migrations_per_plugin(platform_factory):
+    platform = await platform_factory(enabled=["example"], migrate=False, start=False)
+    targets = platform.ctx.state["migration_targets"]
+    assert [t.plugin for t in targets] == ["core", "example"]
+    assert all(s.pending and s.current == () for s in await status(platform.ctx.db, targets))
+    assert await upgrade(platform.ctx.db, targets) == ["core", "example"]
+    assert not any(s.pending for s in await status(platform.ctx.db, targets))
+    assert await upgrade(platform.ctx.db, targets) == []  # idempotent
+
+
+async def test_each_plugin_has_its_own_version_table(platform_factory):
+    platform = await platform_factory(enabled=["example"])
+    tables = await _tables(platform.ctx.db)
+    assert {"alembic_version_core", "alembic_version_example"} <= tables
+    assert "alembic_version" not in tables
+
+
+async def test_core_round_trip_keeps_rows(platform_factory):
+    platform = await platform_factory()
+    db = platform.ctx.db
+    user = await platform.user("member", "survivor")
+    token = await platform.token(user=user)
+    core = _target(platform, "core")
+    await downgrade(db, core, "-1")
+    assert "last_login_at" not in await _columns(db, "core_users")
+    assert (await status(db, [core]))[0].current == ("core_0001",)
+    await upgrade(db, [core])
+    assert "last_login_at" in await _columns(db, "core_users")
+    async with db.engine.connect() as conn:
+        names = (await conn.execute(text("SELECT username FROM core_users"))).scalars().all()
+        tokens = (await conn.execute(text("SELECT count(*) FROM core_api_tokens"))).scalar_one()
+    assert "survivor" in names
+    assert tokens == 1
+    client = platform.client(token)
+    assert (await client.get("/api/core/me")).status_code == 200
+
+
+async def test_downgrading_one_plugin_leaves_the_others_alone(platform_factory):
+    platform = await platform_factory(enabled=["example"])
+    db = platform.ctx.db
+    await platform.user("member", "stays")
+    await downgrade(db, _target(platform, "example"), "base")
+    tables = await _tables(db)
+    assert not any(t.startswith("example_") for t in tables)
+    assert "core_users" in tables
+    statuses = {s.plugin: s for s in await status(db, platform.ctx.state["migration_targets"])}
+    assert not statuses["core"].pending and statuses["example"].pending
+    await upgrade(db, platform.ctx.state["migration_targets"])
+    assert "example_notes" in await _tables(db)
+
+
+async def test_history_lists_revisions_newest_first(platform_factory):
+    platform = await platform_factory(migrate=False, start=False)
+    revs = [r[0] for r in history(_target(platform, "core"))]
+    assert revs[:2] == ["core_0002", "core_0001"]
+
+
+async def test_disabled_plugin_tables_and_rows_are_untouched(platform_factory, tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    first = await platform_factory(enabled=["example"], database_url=url)
+    note = await (await first.client_for("member")).post("/api/example/notes",
+                                                          json={"title": "keep me"})
+    assert note.status_code == 201, note.text
+    await first.aclose()
+    second = await platform_factory(enabled=[], database_url=url)
+    assert [t.plugin for t in second.ctx.state["migration_targets"]] == ["core"]
+    assert "/api/example/notes" not in second.app.openapi()["paths"]
+    async with second.ctx.db.engine.connect() as conn:
+        titles = (await conn.execute(text("SELECT title FROM example_notes"))).scalars().all()
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version_example"))).scalar_one()
+    assert titles == ["keep me"]
+    assert version.startswith("example_")
