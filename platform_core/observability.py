@@ -77,6 +77,17 @@ class Metrics:
 access_log = logging.getLogger("platform_core.access")
 
 
+def route_template(scope: dict[str, Any]) -> str:
+    """The matched route's path with its parameters as ``{name}`` (bounded metric labels)."""
+    if scope.get("route") is None:
+        return "(unmatched)"
+    values = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
+    if not values:
+        return str(scope["path"])
+    return "/".join(f"{{{values[seg]}}}" if seg in values else seg
+                    for seg in str(scope["path"]).split("/"))
+
+
 class RequestMiddleware:
     """Pure ASGI: request id (``X-Request-ID``), access log line and metrics per request."""
 
@@ -145,8 +156,7 @@ class RequestMiddleware:
                                 request_id, scope["path"])
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "(unmatched)"
+            template = route_template(scope)
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(scope["method"], template).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):

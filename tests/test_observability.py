@@ -1,0 +1,66 @@
+"""Liveness, readiness, metrics and structured logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from platform_core import HealthCheck, hookimpl
+from platform_core.observability import JsonFormatter
+
+
+class Sick:
+    """A plugin whose readiness check fails."""
+
+    @hookimpl
+    def platform_health(self):
+        async def check():
+            raise ConnectionError("upstream down")
+
+        return [HealthCheck("upstream", check)]
+
+
+async def test_healthz_is_public(anon_client):
+    r = await anon_client.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+async def test_readyz_checks_database(anon_client):
+    r = await anon_client.get("/readyz")
+    assert r.status_code == 200
+    assert {"name": "core.database", "ok": True} in r.json()["checks"]
+
+
+async def test_readyz_fails_when_a_plugin_check_fails(platform_factory):
+    platform = await platform_factory(extra_plugins={"sick": Sick()})
+    r = await platform.client().get("/readyz")
+    assert r.status_code == 503
+    failing = [c for c in r.json()["checks"] if not c["ok"]]
+    assert failing == [{"name": "sick.upstream", "ok": False,
+                        "error": "ConnectionError: upstream down"}]
+
+
+async def test_metrics_count_requests_by_route_template(admin_client, anon_client):
+    await admin_client.get("/api/core/users/12345")
+    text = (await anon_client.get("/metrics")).text
+    assert 'platform_http_requests_total{method="GET",route="/api/core/users/{user_id}",status="404"} 1.0' in text
+    assert "platform_plugins" in text
+
+
+async def test_metrics_can_be_restricted_to_admins(platform_factory):
+    platform = await platform_factory(core={"metrics_public": False})
+    assert (await platform.client().get("/metrics")).status_code == 401
+    member = await platform.client_for("member")
+    assert (await member.get("/metrics")).status_code == 403
+    admin = await platform.client_for("admin")
+    assert (await admin.get("/metrics")).status_code == 200
+
+
+def test_json_log_lines_carry_extra_fields():
+    record = logging.LogRecord("platform_core.access", logging.INFO, __file__, 1, "request",
+                               (), None)
+    record.request_id, record.status = "abc", 201
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "request"
+    assert line["request_id"] == "abc" and line["status"] == 201
+    assert line["level"] == "info"
