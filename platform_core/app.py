@@ -28,13 +28,21 @@ log = logging.getLogger("platform_core.app")
 
 CORE_PATHS = ("/api/core", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
 
-_PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+_PROBLEM = {
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": desc, **_PROBLEM}
     for code, desc in {
-        400: "Bad request", 401: "Not authenticated", 403: "Missing scope",
-        404: "Not found", 409: "Conflict", 413: "Body too large",
-        415: "Unsupported media type", 422: "Validation failed", 429: "Rate limited",
+        400: "Bad request",
+        401: "Not authenticated",
+        403: "Missing scope",
+        404: "Not found",
+        409: "Conflict",
+        413: "Body too large",
+        415: "Unsupported media type",
+        422: "Validation failed",
+        429: "Rate limited",
         503: "Plugin or dependency unavailable",
     }.items()
 }
@@ -78,8 +86,11 @@ def _strict_check(ctx: PlatformContext) -> None:
         return
     from platform_core.errors import StrictModeError
 
-    failures = {r.name: r.reason for r in ctx.plugins.records.values()
-                if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)}
+    failures = {
+        r.name: r.reason
+        for r in ctx.plugins.records.values()
+        if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)
+    }
     if failures:
         raise StrictModeError(failures)
 
@@ -88,11 +99,19 @@ def _collect_permissions(ctx: PlatformContext) -> None:
     perms: dict[str, Permission] = {}
     for rec, result in ctx.plugins.call("platform_permissions"):
         items = list(result or [])
-        bad = [p for p in items if not isinstance(p, Permission)
-               or not p.scope.startswith(f"{rec.name}:") or set(p.roles) - set(ROLES)]
+        bad = [
+            p
+            for p in items
+            if not isinstance(p, Permission)
+            or not p.scope.startswith(f"{rec.name}:")
+            or set(p.roles) - set(ROLES)
+        ]
         if bad:
-            ctx.plugins.isolate(rec.name, f"invalid permission {bad[0]!r}: scopes are "
-                                          f"'{rec.name}:<action>' with roles from {ROLES}")
+            ctx.plugins.isolate(
+                rec.name,
+                f"invalid permission {bad[0]!r}: scopes are "
+                f"'{rec.name}:<action>' with roles from {ROLES}",
+            )
             continue
         for p in items:
             perms[p.scope] = p
@@ -102,11 +121,15 @@ def _collect_permissions(ctx: PlatformContext) -> None:
 def refresh_scopes(ctx: PlatformContext) -> None:
     """Recompute the scope table from the active plugins (after an isolation)."""
     active = {r.name for r in ctx.plugins.active_records()}
-    perms = {s: p for s, p in ctx.state["declared_permissions"].items() if s.split(":")[0] in active}
+    perms = {
+        s: p for s, p in ctx.state["declared_permissions"].items() if s.split(":")[0] in active
+    }
     for name in active:
         for action in ("read", "write"):
-            perms.setdefault(f"{name}:{action}", Permission(
-                f"{name}:{action}", f"default {action} scope of {name}", ROLES))
+            perms.setdefault(
+                f"{name}:{action}",
+                Permission(f"{name}:{action}", f"default {action} scope of {name}", ROLES),
+            )
     ctx.permissions = perms
     ctx.state["role_scopes"] = {role: ctx.role_scopes(role) for role in ROLES}
 
@@ -140,8 +163,11 @@ def _collect_jobs(ctx: PlatformContext) -> None:
         collected = {}
         for spec in specs or []:
             if not isinstance(spec, JobSpec) or (spec.every is not None and spec.cron is not None):
-                ctx.plugins.isolate(rec.name, f"invalid job {spec!r}: a JobSpec with 'every' or "
-                                              "'cron' (not both), or neither for on-demand")
+                ctx.plugins.isolate(
+                    rec.name,
+                    f"invalid job {spec!r}: a JobSpec with 'every' or "
+                    "'cron' (not both), or neither for on-demand",
+                )
                 break
             collected[f"{rec.name}.{spec.name}"] = spec
         else:
@@ -152,7 +178,9 @@ def _collect_event_handlers(ctx: PlatformContext) -> None:
     for rec, handlers in ctx.plugins.call("platform_event_handlers", ctx=ctx):
         items = list(handlers or [])
         if not all(isinstance(h, EventHandler) for h in items):
-            ctx.plugins.isolate(rec.name, "platform_event_handlers() must return EventHandler items")
+            ctx.plugins.isolate(
+                rec.name, "platform_event_handlers() must return EventHandler items"
+            )
             continue
         ctx.event_handlers.extend((rec.name, h) for h in items)
 
@@ -184,9 +212,13 @@ def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> None:
         prefix = f"/api/{rec.name}"
         for router in items:
             _annotate_router(router, rec.name)
-            app.include_router(router, prefix=prefix, tags=[rec.name],
-                               dependencies=[Depends(plugin_guard(rec.name))],
-                               responses=PROBLEM_RESPONSES)
+            app.include_router(
+                router,
+                prefix=prefix,
+                tags=[rec.name],
+                dependencies=[Depends(plugin_guard(rec.name))],
+                responses=PROBLEM_RESPONSES,
+            )
 
 
 def _annotate_router(router: APIRouter, plugin: str) -> None:
@@ -215,23 +247,39 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     from fastapi.openapi.utils import get_openapi
 
-    schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
-                         description=app.description, tags=app.openapi_tags)
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        routes=app.routes,
+        description=app.description,
+        tags=app.openapi_tags,
+    )
     components = schema.setdefault("components", {})
-    components.setdefault("securitySchemes", {}).update({
-        "bearer": {"type": "http", "scheme": "bearer",
-                   "description": "A personal API token (plt_...) or an access token (JWT)"},
-        "oauth2": {"type": "oauth2", "flows": {"password": {
-            "tokenUrl": "/api/core/auth/token", "scopes": {}}}},
-    })
+    components.setdefault("securitySchemes", {}).update(
+        {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A personal API token (plt_...) or an access token (JWT)",
+            },
+            "oauth2": {
+                "type": "oauth2",
+                "flows": {"password": {"tokenUrl": "/api/core/auth/token", "scopes": {}}},
+            },
+        }
+    )
     components.setdefault("schemas", {})["Problem"] = {
-        "type": "object", "title": "Problem",
+        "type": "object",
+        "title": "Problem",
         "description": "RFC 9457 problem details",
         "required": ["type", "title", "status", "detail"],
         "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"},
-            "status": {"type": "integer"}, "detail": {"type": "string"},
-            "instance": {"type": "string"}, "request_id": {"type": "string"},
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "request_id": {"type": "string"},
             "errors": {"type": "array", "items": {"type": "object"}},
         },
     }
@@ -250,8 +298,12 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         await ctx.plugins.acall("platform_startup", ctx=ctx)
         _drop_isolated(ctx)
         _set_plugin_gauge(ctx, metrics)
-        log.info("platform started", extra={
-            "plugins": ",".join(r.name for r in ctx.plugins.active_records() if not r.internal)})
+        log.info(
+            "platform started",
+            extra={
+                "plugins": ",".join(r.name for r in ctx.plugins.active_records() if not r.internal)
+            },
+        )
         try:
             yield
         finally:
@@ -259,10 +311,15 @@ def create_app(ctx: PlatformContext) -> FastAPI:
             await ctx.db.dispose()
 
     app = FastAPI(
-        title="Platform API", version=__version__, lifespan=lifespan,
-        description="A plugin platform for domain backends. Each plugin's API is under /api/<plugin>.",
-        openapi_tags=[{"name": r.name, "description": r.meta.description or f"the {r.name} plugin"}
-                      for r in ctx.plugins.active_records()],
+        title="Platform API",
+        version=__version__,
+        lifespan=lifespan,
+        description="A plugin platform for domain backends; each plugin's API is under "
+        "/api/<plugin>.",
+        openapi_tags=[
+            {"name": r.name, "description": r.meta.description or f"the {r.name} plugin"}
+            for r in ctx.plugins.active_records()
+        ],
     )
     app.state.platform = ctx
     app.state.metrics = metrics
@@ -278,7 +335,8 @@ def create_app(ctx: PlatformContext) -> FastAPI:
 def _set_plugin_gauge(ctx: PlatformContext, metrics: Metrics) -> None:
     for state in PluginState:
         metrics.plugins.labels(state.value).set(
-            sum(1 for r in ctx.plugins.records.values() if r.state is state and not r.internal))
+            sum(1 for r in ctx.plugins.records.values() if r.state is state and not r.internal)
+        )
 
 
 def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) -> None:
@@ -289,19 +347,29 @@ def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) 
         """Liveness: the process serves requests."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], openapi_extra={PUBLIC_KEY: True, "security": []},
-             responses={503: {"description": "Not ready"}})
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        openapi_extra={PUBLIC_KEY: True, "security": []},
+        responses={503: {"description": "Not ready"}},
+    )
     async def readyz() -> JSONResponse:
         """Readiness: the database and every plugin's health checks pass."""
         from platform_core.health import run_checks
 
         ok, checks = await run_checks(ctx)
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
 
-    @app.get("/metrics", tags=["ops"], openapi_extra={PUBLIC_KEY: True, "security": []},
-             response_class=Response,
-             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        openapi_extra={PUBLIC_KEY: True, "security": []},
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus(request: Request) -> Response:
         """Prometheus metrics in the text exposition format."""
         if not ctx.config.core.metrics_public:

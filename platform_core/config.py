@@ -35,9 +35,9 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/platform.db"
 class AuthSettings(BaseModel):
     """``[core.auth]``: token lifetimes and login rate limits."""
 
-    jwt_ttl_seconds: int = Field(900, gt=0, le=86400)
-    login_attempts: int = Field(5, gt=0)
-    login_window_seconds: int = Field(60, gt=0)
+    jwt_ttl_seconds: int = Field(default=900, gt=0, le=86400)
+    login_attempts: int = Field(default=5, gt=0)
+    login_window_seconds: int = Field(default=60, gt=0)
 
 
 class CoreSettings(BaseSettings):
@@ -50,11 +50,11 @@ class CoreSettings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     strict: bool = False
     secret_key: str | None = None
-    max_body_bytes: int = Field(1_048_576, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
     metrics_public: bool = True
-    auth: AuthSettings = AuthSettings()
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -114,7 +114,9 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         raise ConfigError(f"{path}: PLATFORM_CONFIG names a file that does not exist")
     unknown = set(data) - {"core", "plugins"}
     if unknown:
-        raise ConfigError(f"{path}: unknown section [{sorted(unknown)[0]}] (expected core, plugins)")
+        raise ConfigError(
+            f"{path}: unknown section [{sorted(unknown)[0]}] (expected core, plugins)"
+        )
     core_table = dict(data.get("core", {}))
     core_table.update(overrides)
     try:
@@ -128,7 +130,9 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     for name, table in plugins_table.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path} [plugins] key '{name}': expected a [plugins.{name}] table")
-    cfg = Config(path=path, core=core, enabled=list(dict.fromkeys(enabled)), plugin_tables=plugins_table)
+    cfg = Config(
+        path=path, core=core, enabled=list(dict.fromkeys(enabled)), plugin_tables=plugins_table
+    )
     if core.database_url == DEFAULT_DATABASE_URL:
         core.database_url = f"sqlite+aiosqlite:///{cfg.var_dir / 'platform.db'}"
     return cfg

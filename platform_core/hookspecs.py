@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Every hook of the plugin contract, with what it receives and what it returns.
 
 The core calls each hook once per active plugin, in dependency order, and isolates a

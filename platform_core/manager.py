@@ -118,8 +118,13 @@ class PlatformPlugins:
         for name, obj in self._internal:
             self.pm.register(obj, name=name)
             self.records[name] = PluginRecord(
-                name=name, version=core_version(), enabled=True, state=PluginState.ACTIVE,
-                distribution="platform-core", internal=True, module=obj,
+                name=name,
+                version=core_version(),
+                enabled=True,
+                state=PluginState.ACTIVE,
+                distribution="platform-core",
+                internal=True,
+                module=obj,
             )
         self._import_enabled()
         self._read_meta()
@@ -127,8 +132,11 @@ class PlatformPlugins:
         self._run_add_hookspecs()
         self._validate_settings()
         if self.config.core.strict:
-            failures = {r.name: r.reason for r in self.records.values()
-                        if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)}
+            failures = {
+                r.name: r.reason
+                for r in self.records.values()
+                if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)
+            }
             if failures:
                 raise StrictModeError(failures)
         for rec in self.records.values():
@@ -143,14 +151,22 @@ class PlatformPlugins:
             if name in self.records:  # an installed plugin may never replace an internal one
                 self._problem(f"plugin {name!r} from {dist or ep.value} ignored: reserved name")
                 continue
-            rec = PluginRecord(name=name, version=version, enabled=name in enabled,
-                               state=PluginState.DISABLED, distribution=dist)
+            rec = PluginRecord(
+                name=name,
+                version=version,
+                enabled=name in enabled,
+                state=PluginState.DISABLED,
+                distribution=dist,
+            )
             self.records[name] = rec
             if name in self._extra or not rec.enabled:
                 continue
             if name in RESERVED_NAMES or not NAME_RE.match(name):
-                self._fail(rec, f"invalid plugin name {name!r} (lowercase letters, digits, _; "
-                                "not a reserved name)")
+                self._fail(
+                    rec,
+                    f"invalid plugin name {name!r} (lowercase letters, digits, _; "
+                    "not a reserved name)",
+                )
                 continue
             try:
                 module = ep.load()
@@ -163,14 +179,22 @@ class PlatformPlugins:
                 self._problem(f"in-process plugin {name!r} ignored: reserved name")
                 continue
             version = str(getattr(obj, "__version__", "0.0.0"))
-            rec = PluginRecord(name=name, version=version, enabled=True,
-                               state=PluginState.DISABLED, distribution=f"(in-process) {name}")
+            rec = PluginRecord(
+                name=name,
+                version=version,
+                enabled=True,
+                state=PluginState.DISABLED,
+                distribution=f"(in-process) {name}",
+            )
             self.records[name] = rec
             self._register(rec, obj)
         for name in self.config.enabled:
             if name not in self.records:
                 self.records[name] = PluginRecord(
-                    name=name, version="", enabled=True, state=PluginState.MISSING,
+                    name=name,
+                    version="",
+                    enabled=True,
+                    state=PluginState.MISSING,
                     reason=f"enabled in {self.config.path} but not installed",
                 )
 
@@ -203,7 +227,9 @@ class PlatformPlugins:
                 self._fail(rec, f"invalid version constraint: {exc}")
                 continue
             if core_spec is not None and not core_spec.contains(core_version(), prereleases=True):
-                self._fail(rec, f"supports platform-core {meta.core}, installed is {core_version()}")
+                self._fail(
+                    rec, f"supports platform-core {meta.core}, installed is {core_version()}"
+                )
 
     def _resolve(self) -> None:
         """Check ``requires`` against the loaded plugins and compute the load order."""
@@ -254,26 +280,35 @@ class PlatformPlugins:
             if model is None:
                 if table:
                     key = sorted(table)[0]
-                    self._fail(rec, f"invalid settings: {self.config.path} [{section}] key "
-                                    f"'{key}': the plugin takes no settings")
+                    self._fail(
+                        rec,
+                        f"invalid settings: {self.config.path} [{section}] key "
+                        f"'{key}': the plugin takes no settings",
+                    )
                 continue
             if not (inspect.isclass(model) and issubclass(model, BaseModel)):
                 self._fail(rec, "platform_settings() must return a pydantic model class")
                 continue
             known = set(model.model_fields) | {
-                f.alias for f in model.model_fields.values() if f.alias}
+                f.alias for f in model.model_fields.values() if f.alias
+            }
             unknown = sorted(set(table) - known)
             if unknown:
-                self._fail(rec, f"invalid settings: {self.config.path} [{section}] key "
-                                f"'{unknown[0]}': unknown setting")
+                self._fail(
+                    rec,
+                    f"invalid settings: {self.config.path} [{section}] key "
+                    f"'{unknown[0]}': unknown setting",
+                )
                 continue
             try:
                 rec.settings = model.model_validate(table)
             except ValidationError as exc:
                 err = exc.errors()[0]
                 key = ".".join(str(p) for p in err["loc"]) or "(table)"
-                self._fail(rec, f"invalid settings: {self.config.path} [{section}] key "
-                                f"'{key}': {err['msg']}")
+                self._fail(
+                    rec,
+                    f"invalid settings: {self.config.path} [{section}] key '{key}': {err['msg']}",
+                )
 
     # -- isolation -------------------------------------------------------------------------
 
@@ -313,7 +348,9 @@ class PlatformPlugins:
         caller = getattr(self.pm.hook, hook)
         return {impl.plugin_name: impl for impl in caller.get_hookimpls()}
 
-    def call(self, hook: str, *, reverse: bool = False, **kwargs: Any) -> list[tuple[PluginRecord, Any]]:
+    def call(
+        self, hook: str, *, reverse: bool = False, **kwargs: Any
+    ) -> list[tuple[PluginRecord, Any]]:
         """Call ``hook`` of every active plugin in load order; isolate those that raise.
 
         Returns ``(record, result)`` pairs for the plugins that implement the hook.
@@ -335,8 +372,9 @@ class PlatformPlugins:
             results.append((rec, result))
         return results
 
-    async def acall(self, hook: str, *, reverse: bool = False, isolate: bool = True,
-                    **kwargs: Any) -> list[tuple[PluginRecord, Any]]:
+    async def acall(
+        self, hook: str, *, reverse: bool = False, isolate: bool = True, **kwargs: Any
+    ) -> list[tuple[PluginRecord, Any]]:
         """Like :meth:`call`, awaiting results that are awaitable (startup, shutdown)."""
         impls = self._impls(hook)
         records = self.active_records()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,21 +114,25 @@ async def status(db: Database, targets: Sequence[MigrationTarget]) -> list[Migra
     return result
 
 
-async def upgrade(db: Database, targets: Sequence[MigrationTarget], revision: str = "heads") -> list[str]:
+async def upgrade(
+    db: Database, targets: Sequence[MigrationTarget], revision: str = "heads"
+) -> list[str]:
     """Upgrade every target in the given (dependency) order; return the plugins upgraded."""
     done: list[str] = []
     for target in targets:
         st = (await status(db, [target]))[0]
         if revision == "heads" and not st.pending:
             continue
-        await _with_connection(db, lambda c, t=target: _run(c, t, revision, downgrade=False))
+        await _with_connection(
+            db, partial(_run, target=target, destination=revision, downgrade=False)
+        )
         done.append(target.plugin)
     return done
 
 
 async def downgrade(db: Database, target: MigrationTarget, revision: str = "-1") -> None:
     """Downgrade one plugin's schema to ``revision`` (``-1``, a revision id or ``base``)."""
-    await _with_connection(db, lambda c: _run(c, target, revision, downgrade=True))
+    await _with_connection(db, partial(_run, target=target, destination=revision, downgrade=True))
 
 
 def history(target: MigrationTarget) -> list[tuple[str, str | None, str]]:
@@ -136,6 +141,11 @@ def history(target: MigrationTarget) -> list[tuple[str, str | None, str]]:
     rows = []
     for rev in script.walk_revisions():
         down = rev.down_revision
-        rows.append((rev.revision, down if isinstance(down, str) or down is None else ",".join(down),
-                     rev.doc or ""))
+        rows.append(
+            (
+                rev.revision,
+                down if isinstance(down, str) or down is None else ",".join(down),
+                rev.doc or "",
+            )
+        )
     return rows

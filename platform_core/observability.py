@@ -27,7 +27,9 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STD_ATTRS and not key.startswith("_"):
-                out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+                out[key] = (
+                    value if isinstance(value, str | int | float | bool | None) else str(value)
+                )
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
@@ -38,9 +40,13 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record`` as one line plus extras."""
-        base = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
-        extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items()
-                          if k not in _STD_ATTRS and not k.startswith("_"))
+        when = self.formatTime(record, "%H:%M:%S")
+        base = f"{when} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        extras = " ".join(
+            f"{k}={v}"
+            for k, v in record.__dict__.items()
+            if k not in _STD_ATTRS and not k.startswith("_")
+        )
         text = f"{base} {extras}" if extras else base
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
@@ -66,12 +72,21 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("platform_http_requests_total", "HTTP requests",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("platform_http_request_duration_seconds", "HTTP request latency",
-                                 ["method", "route"], registry=self.registry)
-        self.plugins = Gauge("platform_plugins", "Plugins by state", ["state"],
-                             registry=self.registry)
+        self.requests = Counter(
+            "platform_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "platform_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.plugins = Gauge(
+            "platform_plugins", "Plugins by state", ["state"], registry=self.registry
+        )
 
 
 access_log = logging.getLogger("platform_core.access")
@@ -84,8 +99,9 @@ def route_template(scope: dict[str, Any]) -> str:
     values = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
     if not values:
         return str(scope["path"])
-    return "/".join(f"{{{values[seg]}}}" if seg in values else seg
-                    for seg in str(scope["path"]).split("/"))
+    return "/".join(
+        f"{{{values[seg]}}}" if seg in values else seg for seg in str(scope["path"]).split("/")
+    )
 
 
 class RequestMiddleware:
@@ -112,9 +128,14 @@ class RequestMiddleware:
                 declared = int(value) if value.isdigit() else 0
         request_id = request_id or uuid.uuid4().hex
         if declared > self.max_body:
-            await _send_problem(send, 413, "Payload too large",
-                                f"the request body exceeds {self.max_body} bytes",
-                                request_id, scope["path"])
+            await _send_problem(
+                send,
+                413,
+                "Payload too large",
+                f"the request body exceeds {self.max_body} bytes",
+                request_id,
+                scope["path"],
+            )
             return
         received = 0
         max_body = self.max_body
@@ -150,29 +171,57 @@ class RequestMiddleware:
             status = 500
             # Last resort for errors that escaped the app's handlers: log once, answer 500.
             logging.getLogger("platform_core.errors").exception(
-                "unhandled error", extra={"request_id": request_id, "path": scope["path"]})
-            await _send_problem(send, 500, "Internal server error",
-                                "the server failed to handle the request; it has been logged",
-                                request_id, scope["path"])
+                "unhandled error", extra={"request_id": request_id, "path": scope["path"]}
+            )
+            await _send_problem(
+                send,
+                500,
+                "Internal server error",
+                "the server failed to handle the request; it has been logged",
+                request_id,
+                scope["path"],
+            )
         finally:
             elapsed = time.perf_counter() - start
             template = route_template(scope)
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(scope["method"], template).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
-                access_log.info("request", extra={
-                    "request_id": request_id, "method": scope["method"], "path": scope["path"],
-                    "status": status, "duration_ms": round(elapsed * 1000, 2)})
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
 
 
-async def _send_problem(send: Any, status: int, title: str, detail: str, request_id: str,
-                        path: str) -> None:
+async def _send_problem(
+    send: Any, status: int, title: str, detail: str, request_id: str, path: str
+) -> None:
     kind = {413: "payload-too-large", 500: "internal-error"}[status]
-    body = json.dumps({
-        "type": f"/problems/{kind}", "title": title, "status": status, "detail": detail,
-        "instance": path, "request_id": request_id}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode())]})
+    body = json.dumps(
+        {
+            "type": f"/problems/{kind}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": path,
+            "request_id": request_id,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

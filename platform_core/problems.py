@@ -18,20 +18,45 @@ log = logging.getLogger("platform_core.errors")
 
 PROBLEM_JSON = "application/problem+json"
 _TITLES = {
-    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 406: "Not acceptable", 409: "Conflict",
-    413: "Payload too large", 415: "Unsupported media type", 422: "Validation failed",
-    429: "Too many requests", 500: "Internal server error", 503: "Service unavailable",
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Validation failed",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
 }
-_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-          409: "conflict", 413: "payload-too-large", 415: "unsupported-media-type",
-          422: "validation-failed", 429: "too-many-requests", 500: "internal-error",
-          503: "service-unavailable"}
+_TYPES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-failed",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "service-unavailable",
+}
 
 
-def problem(request: Request, status: int, detail: str, *, title: str | None = None,
-            type_: str | None = None, headers: dict[str, str] | None = None,
-            **extra: Any) -> JSONResponse:
+def problem(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    type_: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     """A problem+json response; ``extra`` members are added to the body."""
     body: dict[str, Any] = {
         "type": type_ or f"/problems/{_TYPES.get(status, 'bad-request')}",
@@ -51,9 +76,14 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
-        errors.append({"field": ".".join(loc[1:]) or (loc[0] if loc else ""),
-                       "in": loc[0] if loc else "body",
-                       "message": err.get("msg", "invalid"), "type": err.get("type", "")})
+        errors.append(
+            {
+                "field": ".".join(loc[1:]) or (loc[0] if loc else ""),
+                "in": loc[0] if loc else "body",
+                "message": err.get("msg", "invalid"),
+                "type": err.get("type", ""),
+            }
+        )
     return errors
 
 
@@ -68,12 +98,21 @@ def install(app: FastAPI) -> None:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
             headers["Retry-After"] = str(retry_after)
-        return problem(request, exc.status, exc.detail, title=exc.title, type_=exc.type,
-                       headers=headers or None, **exc.extra)
+        return problem(
+            request,
+            exc.status,
+            exc.detail,
+            title=exc.title,
+            type_=exc.type,
+            headers=headers or None,
+            **exc.extra,
+        )
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+        detail = (
+            exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+        )
         return problem(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -84,8 +123,10 @@ def install(app: FastAPI) -> None:
 
     async def data_error(request: Request, exc: Exception) -> JSONResponse:
         # A safety net for values the HTTP layer let through but the database refuses.
-        log.warning("database refused a value", extra={"path": request.url.path,
-                                                        "error": type(exc).__name__})
+        log.warning(
+            "database refused a value",
+            extra={"path": request.url.path, "error": type(exc).__name__},
+        )
         return problem(request, 422, "a value is out of range or malformed for storage")
 
     async def integrity_error(request: Request, exc: Exception) -> JSONResponse:

@@ -52,36 +52,51 @@ class TestPlatform:
         self._stack = stack
         self._users: dict[str, User] = {}
 
-    async def user(self, role: str = "member", username: str | None = None,
-                   password: str | None = None) -> User:
+    async def user(
+        self, role: str = "member", username: str | None = None, password: str | None = None
+    ) -> User:
         """Create a user (no password unless given, which keeps tests fast)."""
         async with self.ctx.db.session() as session:
             return await service.create_user(
-                session, username or f"{role}-{uuid.uuid4().hex[:8]}", role, password)
+                session, username or f"{role}-{uuid.uuid4().hex[:8]}", role, password
+            )
 
-    async def token(self, role: str = "admin", *, scopes: Iterable[str] | None = None,
-                    user: User | None = None) -> str:
+    async def token(
+        self, role: str = "admin", *, scopes: Iterable[str] | None = None, user: User | None = None
+    ) -> str:
         """A personal API token for a new (or the given) user of ``role``."""
         async with self.ctx.db.session() as session:
             if user is None:
-                user = await service.create_user(session, f"{role}-{uuid.uuid4().hex[:8]}", role, None)
+                user = await service.create_user(
+                    session, f"{role}-{uuid.uuid4().hex[:8]}", role, None
+                )
             else:
                 user = await service.get_user(session, user.id)
             held = self.ctx.state["role_scopes"][user.role]
             _, secret = await service.create_token(
-                session, user, scopes=list(scopes) if scopes is not None else None,
-                known_scopes=frozenset(self.ctx.permissions), role_scopes=held, expires_in=None)
+                session,
+                user,
+                scopes=list(scopes) if scopes is not None else None,
+                known_scopes=frozenset(self.ctx.permissions),
+                role_scopes=held,
+                expires_in=None,
+            )
         return secret
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         """An HTTP client talking to the app in-process (closed with the platform)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                                   base_url="http://testserver", headers=headers)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://testserver",
+            headers=headers,
+        )
         self._stack.push_async_callback(client.aclose)
         return client
 
-    async def client_for(self, role: str, *, scopes: Iterable[str] | None = None) -> httpx.AsyncClient:
+    async def client_for(
+        self, role: str, *, scopes: Iterable[str] | None = None
+    ) -> httpx.AsyncClient:
         """A client authenticated as a new user of ``role`` (optionally with fewer scopes)."""
         return self.client(await self.token(role, scopes=scopes))
 
@@ -133,7 +148,9 @@ async def platform_factory(tmp_path: Path) -> AsyncIterator[PlatformFactory]:
     ) -> TestPlatform:
         nonlocal count
         count += 1
-        core_options = {"secret_key": "test-secret-key-" + "x" * 32, "log_format": "text"} | dict(core or {})
+        core_options = {"secret_key": "test-secret-key-" + "x" * 32, "log_format": "text"} | dict(
+            core or {}
+        )
         server = os.environ.get(TEST_DATABASE_ENV)
         if database_url is None and server:
             schema, drop = await _fresh_schema(server)
@@ -142,8 +159,12 @@ async def platform_factory(tmp_path: Path) -> AsyncIterator[PlatformFactory]:
         elif database_url is None:
             database_url = f"sqlite+aiosqlite:///{tmp_path / f'platform-{count}.db'}"
         core_options["database_url"] = database_url
-        config = Config(path=tmp_path / "plugins.toml", core=CoreSettings(**core_options),
-                        enabled=list(enabled), plugin_tables=dict(settings or {}))
+        config = Config(
+            path=tmp_path / "plugins.toml",
+            core=CoreSettings(**core_options),
+            enabled=list(enabled),
+            plugin_tables=dict(settings or {}),
+        )
         ctx = boot(config, extra_plugins=extra_plugins, schema=schema)
         if migrate:
             await upgrade(ctx.db, ctx.state["migration_targets"])
@@ -187,8 +208,9 @@ async def platform(
     platform_extra_plugins: dict[str, Any],
 ) -> TestPlatform:
     """A started platform with ``platform_plugins`` enabled and migrations applied."""
-    return await platform_factory(enabled=platform_plugins, settings=platform_settings,
-                                  extra_plugins=platform_extra_plugins)
+    return await platform_factory(
+        enabled=platform_plugins, settings=platform_settings, extra_plugins=platform_extra_plugins
+    )
 
 
 @pytest.fixture

@@ -39,8 +39,9 @@ async def test_login_issues_short_lived_jwt_that_authenticates(platform, anon_cl
     assert body["expires_in"] == platform.ctx.config.core.auth.jwt_ttl_seconds
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == body["expires_in"]
-    me = await anon_client.get("/api/core/me",
-                               headers={"Authorization": f"Bearer {body['access_token']}"})
+    me = await anon_client.get(
+        "/api/core/me", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
     assert me.status_code == 200
     assert me.json()["username"] == "olga"
 
@@ -64,7 +65,9 @@ async def test_login_failure_does_not_reveal_whether_user_exists(platform, anon_
 
 
 async def test_login_rate_limited_per_user(platform_factory):
-    platform = await platform_factory(core={"auth": {"login_attempts": 3, "login_window_seconds": 60}})
+    platform = await platform_factory(
+        core={"auth": {"login_attempts": 3, "login_window_seconds": 60}}
+    )
     await platform.user("member", "carol", PASSWORD)
     client = platform.client()
     for _ in range(3):
@@ -76,7 +79,9 @@ async def test_login_rate_limited_per_user(platform_factory):
 
 
 async def test_login_rate_limited_per_address_across_user_names(platform_factory):
-    platform = await platform_factory(core={"auth": {"login_attempts": 3, "login_window_seconds": 60}})
+    platform = await platform_factory(
+        core={"auth": {"login_attempts": 3, "login_window_seconds": 60}}
+    )
     client = platform.client()
     for i in range(3):
         assert (await _login(client, f"ghost{i}", "nope nope")).status_code == 401
@@ -159,9 +164,13 @@ async def test_expired_api_token_is_refused(platform, anon_client):
     async with platform.ctx.db.session() as s:
         user = await service.get_user(s, user.id)
         token, secret = await service.create_token(
-            s, user, scopes=None, known_scopes=frozenset(platform.ctx.permissions),
+            s,
+            user,
+            scopes=None,
+            known_scopes=frozenset(platform.ctx.permissions),
             role_scopes=platform.ctx.state["role_scopes"]["member"],
-            expires_in=timedelta(seconds=1))
+            expires_in=timedelta(seconds=1),
+        )
         token.expires_at = token.created_at - timedelta(seconds=1)
     r = await anon_client.get("/api/core/me", headers={"Authorization": f"Bearer {secret}"})
     assert r.status_code == 401

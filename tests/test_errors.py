@@ -68,29 +68,33 @@ async def test_invalid_body_is_422_naming_each_field(admin_client):
 
 
 async def test_malformed_json_is_422(admin_client):
-    r = await admin_client.post("/api/errs/items", content=b"{not json",
-                                headers={"content-type": "application/json"})
+    r = await admin_client.post(
+        "/api/errs/items", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert_problem(r, 422)
 
 
 async def test_wrong_content_type_is_415(admin_client):
-    r = await admin_client.post("/api/errs/items", content=b"name=a&size=1",
-                                headers={"content-type": "text/plain"})
+    r = await admin_client.post(
+        "/api/errs/items", content=b"name=a&size=1", headers={"content-type": "text/plain"}
+    )
     body = assert_problem(r, 415)
     assert "application/json" in body["detail"]
 
 
 async def test_oversized_body_is_413(platform_factory):
-    platform = await platform_factory(extra_plugins={"errs": ErrorsPlugin()},
-                                      core={"max_body_bytes": 1024})
+    platform = await platform_factory(
+        extra_plugins={"errs": ErrorsPlugin()}, core={"max_body_bytes": 1024}
+    )
     client = await platform.client_for("admin")
     r = await client.post("/api/errs/items", json={"name": "x" * 5000, "size": 1})
     assert_problem(r, 413)
 
 
 async def test_domain_conflict_is_409(admin_client):
-    body = assert_problem(await admin_client.post("/api/errs/items",
-                                                  json={"name": "taken", "size": 1}), 409)
+    body = assert_problem(
+        await admin_client.post("/api/errs/items", json={"name": "taken", "size": 1}), 409
+    )
     assert body["detail"] == "item 'taken' already exists"
 
 

@@ -82,8 +82,9 @@ async def test_history_lists_revisions_newest_first(platform_factory):
 async def test_disabled_plugin_tables_and_rows_are_untouched(platform_factory, tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
     first = await platform_factory(enabled=["example"], database_url=url)
-    note = await (await first.client_for("member")).post("/api/example/notes",
-                                                          json={"title": "keep me"})
+    note = await (await first.client_for("member")).post(
+        "/api/example/notes", json={"title": "keep me"}
+    )
     assert note.status_code == 201, note.text
     await first.aclose()
     second = await platform_factory(enabled=[], database_url=url)
@@ -91,6 +92,8 @@ async def test_disabled_plugin_tables_and_rows_are_untouched(platform_factory, t
     assert "/api/example/notes" not in second.app.openapi()["paths"]
     async with second.ctx.db.engine.connect() as conn:
         titles = (await conn.execute(text("SELECT title FROM example_notes"))).scalars().all()
-        version = (await conn.execute(text("SELECT version_num FROM alembic_version_example"))).scalar_one()
+        version = (
+            await conn.execute(text("SELECT version_num FROM alembic_version_example"))
+        ).scalar_one()
     assert titles == ["keep me"]
     assert version.startswith("example_")

@@ -10,8 +10,12 @@ from platform_core.manager import discover
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Outside /api: liveness, readiness and metrics are public by design (docs/operations.md).
-EXPECTED_PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
-                   ("post", "/api/core/auth/token")}
+EXPECTED_PUBLIC = {
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("post", "/api/core/auth/token"),
+}
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ from platform_core.manager import PlatformPlugins, PluginState
 class Plugin:
     """An in-test plugin: version, requirements and optional failing hooks."""
 
-    def __init__(self, version: str = "1.0", requires: tuple[str, ...] = (), core: str = "",
-                 fail: str = "") -> None:
+    def __init__(
+        self, version: str = "1.0", requires: tuple[str, ...] = (), core: str = "", fail: str = ""
+    ) -> None:
         self.__version__ = version
         self.requires = requires
         self.core = core
@@ -40,20 +41,27 @@ class Plugin:
 
 
 def _config(tmp_path: Path, enabled=(), tables=None, strict=False) -> Config:
-    core = CoreSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", strict=strict,
-                        secret_key="k" * 32)
-    return Config(path=tmp_path / "plugins.toml", core=core, enabled=list(enabled),
-                  plugin_tables=tables or {})
+    core = CoreSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", strict=strict, secret_key="k" * 32
+    )
+    return Config(
+        path=tmp_path / "plugins.toml", core=core, enabled=list(enabled), plugin_tables=tables or {}
+    )
 
 
 def _load(tmp_path, extra, installed=None, **cfg) -> PlatformPlugins:
-    return PlatformPlugins(_config(tmp_path, **cfg), internal=internal_plugins(), extra=extra,
-                           installed=installed or {}).load()
+    return PlatformPlugins(
+        _config(tmp_path, **cfg),
+        internal=internal_plugins(),
+        extra=extra,
+        installed=installed or {},
+    ).load()
 
 
 def test_load_order_follows_requires(tmp_path):
-    plugins = _load(tmp_path, {
-        "c": Plugin(requires=("b>=1",)), "a": Plugin(), "b": Plugin(requires=("a",))})
+    plugins = _load(
+        tmp_path, {"c": Plugin(requires=("b>=1",)), "a": Plugin(), "b": Plugin(requires=("a",))}
+    )
     assert plugins.order == ["core", "a", "b", "c"]
     assert all(plugins.get(n).active for n in "abc")
 
@@ -73,8 +81,9 @@ def test_incompatible_dependency_version_names_both_versions(tmp_path):
 
 
 def test_dependency_cycle_isolates_every_member(tmp_path):
-    plugins = _load(tmp_path, {"a": Plugin(requires=("b",)), "b": Plugin(requires=("a",)),
-                               "c": Plugin()})
+    plugins = _load(
+        tmp_path, {"a": Plugin(requires=("b",)), "b": Plugin(requires=("a",)), "c": Plugin()}
+    )
     for name in "ab":
         assert plugins.get(name).state is PluginState.ISOLATED
         assert plugins.get(name).reason.startswith("dependency cycle: ")
@@ -131,7 +140,9 @@ def test_reserved_plugin_name_is_refused(tmp_path):
     plugins = _load(tmp_path, {}, installed={"core": ep}, enabled=["core"])
     assert plugins.get("core").internal  # the real core stays; the impostor was refused
     assert plugins.get("core").active
-    assert plugins.problems == ["plugin 'core' from platform_core.builtins.core_plugin ignored: reserved name"]
+    assert plugins.problems == [
+        "plugin 'core' from platform_core.builtins.core_plugin ignored: reserved name"
+    ]
 
 
 class SettingsModel(BaseModel):
@@ -154,7 +165,9 @@ def test_settings_validated_into_model(tmp_path):
 def test_invalid_setting_names_file_section_and_key(tmp_path):
     plugins = _load(tmp_path, {"s": WithSettings()}, tables={"s": {"limit": "many"}})
     reason = plugins.get("s").reason
-    assert reason.startswith(f"invalid settings: {tmp_path / 'plugins.toml'} [plugins.s] key 'limit'")
+    assert reason.startswith(
+        f"invalid settings: {tmp_path / 'plugins.toml'} [plugins.s] key 'limit'"
+    )
 
 
 def test_unknown_setting_key_is_refused(tmp_path):
@@ -195,8 +208,10 @@ async def test_routes_mount_under_plugin_prefix_with_tag(platform_factory):
 async def test_plugin_cannot_take_core_prefix(platform_factory):
     platform = await platform_factory(extra_plugins={"sneaky": Routed(path="/../../core/me")})
     paths = platform.app.openapi()["paths"]
-    assert all(p == "/healthz" or p.startswith(("/api/core/", "/api/sneaky/", "/readyz",
-                                                 "/metrics")) for p in paths)
+    assert all(
+        p == "/healthz" or p.startswith(("/api/core/", "/api/sneaky/", "/readyz", "/metrics"))
+        for p in paths
+    )
 
 
 async def test_failing_routes_hook_isolates_only_that_plugin(platform_factory):
@@ -206,7 +221,10 @@ async def test_failing_routes_hook_isolates_only_that_plugin(platform_factory):
             raise RuntimeError("no routes today")
 
     platform = await platform_factory(extra_plugins={"bad": Bad(), "good": Routed()})
-    assert platform.ctx.plugins.get("bad").reason == "platform_routes() raised RuntimeError: no routes today"
+    assert (
+        platform.ctx.plugins.get("bad").reason
+        == "platform_routes() raised RuntimeError: no routes today"
+    )
     admin = await platform.client_for("admin")
     listing = {p["name"]: p for p in (await admin.get("/api/core/plugins")).json()}
     assert listing["bad"]["state"] == "isolated"

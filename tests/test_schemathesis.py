@@ -30,8 +30,12 @@ from platform_core.migrate import upgrade
 from platform_core.testing import TEST_DATABASE_ENV, _fresh_schema
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 async def _prepare(ctx) -> str:
@@ -52,8 +56,12 @@ def fuzz_platform(tmp_path_factory):
     if server:
         schema_name, drop = asyncio.run(_fresh_schema(server))
     url = server or f"sqlite+aiosqlite:///{tmp / 'fuzz.db'}"
-    core = CoreSettings(database_url=url, secret_key="fuzz-" + "k" * 40, log_level="WARNING",
-                        auth={"login_attempts": 1000})
+    core = CoreSettings(
+        database_url=url,
+        secret_key="fuzz-" + "k" * 40,
+        log_level="WARNING",
+        auth={"login_attempts": 1000},
+    )
     config = Config(path=tmp / "plugins.toml", core=core, enabled=sorted(discover()))
     ctx = boot(config, schema=schema_name)
     token = asyncio.run(_prepare(ctx))
@@ -65,8 +73,12 @@ def fuzz_platform(tmp_path_factory):
 
 def _fuzz(operation, token) -> None:
     @given(case=operation.as_strategy())
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case):
         case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
 

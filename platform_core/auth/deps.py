@@ -50,7 +50,7 @@ async def authenticate(request: Request) -> Principal:
     """The caller behind the ``Authorization: Bearer`` header, or ``Unauthorized``."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
@@ -59,7 +59,8 @@ async def authenticate(request: Request) -> Principal:
     role_scopes = ctx.state["role_scopes"]
     async with ctx.db.session() as session:
         principal = await resolve_credential(
-            session, credential.strip(), secret_key=ctx.secret_key, role_scopes=role_scopes)
+            session, credential.strip(), secret_key=ctx.secret_key, role_scopes=role_scopes
+        )
     if principal is None:
         raise Unauthorized("invalid, expired or revoked credentials")
     request.state.principal = principal
@@ -72,8 +73,9 @@ def _check_media_type(request: Request, route: Any) -> None:
     body_field = getattr(route, "body_field", None)
     if body_field is None:
         return
-    if not (request.headers.get("content-length", "0") != "0"
-            or "transfer-encoding" in request.headers):
+    if not (
+        request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    ):
         return
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     extra = getattr(route, "openapi_extra", None) or {}
@@ -88,7 +90,8 @@ def _check_media_type(request: Request, route: Any) -> None:
             accepted = ["application/json"]
     if media not in accepted and not (media.endswith("+json") and "application/json" in accepted):
         raise UnsupportedMediaType(
-            f"content type {media or '(none)'!r} is not accepted; use {', '.join(accepted)}")
+            f"content type {media or '(none)'!r} is not accepted; use {', '.join(accepted)}"
+        )
 
 
 def plugin_guard(plugin: str) -> Callable[[Request], Coroutine[Any, Any, Principal | None]]:

@@ -39,7 +39,8 @@ def _limiter(request: Request) -> SlidingWindowLimiter:
     if limiter is None:
         auth = ctx.config.core.auth
         limiter = ctx.state["login_limiter"] = SlidingWindowLimiter(
-            auth.login_attempts, auth.login_window_seconds)
+            auth.login_attempts, auth.login_window_seconds
+        )
     return limiter
 
 
@@ -70,8 +71,9 @@ async def login(
     granted = sorted(asked & held)
     ttl = timedelta(seconds=ctx.config.core.auth.jwt_ttl_seconds)
     token, _ = encode_jwt(ctx.secret_key, user.id, granted, ttl)
-    return TokenResponse(access_token=token, expires_in=int(ttl.total_seconds()),
-                         scope=" ".join(granted))
+    return TokenResponse(
+        access_token=token, expires_in=int(ttl.total_seconds()), scope=" ".join(granted)
+    )
 
 
 @router.get("/me", response_model=MeOut)
@@ -103,10 +105,17 @@ async def get_user(user_id: IdPath, session: Session) -> UserOut:
 def token_out(token: ApiToken) -> ApiTokenOut:
     """The API view of a token record."""
     return ApiTokenOut(
-        id=token.id, user_id=token.user_id, name=token.name, prefix=token.prefix,
-        scopes=token.scopes, created_at=token.created_at, expires_at=token.expires_at,
-        revoked_at=token.revoked_at, last_used_at=token.last_used_at,
-        state=service.token_state(token))
+        id=token.id,
+        user_id=token.user_id,
+        name=token.name,
+        prefix=token.prefix,
+        scopes=token.scopes,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+        last_used_at=token.last_used_at,
+        state=service.token_state(token),
+    )
 
 
 @router.get("/tokens", response_model=list[ApiTokenOut])
@@ -116,8 +125,9 @@ async def list_tokens(session: Session, caller: Caller) -> list[ApiTokenOut]:
 
 
 @router.post("/tokens", response_model=ApiTokenCreated, status_code=201)
-async def create_token(request: Request, body: ApiTokenCreate, session: Session,
-                       caller: Caller) -> ApiTokenCreated:
+async def create_token(
+    request: Request, body: ApiTokenCreate, session: Session, caller: Caller
+) -> ApiTokenCreated:
     """Create a personal API token for the caller; the secret is in this response only.
 
     A token cannot hold a scope its creator's credential does not hold.
@@ -127,8 +137,14 @@ async def create_token(request: Request, body: ApiTokenCreate, session: Session,
     expires = service.parse_duration(body.expires_in) if body.expires_in else None
     scopes = body.scopes if body.scopes is not None else sorted(caller.scopes)
     token, secret = await service.create_token(
-        session, user, scopes=scopes, known_scopes=frozenset(ctx.permissions),
-        role_scopes=caller.scopes, expires_in=expires, name=body.name)
+        session,
+        user,
+        scopes=scopes,
+        known_scopes=frozenset(ctx.permissions),
+        role_scopes=caller.scopes,
+        expires_in=expires,
+        name=body.name,
+    )
     return ApiTokenCreated(**token_out(token).model_dump(), token=secret)
 
 

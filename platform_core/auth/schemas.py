@@ -53,8 +53,7 @@ class ApiTokenCreate(BaseModel):
 
     name: str = Field(default="", max_length=100)
     scopes: list[str] | None = Field(default=None, max_length=200)
-    expires_in: str | None = Field(default=None, pattern=r"^\d{1,6}[smhdw]$",
-                                   examples=["30d"])
+    expires_in: str | None = Field(default=None, pattern=r"^\d{1,6}[smhdw]$", examples=["30d"])
 
 
 class ApiTokenOut(BaseModel):

@@ -62,16 +62,24 @@ async def count_users(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
 
 
-async def create_user(session: AsyncSession, username: str, role: str, password: str | None) -> User:
+async def create_user(
+    session: AsyncSession, username: str, role: str, password: str | None
+) -> User:
     """Create a user; ``Conflict`` when the name is taken, ``ValidationFailed`` on bad input."""
     if not USERNAME_RE.match(username):
-        raise _field_error("username", "1-64 letters, digits or . _ @ -, starting with a letter or digit")
+        raise _field_error(
+            "username", "1-64 letters, digits or . _ @ -, starting with a letter or digit"
+        )
     if role not in ROLES:
         raise _field_error("role", f"must be one of {', '.join(ROLES)}")
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise _field_error("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
-    user = User(username=username, role=role, is_active=True,
-                password_hash=hash_password(password) if password else None)
+    user = User(
+        username=username,
+        role=role,
+        is_active=True,
+        password_hash=hash_password(password) if password else None,
+    )
     session.add(user)
     try:
         await session.flush()
@@ -135,7 +143,10 @@ async def create_token(
             raise _field_error("scopes", f"role {user.role!r} does not hold scope {beyond[0]!r}")
     secret, prefix, digest = new_api_token()
     token = ApiToken(
-        user_id=user.id, name=name, prefix=prefix, digest=digest,
+        user_id=user.id,
+        name=name,
+        prefix=prefix,
+        digest=digest,
         scopes=sorted(set(scopes)) if scopes is not None else None,
         expires_at=utcnow() + expires_in if expires_in else None,
     )
@@ -152,7 +163,9 @@ async def list_tokens(session: AsyncSession, user_id: int | None = None) -> list
     return list((await session.scalars(query)).all())
 
 
-async def revoke_token(session: AsyncSession, token_id: int, *, owner_id: int | None = None) -> ApiToken:
+async def revoke_token(
+    session: AsyncSession, token_id: int, *, owner_id: int | None = None
+) -> ApiToken:
     """Revoke a token (idempotent); ``owner_id`` restricts it to that user's tokens."""
     token = await session.get(ApiToken, token_id)
     if token is None or (owner_id is not None and token.user_id != owner_id):
@@ -173,7 +186,10 @@ def token_state(token: ApiToken, now: datetime | None = None) -> str:
 
 
 async def resolve_credential(
-    session: AsyncSession, credential: str, *, secret_key: str,
+    session: AsyncSession,
+    credential: str,
+    *,
+    secret_key: str,
     role_scopes: dict[str, frozenset[str]],
 ) -> Principal | None:
     """The principal behind a bearer credential (API token or JWT); None when invalid.
@@ -182,8 +198,11 @@ async def resolve_credential(
     demoting a user narrows their existing tokens too.
     """
     if is_api_token(credential):
-        token = (await session.scalars(
-            select(ApiToken).where(ApiToken.digest == token_digest(credential)))).first()
+        token = (
+            await session.scalars(
+                select(ApiToken).where(ApiToken.digest == token_digest(credential))
+            )
+        ).first()
         if token is None or token_state(token) != "active":
             return None
         user = await session.get(User, token.user_id)

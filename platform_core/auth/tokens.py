@@ -52,7 +52,10 @@ def decode_jwt(key: str, token: str) -> dict[str, Any] | None:
     """The claims of a valid, unexpired token; None for anything else."""
     try:
         claims: dict[str, Any] = jwt.decode(
-            token, key, algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE,
+            token,
+            key,
+            algorithms=[JWT_ALGORITHM],
+            audience=JWT_AUDIENCE,
             options={"require": ["exp", "sub", "aud"]},
         )
     except jwt.PyJWTError:

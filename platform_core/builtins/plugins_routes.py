@@ -14,9 +14,16 @@ router = APIRouter()
 
 def plugin_out(rec: PluginRecord) -> PluginOut:
     """The API view of a plugin record."""
-    return PluginOut(name=rec.name, version=rec.version, distribution=rec.distribution,
-                     enabled=rec.enabled, state=rec.state.value, reason=rec.reason,
-                     requires=[str(r) for r in rec.requires], description=rec.meta.description)
+    return PluginOut(
+        name=rec.name,
+        version=rec.version,
+        distribution=rec.distribution,
+        enabled=rec.enabled,
+        state=rec.state.value,
+        reason=rec.reason,
+        requires=[str(r) for r in rec.requires],
+        description=rec.meta.description,
+    )
 
 
 @router.get("/plugins", response_model=list[PluginOut])

@@ -43,8 +43,12 @@ def upgrade() -> None:
         sa.Column("last_used_at", UTCDateTime, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_core_api_tokens"),
         sa.UniqueConstraint("digest", name="uq_core_api_tokens_digest"),
-        sa.ForeignKeyConstraint(["user_id"], ["core_users.id"], ondelete="CASCADE",
-                                name="fk_core_api_tokens_user_id_core_users"),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["core_users.id"],
+            ondelete="CASCADE",
+            name="fk_core_api_tokens_user_id_core_users",
+        ),
     )
     op.create_index("ix_core_api_tokens_user_id", "core_api_tokens", ["user_id"])
 
