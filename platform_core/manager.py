@@ -83,11 +83,23 @@ def _ep_distribution(ep: EntryPoint) -> tuple[str, str]:
 
 
 def discover() -> dict[str, EntryPoint]:
-    """Installed plugins by name, from the entry-point group (no plugin is imported)."""
+    """Installed plugins by name, from the entry-point group (no plugin is imported).
+
+    When two distributions claim one name, the first found wins; see :func:`duplicates`.
+    """
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep)
     return found
+
+
+def duplicates() -> list[str]:
+    """One message per plugin name claimed by more than one installed distribution."""
+    claims: dict[str, list[str]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        claims.setdefault(ep.name, []).append(_ep_distribution(ep)[0] or ep.value)
+    return [f"plugin name {name!r} is claimed by {', '.join(dists)}; only the first is used"
+            for name, dists in sorted(claims.items()) if len(dists) > 1]
 
 
 class PlatformPlugins:
@@ -107,9 +119,13 @@ class PlatformPlugins:
         self.records: dict[str, PluginRecord] = {}
         self._internal = list(internal)
         self._extra = dict(extra or {})
-        self._installed = installed if installed is not None else discover()
         self.order: list[str] = []
         self.problems: list[str] = []
+        if installed is None:
+            installed = discover()
+            for message in duplicates():
+                self._problem(message)
+        self._installed = installed
 
     # -- loading -------------------------------------------------------------------------
 
@@ -161,7 +177,7 @@ class PlatformPlugins:
             self.records[name] = rec
             if name in self._extra or not rec.enabled:
                 continue
-            if name in RESERVED_NAMES or not NAME_RE.match(name):
+            if name in RESERVED_NAMES or not NAME_RE.fullmatch(name):
                 self._fail(
                     rec,
                     f"invalid plugin name {name!r} (lowercase letters, digits, _; "
@@ -257,6 +273,8 @@ class PlatformPlugins:
                     self._fail(rec, f"requires {req}, which is not installed")
                 elif not dep.enabled:
                     self._fail(rec, f"requires {req}, which is not enabled")
+                elif dep.state is PluginState.ISOLATED:
+                    self._fail(rec, f"depends on {req.name}, which is isolated")
                 elif not dep.active:
                     self._fail(rec, f"requires {req.name}, which is {dep.state.value}")
                 elif not _version_ok(req, dep.version):

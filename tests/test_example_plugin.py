@@ -7,17 +7,17 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import platform_example
 import pytest
+from platform_example.models import Note
 from sqlalchemy import inspect, select, text, update
 from typer import Typer
 from typer.testing import CliRunner
 
-import platform_example
 from platform_core import hookimpl
 from platform_core.db import utcnow
 from platform_core.manager import PluginState
 from platform_core.migrate import downgrade, status
-from platform_example.models import Note
 
 PROBLEM = "application/problem+json"
 
@@ -173,7 +173,9 @@ async def test_validator_plugin_also_checks_updates(platform_factory):
 
 
 async def test_purge_job_deletes_notes_past_retention(platform_factory):
-    platform = await platform_factory(enabled=["example"], settings={"example": {"retention_days": 7}})
+    platform = await platform_factory(
+        enabled=["example"], settings={"example": {"retention_days": 7}}
+    )
     client = await platform.client_for("member")
     old = (await _create(client, "old")).json()
     new = (await _create(client, "new")).json()
@@ -199,7 +201,7 @@ async def test_user_deleted_handler_removes_the_users_notes_idempotently(platfor
     for owner in (user, other):
         async with platform.ctx.db.session() as session:
             session.add(Note(owner_id=owner.id, title="t", body=""))
-    [(plugin, handler)] = [(p, h) for p, h in platform.ctx.event_handlers if p == "example"]
+    [(_, handler)] = [(p, h) for p, h in platform.ctx.event_handlers if p == "example"]
     assert handler.pattern == "core.user.deleted"
     event = SimpleNamespace(name="core.user.deleted", id="evt-1", payload={"user_id": user.id})
     assert await handler.func(event) == 1
@@ -212,12 +214,12 @@ async def test_user_deleted_handler_removes_the_users_notes_idempotently(platfor
 async def test_cli_count_prints_number_of_notes(platform, member_client):
     await _create(member_client, "a")
     await _create(member_client, "b")
-    cli = Typer()
-    platform.ctx.plugins.call("platform_cli", cli=cli)
-    url = str(platform.ctx.db.url)
-    result = await asyncio.to_thread(
-        CliRunner().invoke, cli, ["count", "--database-url", url]
-    )
+    root, group = Typer(), Typer()
+    platform.ctx.plugins.call("platform_cli", cli=group)
+    root.add_typer(group, name="example")  # as platformctl mounts it
+    url = platform.ctx.db.url.render_as_string(hide_password=False)
+    args = ["example", "count", "--database-url", url]
+    result = await asyncio.to_thread(CliRunner().invoke, root, args)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "2"
 

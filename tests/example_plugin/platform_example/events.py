@@ -27,8 +27,10 @@ def on_user_deleted(ctx: PlatformContext) -> Callable[[Any], Awaitable[int]]:
         user_id = int(event.payload["user_id"])
         async with ctx.db.session() as session:
             deleted = await service.delete_owner_notes(session, user_id)
-        log.info("notes of deleted user removed",
-                 extra={"plugin": "example", "user_id": user_id, "deleted": deleted})
+        log.info(
+            "notes of deleted user removed",
+            extra={"plugin": "example", "user_id": user_id, "deleted": deleted},
+        )
         return deleted
 
     return handle
