@@ -98,8 +98,11 @@ def duplicates() -> list[str]:
     claims: dict[str, list[str]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         claims.setdefault(ep.name, []).append(_ep_distribution(ep)[0] or ep.value)
-    return [f"plugin name {name!r} is claimed by {', '.join(dists)}; only the first is used"
-            for name, dists in sorted(claims.items()) if len(dists) > 1]
+    return [
+        f"plugin name {name!r} is claimed by {', '.join(dists)}; only the first is used"
+        for name, dists in sorted(claims.items())
+        if len(dists) > 1
+    ]
 
 
 class PlatformPlugins:

@@ -211,7 +211,11 @@ async def test_user_deleted_handler_removes_the_users_notes_idempotently(platfor
     assert owners == [other.id]
 
 
-async def test_cli_count_prints_number_of_notes(platform, member_client):
+async def test_cli_count_prints_number_of_notes(platform_factory, tmp_path):
+    # A SQLite file of its own: the command connects by URL, without the test schema.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    platform = await platform_factory(enabled=["example"], database_url=url)
+    member_client = await platform.client_for("member")
     await _create(member_client, "a")
     await _create(member_client, "b")
     root, group = Typer(), Typer()
@@ -227,10 +231,10 @@ async def test_cli_count_prints_number_of_notes(platform, member_client):
 async def test_migration_records_revision_in_own_version_table(platform):
     [target] = [t for t in platform.ctx.state["migration_targets"] if t.plugin == "example"]
     [st] = await status(platform.ctx.db, [target])
-    assert st.current == ("example_0001",) and not st.pending
+    assert st.current == ("example_0002",) and not st.pending
     async with platform.ctx.db.engine.connect() as conn:
         rows = (await conn.execute(text("SELECT version_num FROM alembic_version_example"))).all()
-    assert rows == [("example_0001",)]
+    assert rows == [("example_0002",)]
 
 
 async def test_migration_downgrade_drops_only_the_plugins_table(platform):

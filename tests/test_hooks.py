@@ -133,7 +133,7 @@ async def test_disabling_plugin_leaves_its_table_and_data_untouched(platform_fac
             await session.execute(text("SELECT version_num FROM alembic_version_example"))
         ).scalar_one()
     assert titles == ["keep me"]
-    assert version == "example_0001"
+    assert version == "example_0002"
 
 
 # -- one test per hook --------------------------------------------------------------------------
@@ -220,7 +220,7 @@ async def test_hook_platform_models(platform_factory):
     platform = await platform_factory(enabled=["example"], extra_plugins={"bad": BadlyPrefixed()})
     targets = {t.plugin: t for t in platform.ctx.state["migration_targets"]}
     assert targets["example"].version_table == "alembic_version_example"
-    assert targets["example"].heads() == ("example_0001",)
+    assert targets["example"].heads() == ("example_0002",)
     assert platform.ctx.plugins.get("bad").reason == "table 'notes' must be prefixed 'bad_'"
     assert "bad" not in targets
     async with platform.ctx.db.engine.connect() as conn:

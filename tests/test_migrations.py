@@ -97,3 +97,20 @@ async def test_disabled_plugin_tables_and_rows_are_untouched(platform_factory, t
         ).scalar_one()
     assert titles == ["keep me"]
     assert version.startswith("example_")
+
+
+async def test_example_plugin_round_trip_keeps_rows(platform_factory):
+    platform = await platform_factory(enabled=["example"])
+    db = platform.ctx.db
+    client = await platform.client_for("member")
+    note = (await client.post("/api/example/notes", json={"title": "survives"})).json()
+    await client.patch(f"/api/example/notes/{note['id']}", json={"pinned": True})
+    example = _target(platform, "example")
+    await downgrade(db, example, "-1")
+    assert "pinned" not in await _columns(db, "example_notes")
+    await upgrade(db, [example])
+    assert (await status(db, [example]))[0].current == ("example_0002",)
+    again = await client.get(f"/api/example/notes/{note['id']}")
+    assert again.status_code == 200
+    assert again.json()["title"] == "survives"
+    assert again.json()["pinned"] is False  # the column came back with its default

@@ -23,6 +23,7 @@ class NoteUpdate(BaseModel):
 
     title: str | None = Field(None, min_length=1, max_length=200)
     body: str | None = Field(None, max_length=10_000)
+    pinned: bool | None = None
 
 
 class NoteOut(BaseModel):
@@ -34,6 +35,7 @@ class NoteOut(BaseModel):
     owner_id: int
     title: str
     body: str
+    pinned: bool
     created_at: datetime
     updated_at: datetime
 

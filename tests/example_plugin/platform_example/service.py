@@ -96,6 +96,8 @@ async def update_note(
     body = data.body if data.body is not None else note.body
     check_note(validate, title=title, body=body, owner_id=owner_id)
     note.title, note.body = title, body
+    if data.pinned is not None:
+        note.pinned = data.pinned
     await _flush(session, title)
     return note
 
