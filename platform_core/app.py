@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 
 from platform_core import problems
+from platform_core.auth.cache import CredentialCache
 from platform_core.auth.deps import PUBLIC_KEY, SCOPES_KEY, plugin_guard, route_scopes
 from platform_core.config import Config, load_config, secret_key
 from platform_core.context import PlatformContext
@@ -71,6 +72,7 @@ def boot(
     plugins = PlatformPlugins(config, internal=internal_plugins(), extra=extra_plugins).load()
     db = Database(database_url or config.core.database_url, schema=schema)
     ctx = PlatformContext(config=config, db=db, plugins=plugins, secret_key=secret_key(config))
+    ctx.state["credential_cache"] = CredentialCache(config.core.auth.cache_seconds)
     _collect_permissions(ctx)
     ctx.state["migration_targets"] = _collect_models(ctx)
     _collect_jobs(ctx)

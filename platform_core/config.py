@@ -37,6 +37,7 @@ class AuthSettings(BaseModel):
 
     jwt_ttl_seconds: int = Field(default=900, gt=0, le=86400)
     login_attempts: int = Field(default=5, gt=0)
+    cache_seconds: float = Field(default=5.0, ge=0, le=300)
     login_window_seconds: int = Field(default=60, gt=0)
 
 

@@ -182,7 +182,9 @@ async def test_token_expiry_duration_is_validated(member_client):
     assert r.json()["errors"][0]["field"] == "expires_in"
 
 
-async def test_demoted_user_tokens_lose_scopes(platform, anon_client):
+async def test_demoted_user_tokens_lose_scopes(platform_factory):
+    platform = await platform_factory(core={"auth": {"cache_seconds": 0}})
+    anon_client = platform.client()
     user = await platform.user("admin")
     token = await platform.token(user=user)
     headers = {"Authorization": f"Bearer {token}"}
@@ -219,3 +221,15 @@ async def test_user_with_unknown_role_is_refused(admin_client):
 async def test_operator_cannot_manage_users(operator_client):
     r = await operator_client.post("/api/core/users", json={"username": "x", "role": "admin"})
     assert r.status_code == 403
+
+
+async def test_credential_cache_holds_out_of_process_changes_until_it_expires(platform):
+    user = await platform.user("admin")
+    token = await platform.token(user=user)
+    client = platform.client(token)
+    assert (await client.get("/api/core/users")).status_code == 200
+    async with platform.ctx.db.session() as s:  # as another process (the CLI) would
+        await service.revoke_token(s, (await service.list_tokens(s, user.id))[0].id)
+    assert (await client.get("/api/core/users")).status_code == 200  # cached for a few seconds
+    platform.ctx.state["credential_cache"].clear()  # what expiry does after cache_seconds
+    assert (await client.get("/api/core/users")).status_code == 401

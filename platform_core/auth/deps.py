@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platform_core.auth.cache import CredentialCache
 from platform_core.auth.service import Principal, resolve_credential
 from platform_core.context import PlatformContext
 from platform_core.errors import Forbidden, ServiceUnavailable, Unauthorized, UnsupportedMediaType
@@ -56,13 +57,19 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not credential.strip():
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
     ctx = get_context(request)
-    role_scopes = ctx.state["role_scopes"]
-    async with ctx.db.session() as session:
-        principal = await resolve_credential(
-            session, credential.strip(), secret_key=ctx.secret_key, role_scopes=role_scopes
-        )
+    cache: CredentialCache = ctx.state["credential_cache"]
+    principal = cache.get(credential.strip())
     if principal is None:
-        raise Unauthorized("invalid, expired or revoked credentials")
+        async with ctx.db.session() as session:
+            principal = await resolve_credential(
+                session,
+                credential.strip(),
+                secret_key=ctx.secret_key,
+                role_scopes=ctx.state["role_scopes"],
+            )
+        if principal is None:
+            raise Unauthorized("invalid, expired or revoked credentials")
+        cache.put(credential.strip(), principal)
     request.state.principal = principal
     return principal
 

@@ -149,7 +149,10 @@ async def create_token(
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-async def revoke_token(token_id: IdPath, session: Session, caller: Caller) -> None:
+async def revoke_token(
+    request: Request, token_id: IdPath, session: Session, caller: Caller
+) -> None:
     """Revoke one of the caller's tokens (admins: anyone's); idempotent."""
     owner = None if caller.has("core:admin") else caller.user_id
     await service.revoke_token(session, token_id, owner_id=owner)
+    get_context(request).state["credential_cache"].clear()
