@@ -1,0 +1,102 @@
+"""``platformctl db``: each enabled plugin's migrations (own version table per plugin)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from platformctl.errors import CliError
+from platformctl.output import note, print_rows, say
+
+if TYPE_CHECKING:
+    from platform_core.context import PlatformContext
+    from platform_core.migrate import MigrationTarget
+
+app = typer.Typer(
+    help="Apply, roll back and inspect each plugin's migrations.", no_args_is_help=True
+)
+
+JSON_OPTION = typer.Option("--json", help="Print JSON instead of a table.")
+
+
+def migration_targets(ctx: PlatformContext) -> list[MigrationTarget]:
+    """The active plugins' migration targets, in dependency order."""
+    return list(ctx.state["migration_targets"])
+
+
+def find_target(ctx: PlatformContext, plugin: str) -> MigrationTarget:
+    """The migration target of ``plugin``; ``CliError`` naming the known ones otherwise."""
+    targets = {t.plugin: t for t in migration_targets(ctx)}
+    if plugin not in targets:
+        known = ", ".join(targets) or "none"
+        raise CliError(
+            f"no migrations for plugin {plugin!r} (active plugins with migrations: {known})"
+        )
+    return targets[plugin]
+
+
+@app.command("upgrade")
+def upgrade() -> None:
+    """Upgrade every enabled plugin to its head revision, in dependency order."""
+    from platform_core import migrate
+    from platformctl.runtime import boot_platform, run
+
+    ctx = boot_platform()
+    done = run(ctx, migrate.upgrade(ctx.db, migration_targets(ctx)))
+    say(f"upgraded: {', '.join(done)}" if done else "already up to date")
+
+
+@app.command("downgrade")
+def downgrade(
+    plugin: Annotated[str, typer.Option("--plugin", "-p", help="The plugin to roll back.")],
+    revision: Annotated[
+        str, typer.Option("--revision", "-r", help="Target: -1, -N, a revision id or base.")
+    ] = "-1",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Roll one plugin's schema back (default: one revision); may drop its data."""
+    from platform_core import migrate
+    from platformctl.runtime import boot_platform, run
+
+    ctx = boot_platform()
+    target = find_target(ctx, plugin)
+    if not yes and sys.stdin.isatty():
+        typer.confirm(
+            f"Downgrade {plugin} to {revision}? Data in its tables may be lost", abort=True
+        )
+    run(ctx, migrate.downgrade(ctx.db, target, revision))
+    say(f"downgraded {plugin} to {revision}")
+
+
+@app.command("current")
+def current(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+    """Show each plugin's current and head revisions, and whether it has pending ones."""
+    from platform_core import migrate
+    from platformctl.runtime import boot_platform, run
+
+    ctx = boot_platform()
+    statuses = run(ctx, migrate.status(ctx.db, migration_targets(ctx)))
+    rows = [(s.plugin, list(s.current), list(s.heads), s.pending) for s in statuses]
+    print_rows(["plugin", "current", "heads", "pending"], rows, as_json=as_json)
+    pending = [s.plugin for s in statuses if s.pending]
+    if pending and not as_json:
+        note(f"pending: {', '.join(pending)} (run `platformctl db upgrade`)")
+
+
+@app.command("history")
+def history(
+    plugin: Annotated[str | None, typer.Option("--plugin", "-p", help="Only this plugin.")] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """List revisions, newest first, for one plugin or every enabled plugin."""
+    from platform_core import migrate
+    from platformctl.runtime import boot_platform
+
+    ctx = boot_platform()
+    targets = [find_target(ctx, plugin)] if plugin else migration_targets(ctx)
+    rows = [
+        (t.plugin, rev, down, message) for t in targets for rev, down, message in migrate.history(t)
+    ]
+    print_rows(["plugin", "revision", "down revision", "message"], rows, as_json=as_json)

@@ -1,0 +1,70 @@
+"""``platformctl db``: upgrade, current, history and downgrade of per-plugin migrations."""
+
+from __future__ import annotations
+
+import json
+
+
+def _current(cli) -> dict[str, dict]:
+    result = cli("db", "current", "--json")
+    assert result.exit_code == 0, result.output
+    return {row["plugin"]: row for row in json.loads(result.stdout)}
+
+
+def test_db_current_before_upgrade_shows_pending(cli):
+    core = _current(cli)["core"]
+    assert core["current"] == []
+    assert core["pending"] is True
+
+
+def test_db_upgrade_brings_every_plugin_to_head(cli):
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0
+    assert result.stdout == "upgraded: core\n"
+    core = _current(cli)["core"]
+    assert core["current"] == core["heads"]
+    assert core["pending"] is False
+
+
+def test_db_upgrade_twice_reports_up_to_date(cli, migrated):
+    result = cli("db", "upgrade")
+    assert result.exit_code == 0
+    assert result.stdout == "already up to date\n"
+
+
+def test_db_history_lists_revisions_newest_first(cli):
+    result = cli("db", "history", "--plugin", "core", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert rows[-1]["down revision"] is None
+    assert {r["plugin"] for r in rows} == {"core"}
+    assert rows[0]["revision"] == _current(cli)["core"]["heads"][0]
+
+
+def test_db_downgrade_to_base_then_upgrade_round_trips(cli, migrated):
+    result = cli("db", "downgrade", "--plugin", "core", "--revision", "base")
+    assert result.exit_code == 0, result.output
+    assert _current(cli)["core"] == {
+        "plugin": "core",
+        "current": [],
+        "heads": _current(cli)["core"]["heads"],
+        "pending": True,
+    }
+    assert cli("db", "upgrade").exit_code == 0
+    assert _current(cli)["core"]["pending"] is False
+
+
+def test_db_downgrade_defaults_to_one_revision(cli, migrated):
+    history = json.loads(cli("db", "history", "--plugin", "core", "--json").stdout)
+    result = cli("db", "downgrade", "--plugin", "core")
+    assert result.exit_code == 0
+    expected = [history[0]["down revision"]] if history[0]["down revision"] else []
+    assert _current(cli)["core"]["current"] == expected
+
+
+def test_db_downgrade_unknown_plugin_fails_naming_known_ones(cli, migrated):
+    result = cli("db", "downgrade", "--plugin", "nope")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: no migrations for plugin 'nope' (active plugins with migrations: core)\n"
+    )
