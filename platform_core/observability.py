@@ -70,6 +70,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))  # one line per step
 
 
 class Metrics:
