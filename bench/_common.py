@@ -22,11 +22,18 @@ PG_SERVER_ENV = "BENCH_PG_URL"
 DEFAULT_PG_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
-def make_config(directory: Path, database_url: str | None = None, **core: object) -> Config:
+def make_config(
+    directory: Path,
+    database_url: str | None = None,
+    *,
+    enabled: Sequence[str] = (),
+    **core: object,
+) -> Config:
     """A platform config with a SQLite file in ``directory`` (or ``database_url``).
 
-    Built from ``Config``/``CoreSettings`` directly: no ``plugins.toml`` is read. Note that
-    ``PLATFORM_*`` environment variables still override these values (pydantic-settings).
+    Built from ``Config``/``CoreSettings`` directly: no ``plugins.toml`` is read; ``enabled``
+    lists installed plugins to enable. Note that ``PLATFORM_*`` environment variables still
+    override these values (pydantic-settings).
     """
     options: dict[str, object] = {
         "database_url": database_url or f"sqlite+aiosqlite:///{directory / 'platform.db'}",
@@ -35,7 +42,30 @@ def make_config(directory: Path, database_url: str | None = None, **core: object
         "log_level": "WARNING",
     }
     options.update(core)
-    return Config(path=directory / "plugins.toml", core=CoreSettings(**options))
+    return Config(
+        path=directory / "plugins.toml", core=CoreSettings(**options), enabled=list(enabled)
+    )
+
+
+def first_party_plugins() -> list[str]:
+    """Installed plugins whose distribution is one of this repository's ``plugins/*/``."""
+    import tomllib
+
+    from packaging.utils import canonicalize_name
+
+    from platform_core.manager import discover
+
+    ours = set()
+    for project in (Path(__file__).resolve().parent.parent / "plugins").glob("*/pyproject.toml"):
+        name = tomllib.loads(project.read_text(encoding="utf-8")).get("project", {}).get("name")
+        if name:
+            ours.add(canonicalize_name(name))
+    found = []
+    for name, entry_point in discover().items():
+        dist = getattr(entry_point, "dist", None)
+        if dist is not None and canonicalize_name(dist.metadata["Name"] or "") in ours:
+            found.append(name)
+    return sorted(found)
 
 
 @contextmanager

@@ -39,8 +39,9 @@ def run_once(argv: list[str]) -> tuple[float, int, str]:
     """Run ``argv``; ``(wall ms, exit code, stdout+stderr)``."""
     start = time.perf_counter()
     env = os.environ | {"COLUMNS": "100", "NO_COLOR": "1"}
-    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          check=False, env=env)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False, env=env
+    )
     elapsed = (time.perf_counter() - start) * 1000
     return elapsed, proc.returncode, proc.stdout + proc.stderr
 
@@ -80,7 +81,10 @@ def main() -> None:
     ratio = median(times["platformctl --help"]) / median(times['python -c "import typer"'])
     verdict = "within" if ratio < TARGET_RATIO else "OVER"
     header("result")
-    row("platformctl --help / import typer", f"{ratio:8.2f}x  ({verdict} target < {TARGET_RATIO:g}x)")
+    row(
+        "platformctl --help / import typer",
+        f"{ratio:8.2f}x  ({verdict} target < {TARGET_RATIO:g}x)",
+    )
 
 
 if __name__ == "__main__":

@@ -298,6 +298,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ctx.plugins.acall("platform_startup", ctx=ctx)
+        _strict_check(ctx)  # strict: a failed startup hook stops the server from starting
         _drop_isolated(ctx)
         _set_plugin_gauge(ctx, metrics)
         log.info(
@@ -329,6 +330,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body=ctx.config.core.max_body_bytes)
     _mount_core_endpoints(app, ctx, metrics)
     _mount_plugin_routes(app, ctx)
+    _strict_check(ctx)
     _drop_isolated(ctx)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -119,9 +119,9 @@ async def upgrade(
 ) -> list[str]:
     """Upgrade every target in the given (dependency) order; return the plugins upgraded."""
     done: list[str] = []
+    pending = {s.plugin for s in await status(db, targets) if s.pending}
     for target in targets:
-        st = (await status(db, [target]))[0]
-        if revision == "heads" and not st.pending:
+        if revision == "heads" and target.plugin not in pending:
             continue
         await _with_connection(
             db, partial(_run, target=target, destination=revision, downgrade=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,6 +144,15 @@ def install(app: FastAPI) -> None:
             return problem(request, 503, "the database is unavailable; try again shortly")
         raise exc
 
+    async def unreachable(request: Request, exc: Exception) -> JSONResponse:
+        # Raised by drivers before SQLAlchemy can wrap them (no connection could be opened).
+        log.error(
+            "dependency unreachable", extra={"path": request.url.path, "error": type(exc).__name__}
+        )
+        return problem(request, 503, "the database is unavailable; try again shortly")
+
+    for exc_type in (ConnectionError, TimeoutError, socket.gaierror):
+        app.add_exception_handler(exc_type, unreachable)
     app.add_exception_handler(DataError, data_error)
     app.add_exception_handler(OverflowError, data_error)
     app.add_exception_handler(DBAPIError, dbapi_error)

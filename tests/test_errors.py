@@ -116,3 +116,16 @@ async def test_missing_credentials_is_401_and_missing_scope_is_403(platform, ano
 async def test_request_id_is_echoed(admin_client):
     r = await admin_client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
+
+
+async def test_unreachable_database_is_503_problem(platform_factory):
+    platform = await platform_factory()
+    client = await platform.client_for("admin")  # the token is made while the database is up
+    await platform.ctx.db.dispose()
+    from platform_core.db import Database
+
+    platform.ctx.db = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    platform.ctx.state["credential_cache"].clear()
+    r = await client.get("/api/core/me")
+    body = assert_problem(r, 503)
+    assert "database is unavailable" in body["detail"]

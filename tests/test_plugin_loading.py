@@ -231,3 +231,23 @@ async def test_failing_routes_hook_isolates_only_that_plugin(platform_factory):
     assert listing["bad"]["reason"].startswith("platform_routes() raised")
     assert listing["good"]["state"] == "active"
     assert (await admin.get("/api/good/things")).status_code == 200
+
+
+async def test_strict_mode_refuses_to_start_when_a_startup_hook_fails(platform_factory):
+    class FailsAtStartup(Plugin):
+        @hookimpl
+        def platform_startup(self):
+            raise RuntimeError("cannot reach upstream")
+
+    with pytest.raises(StrictModeError, match="platform_startup\\(\\) raised RuntimeError"):
+        await platform_factory(extra_plugins={"f": FailsAtStartup()}, core={"strict": True})
+
+
+async def test_strict_mode_refuses_to_build_app_when_routes_hook_fails(platform_factory):
+    class Bad(Plugin):
+        @hookimpl
+        def platform_routes(self):
+            raise RuntimeError("no routes")
+
+    with pytest.raises(StrictModeError, match="bad: platform_routes"):
+        await platform_factory(extra_plugins={"bad": Bad()}, core={"strict": True})

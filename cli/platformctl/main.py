@@ -116,6 +116,8 @@ class LazyRootGroup(TyperGroup):
             return super().invoke(ctx)
         except _CONTROL_FLOW:
             raise
+        except BrokenPipeError:  # output piped into `head` and closed: not an error
+            raise typer.Exit(0) from None
         except Exception as exc:
             if ctx.params.get("debug") or os.environ.get("PLATFORMCTL_DEBUG"):
                 raise
