@@ -19,7 +19,15 @@ from platform_core.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from platform_core.specs import EventHandler, HealthCheck, JobSpec, Models, Permission, PluginMeta
+from platform_core.specs import (
+    EventHandler,
+    HealthCheck,
+    JobSpec,
+    Models,
+    NotificationRule,
+    Permission,
+    PluginMeta,
+)
 
 __version__ = "0.1.0"
 
@@ -45,6 +53,7 @@ __all__ = [
     "JobSpec",
     "Models",
     "NotFound",
+    "NotificationRule",
     "Permission",
     "PlatformError",
     "PluginMeta",

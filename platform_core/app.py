@@ -20,10 +20,19 @@ from platform_core.auth.deps import PUBLIC_KEY, SCOPES_KEY, plugin_guard, route_
 from platform_core.config import Config, load_config, secret_key
 from platform_core.context import PlatformContext
 from platform_core.db import Database
+from platform_core.events.patterns import valid_pattern
 from platform_core.manager import PlatformPlugins, PluginRecord, PluginState
 from platform_core.migrate import MigrationTarget
 from platform_core.observability import Metrics, RequestMiddleware
-from platform_core.specs import ROLES, EventHandler, HealthCheck, JobSpec, Models, Permission
+from platform_core.specs import (
+    ROLES,
+    EventHandler,
+    HealthCheck,
+    JobSpec,
+    Models,
+    NotificationRule,
+    Permission,
+)
 
 log = logging.getLogger("platform_core.app")
 
@@ -78,6 +87,7 @@ def boot(
     _collect_jobs(ctx)
     _collect_event_handlers(ctx)
     _collect_health(ctx)
+    _collect_notification_rules(ctx)
     refresh_scopes(ctx)
     _strict_check(ctx)
     return ctx
@@ -179,9 +189,11 @@ def _collect_jobs(ctx: PlatformContext) -> None:
 def _collect_event_handlers(ctx: PlatformContext) -> None:
     for rec, handlers in ctx.plugins.call("platform_event_handlers", ctx=ctx):
         items = list(handlers or [])
-        if not all(isinstance(h, EventHandler) for h in items):
+        if not all(isinstance(h, EventHandler) and valid_pattern(h.pattern) for h in items):
             ctx.plugins.isolate(
-                rec.name, "platform_event_handlers() must return EventHandler items"
+                rec.name,
+                "platform_event_handlers() must return EventHandler items with a valid "
+                "pattern (a.b.c, a.* or *)",
             )
             continue
         ctx.event_handlers.extend((rec.name, h) for h in items)
@@ -196,12 +208,26 @@ def _collect_health(ctx: PlatformContext) -> None:
         ctx.health_checks.extend((rec.name, c) for c in items)
 
 
+def _collect_notification_rules(ctx: PlatformContext) -> None:
+    for rec, rules in ctx.plugins.call("platform_notification_rules", ctx=ctx):
+        items = list(rules or [])
+        if not all(isinstance(r, NotificationRule) and valid_pattern(r.pattern) for r in items):
+            ctx.plugins.isolate(
+                rec.name,
+                "platform_notification_rules() must return NotificationRule items "
+                "with a valid pattern (a.b.c, a.* or *)",
+            )
+            continue
+        ctx.notification_rules.extend((rec.name, r) for r in items)
+
+
 def _drop_isolated(ctx: PlatformContext) -> None:
     """Forget what isolated plugins contributed after boot (jobs, handlers, checks)."""
     active = {r.name for r in ctx.plugins.active_records()}
     ctx.jobs = {k: v for k, v in ctx.jobs.items() if k.split(".")[0] in active}
     ctx.event_handlers = [(p, h) for p, h in ctx.event_handlers if p in active]
     ctx.health_checks = [(p, c) for p, c in ctx.health_checks if p in active]
+    ctx.notification_rules = [(p, r) for p, r in ctx.notification_rules if p in active]
     refresh_scopes(ctx)
 
 
@@ -301,6 +327,12 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         _strict_check(ctx)  # strict: a failed startup hook stops the server from starting
         _drop_isolated(ctx)
         _set_plugin_gauge(ctx, metrics)
+        background = None
+        if ctx.config.core.background:
+            from platform_core.background import Background
+
+            background = Background(ctx, "serve")
+            background.start()
         log.info(
             "platform started",
             extra={
@@ -310,6 +342,8 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         try:
             yield
         finally:
+            if background is not None:
+                await background.stop()
             await ctx.plugins.acall("platform_shutdown", ctx=ctx, reverse=True, isolate=False)
             await ctx.db.dispose()
 

@@ -41,6 +41,32 @@ class AuthSettings(BaseModel):
     login_window_seconds: int = Field(default=60, gt=0)
 
 
+class JobsSettings(BaseModel):
+    """``[core.jobs]``: the runner, leases and run history."""
+
+    broker_url: str | None = Field(
+        default=None, description="redis://... selects the distributed runner (taskiq)"
+    )
+    history_days: int = Field(default=30, gt=0)
+    lease_seconds: int = Field(default=60, ge=5)
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+
+class EventsSettings(BaseModel):
+    """``[core.events]``: handler retries and outbox retention."""
+
+    handler_attempts: int = Field(default=8, gt=0, le=100)
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    retention_days: int = Field(default=30, gt=0)
+
+
+class WebhooksSettings(BaseModel):
+    """``[core.webhooks]``: delivery timeout and how long failures are retried."""
+
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    retry_hours: float = Field(default=24.0, gt=0, le=24 * 7)
+
+
 class CoreSettings(BaseSettings):
     """``[core]`` settings; every key can be overridden with ``PLATFORM_<KEY>``."""
 
@@ -55,7 +81,11 @@ class CoreSettings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: str = "INFO"
     metrics_public: bool = True
+    background: bool = True
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
 
     @classmethod
     def settings_customise_sources(

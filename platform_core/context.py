@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from platform_core.config import Config
 from platform_core.db import Database
-from platform_core.specs import ROLES, EventHandler, HealthCheck, JobSpec, Permission
+from platform_core.specs import (
+    ROLES,
+    EventHandler,
+    HealthCheck,
+    JobSpec,
+    NotificationRule,
+    Permission,
+)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -26,6 +33,7 @@ class PlatformContext:
     jobs: dict[str, JobSpec] = field(default_factory=dict)
     event_handlers: list[tuple[str, EventHandler]] = field(default_factory=list)
     health_checks: list[tuple[str, HealthCheck]] = field(default_factory=list)
+    notification_rules: list[tuple[str, NotificationRule]] = field(default_factory=list)
     secret_key: str = ""
     state: dict[str, Any] = field(default_factory=dict)
 

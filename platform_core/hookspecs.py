@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from platform_core.specs import EventHandler, HealthCheck, JobSpec, Models, Permission, PluginMeta
+from platform_core.specs import (
+    EventHandler,
+    HealthCheck,
+    JobSpec,
+    Models,
+    NotificationRule,
+    Permission,
+    PluginMeta,
+)
 
 if TYPE_CHECKING:
     import typer
@@ -76,6 +84,11 @@ def platform_jobs(ctx: PlatformContext) -> list[JobSpec]:
 @hookspec
 def platform_event_handlers(ctx: PlatformContext) -> list[EventHandler]:
     """Return subscriptions to events (by name or ``prefix.*``) of this or other plugins."""
+
+
+@hookspec
+def platform_notification_rules(ctx: PlatformContext) -> list[NotificationRule]:
+    """Return rules turning events into notifications in users' inboxes."""
 
 
 @hookspec

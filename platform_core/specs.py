@@ -56,8 +56,12 @@ class Permission:
 class JobSpec:
     """A background job: periodic (``every`` or ``cron``) or on-demand when both are unset.
 
-    The runners (embedded and distributed) consume these; the name is qualified by the
-    plugin (``<plugin>.<name>``) when collected.
+    ``func`` is a coroutine function called with the arguments it names among ``ctx``
+    (the :class:`PlatformContext`) and ``run`` (the run record: id, attempt,
+    scheduled_for); ``async def job()`` is fine too. A raise, or running past ``timeout``
+    seconds, fails the attempt; it is retried up to ``retries`` times, waiting
+    ``backoff * 2**(attempt - 1)`` seconds. Runs of one job never overlap unless
+    ``overlap`` is true. The name is qualified by the plugin (``<plugin>.<name>``).
     """
 
     name: str
@@ -66,6 +70,7 @@ class JobSpec:
     cron: str | None = None
     timezone: str = "UTC"
     retries: int = 0
+    backoff: float = 5.0
     timeout: float | None = None
     overlap: bool = False
     description: str = ""
@@ -73,11 +78,36 @@ class JobSpec:
 
 @dataclasses.dataclass(frozen=True)
 class EventHandler:
-    """A subscription: ``pattern`` is an event name or a ``prefix.*`` wildcard."""
+    """A subscription: ``pattern`` is an event name, ``prefix.*`` or ``*``.
+
+    ``func`` is a coroutine function called after the publishing transaction commits,
+    with the arguments it names among ``event`` (a
+    :class:`platform_core.events.DeliveredEvent`: ``id``, ``name``, ``plugin``, ``actor``,
+    ``occurred_at``, ``payload``) and ``ctx``. Delivery is at least once: de-duplicate on
+    ``event.id``. A raise is recorded and retried with backoff. ``name`` identifies the
+    subscription (default: the function's name) and must stay stable across releases.
+    """
 
     pattern: str
     func: Callable[..., Awaitable[Any]]
     name: str = ""
+    timeout: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class NotificationRule:
+    """Which events put a notification in which users' inboxes.
+
+    ``recipients`` is a coroutine function called with the arguments it names among
+    ``event``, ``session`` (an ``AsyncSession`` in the dispatching transaction) and
+    ``ctx``; it returns user ids. ``title`` and ``body`` are format strings over the
+    event's payload (``"Booking {booking_id} approved"``) or callables taking the event.
+    """
+
+    pattern: str
+    recipients: Callable[..., Awaitable[Any]]
+    title: str | Callable[[Any], str]
+    body: str | Callable[[Any], str] = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,7 +45,7 @@ async def test_core_round_trip_keeps_rows(platform_factory):
     user = await platform.user("member", "survivor")
     token = await platform.token(user=user)
     core = _target(platform, "core")
-    await downgrade(db, core, "-1")
+    await downgrade(db, core, "core_0001")
     assert "last_login_at" not in await _columns(db, "core_users")
     assert (await status(db, [core]))[0].current == ("core_0001",)
     await upgrade(db, [core])
@@ -76,7 +76,7 @@ async def test_downgrading_one_plugin_leaves_the_others_alone(platform_factory):
 async def test_history_lists_revisions_newest_first(platform_factory):
     platform = await platform_factory(migrate=False, start=False)
     revs = [r[0] for r in history(_target(platform, "core"))]
-    assert revs[:2] == ["core_0002", "core_0001"]
+    assert revs[-2:] == ["core_0002", "core_0001"]
 
 
 async def test_disabled_plugin_tables_and_rows_are_untouched(platform_factory, tmp_path):

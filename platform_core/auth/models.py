@@ -5,15 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from platform_core.db import UTCDateTime, plugin_metadata, utcnow
-
-
-class CoreBase(DeclarativeBase):
-    """Declarative base of the core's tables (metadata owned by the core plugin)."""
-
-    metadata = plugin_metadata()
+from platform_core.base import CoreBase
+from platform_core.db import UTCDateTime, utcnow
 
 
 class User(CoreBase):

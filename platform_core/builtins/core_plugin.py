@@ -14,8 +14,13 @@ if TYPE_CHECKING:
 
 @hookimpl
 def platform_models() -> Models:
-    """Users and API tokens, with the core's own migrations."""
-    from platform_core.auth.models import CoreBase
+    """Users, tokens, job runs, events, webhooks and notifications, with their migrations."""
+    from platform_core.auth import models as _auth  # noqa: F401  (registers the tables)
+    from platform_core.base import CoreBase
+    from platform_core.events import models as _events  # noqa: F401
+    from platform_core.jobs import models as _jobs  # noqa: F401
+    from platform_core.notifications import models as _inbox  # noqa: F401
+    from platform_core.webhooks import models as _webhooks  # noqa: F401
 
     return Models(CoreBase.metadata, Path(__file__).resolve().parent.parent / "migrations")
 
@@ -35,8 +40,9 @@ def platform_routes() -> list[Any]:
     """Auth, users, tokens and plugins under /api/core."""
     from platform_core.auth.routes import router as auth_router
     from platform_core.builtins.plugins_routes import router as plugins_router
+    from platform_core.notifications.routes import router as notifications_router
 
-    return [auth_router, plugins_router]
+    return [auth_router, plugins_router, notifications_router]
 
 
 @hookimpl

@@ -1,0 +1,1 @@
+"""Typed events: the outbox, handler subscriptions and delivery after commit."""

@@ -1,0 +1,240 @@
+"""Delivering committed events: fan-out from the outbox, then handler deliveries.
+
+Fan-out turns each undispatched outbox row into one delivery per subscribed handler and
+per matching webhook, plus the notifications the plugins' rules ask for, all in one
+transaction. Handler deliveries are claimed with a lease (``locked_until``), run
+concurrently, and retried with exponential backoff; a process that dies mid-delivery
+leaves the lease to expire and another process (or the restarted one) delivers again:
+at least once, with the event id for de-duplication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from platform_core.calling import call_with_available
+from platform_core.context import PlatformContext
+from platform_core.db import utcnow
+from platform_core.events.models import EventDelivery, EventRecord
+from platform_core.events.outbox import DeliveredEvent, register_waiter
+from platform_core.events.patterns import matches
+from platform_core.specs import EventHandler
+
+log = logging.getLogger("platform_core.events")
+
+BATCH = 200
+LEASE = timedelta(seconds=60)
+MAX_BACKOFF = 3600.0
+
+
+def handler_key(plugin: str, handler: EventHandler) -> str:
+    """The stable identity of a subscription: ``<plugin>:<name>``."""
+    return f"{plugin}:{handler.name or handler.func.__name__}"
+
+
+def handlers_by_key(ctx: PlatformContext) -> dict[str, EventHandler]:
+    """The subscriptions of the active plugins by key."""
+    return {handler_key(p, h): h for p, h in ctx.event_handlers}
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait before the next attempt: 2, 4, 8, ... capped at an hour."""
+    return float(min(MAX_BACKOFF, 2.0**attempts))
+
+
+def for_update(query: Any, ctx: PlatformContext) -> Any:
+    """``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so that concurrent processes take different
+    rows; SQLite serializes writers and needs no row locks."""
+    if ctx.db.dialect == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+async def fan_out(ctx: PlatformContext) -> int:
+    """Dispatch up to ``BATCH`` undispatched events; return how many were dispatched."""
+    try:
+        return await _fan_out(ctx)
+    except IntegrityError:  # another dispatcher fanned these out first (SQLite race)
+        return 0
+
+
+async def _fan_out(ctx: PlatformContext) -> int:
+    from platform_core.notifications.service import apply_rules
+    from platform_core.webhooks.models import Webhook, WebhookDelivery
+
+    handlers = handlers_by_key(ctx)
+    async with ctx.db.session() as session:
+        query = (
+            select(EventRecord)
+            .where(EventRecord.dispatched_at.is_(None))
+            .order_by(EventRecord.id)
+            .limit(BATCH)
+        )
+        events = list((await session.scalars(for_update(query, ctx))).all())
+        if not events:
+            return 0
+        hooks = list((await session.scalars(select(Webhook).where(Webhook.is_active))).all())
+        now = utcnow()
+        for rec in events:
+            for key, handler in handlers.items():
+                if matches(handler.pattern, rec.name):
+                    session.add(
+                        EventDelivery(
+                            event_id=rec.id,
+                            handler=key,
+                            state="pending",
+                            attempts=0,
+                            next_attempt_at=now,
+                        )
+                    )
+            for hook in hooks:
+                if any(matches(p, rec.name) for p in hook.patterns):
+                    session.add(
+                        WebhookDelivery(
+                            webhook_id=hook.id,
+                            event_id=rec.id,
+                            state="pending",
+                            attempts=0,
+                            next_attempt_at=now,
+                            created_at=now,
+                        )
+                    )
+            await apply_rules(ctx, session, DeliveredEvent.from_record(rec))
+            rec.dispatched_at = now
+    return len(events)
+
+
+async def _claim(ctx: PlatformContext, keys: list[str]) -> list[tuple[int, str, EventRecord]]:
+    now = utcnow()
+    async with ctx.db.session() as session:
+        query = (
+            select(EventDelivery, EventRecord)
+            .join(EventRecord, EventRecord.id == EventDelivery.event_id)
+            .where(
+                EventDelivery.state == "pending",
+                EventDelivery.next_attempt_at <= now,
+                EventDelivery.handler.in_(keys),
+                or_(EventDelivery.locked_until.is_(None), EventDelivery.locked_until < now),
+            )
+            .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
+            .limit(BATCH)
+        )
+        rows = list((await session.execute(for_update(query, ctx))).all())
+        claimed = []
+        for delivery, rec in rows:
+            # Conditional update: on SQLite two processes may read the same row.
+            result = await session.execute(
+                update(EventDelivery)
+                .where(
+                    EventDelivery.id == delivery.id,
+                    or_(EventDelivery.locked_until.is_(None), EventDelivery.locked_until < now),
+                )
+                .values(locked_until=now + LEASE)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                claimed.append((delivery.id, delivery.handler, rec))
+        return claimed
+
+
+async def _deliver_one(
+    ctx: PlatformContext, delivery_id: int, handler: EventHandler, event: DeliveredEvent
+) -> None:
+    started = time.perf_counter()
+    error = None
+    try:
+        await asyncio.wait_for(
+            call_with_available(handler.func, event=event, ctx=ctx), handler.timeout
+        )
+    except TimeoutError:
+        error = f"timed out after {handler.timeout}s"
+    except Exception as exc:  # a failing handler is recorded and retried, never raised
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+    elapsed = time.perf_counter() - started
+    async with ctx.db.session() as session:
+        delivery = await session.get(EventDelivery, delivery_id)
+        if delivery is None:
+            return
+        delivery.attempts += 1
+        delivery.locked_until = None
+        if error is None:
+            delivery.state, delivery.delivered_at, delivery.last_error = "succeeded", utcnow(), None
+            return
+        delivery.last_error = error
+        if delivery.attempts >= ctx.config.core.events.handler_attempts:
+            delivery.state = "failed"
+        else:
+            delivery.next_attempt_at = utcnow() + timedelta(seconds=backoff(delivery.attempts))
+        log.warning(
+            "event handler failed",
+            extra={
+                "handler": delivery.handler,
+                "event_id": event.id,
+                "event": event.name,
+                "attempt": delivery.attempts,
+                "error": error,
+                "duration_ms": round(elapsed * 1000),
+            },
+        )
+
+
+async def deliver_due(ctx: PlatformContext) -> int:
+    """Run due handler deliveries concurrently; return how many were attempted."""
+    handlers = handlers_by_key(ctx)
+    if not handlers:
+        return 0
+    claimed = await _claim(ctx, sorted(handlers))
+    await asyncio.gather(
+        *(
+            _deliver_one(ctx, did, handlers[key], DeliveredEvent.from_record(rec))
+            for did, key, rec in claimed
+        )
+    )
+    return len(claimed)
+
+
+async def run_event_dispatcher(ctx: PlatformContext, stop: asyncio.Event) -> None:
+    """Fan out and deliver until ``stop`` is set; woken at once by committed publishes."""
+    wake = asyncio.Event()
+    register_waiter(wake)
+    poll = ctx.config.core.events.poll_seconds
+    while not stop.is_set():
+        wake.clear()
+        busy = await fan_out(ctx)
+        busy += await deliver_due(ctx)
+        if busy:
+            continue
+        waiter = asyncio.ensure_future(wake.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+        for fut in (waiter, stopper):
+            fut.cancel()
+
+
+async def prune_events(ctx: PlatformContext) -> int:
+    """Delete dispatched events (and their deliveries) older than the retention period."""
+    from sqlalchemy import delete
+
+    cutoff = utcnow() - timedelta(days=ctx.config.core.events.retention_days)
+    async with ctx.db.session() as session:
+        from platform_core.webhooks.models import WebhookDelivery
+
+        pending = select(EventDelivery.event_id).where(EventDelivery.state == "pending")
+        pending_hooks = select(WebhookDelivery.event_id).where(WebhookDelivery.state == "pending")
+        result = await session.execute(
+            delete(EventRecord).where(
+                and_(
+                    EventRecord.dispatched_at.is_not(None),
+                    EventRecord.occurred_at < cutoff,
+                    EventRecord.id.not_in(pending),
+                    EventRecord.id.not_in(pending_hooks),
+                )
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Background jobs: run records, schedules, the embedded and the distributed runners."""

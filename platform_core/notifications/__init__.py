@@ -1,0 +1,1 @@
+"""The user inbox: notifications produced from events by the plugins' rules."""

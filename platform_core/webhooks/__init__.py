@@ -1,0 +1,1 @@
+"""Outbound webhooks: registrations, signed deliveries with retries, the delivery log."""
