@@ -100,6 +100,21 @@ class TestPlatform:
         """A client authenticated as a new user of ``role`` (optionally with fewer scopes)."""
         return self.client(await self.token(role, scopes=scopes))
 
+    async def deliver_events(self) -> int:
+        """Dispatch and deliver every pending event now, as the background loop would.
+
+        Returns how many fan-outs and deliveries ran; handlers that fail are retried later
+        (by the loop), not here.
+        """
+        from platform_core.events.dispatcher import deliver_due, fan_out
+
+        total = 0
+        while True:
+            done = await fan_out(self.ctx) + await deliver_due(self.ctx)
+            if not done:
+                return total
+            total += done
+
     async def aclose(self) -> None:
         """Run shutdown hooks and close clients and the database."""
         await self._stack.aclose()

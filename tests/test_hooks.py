@@ -26,6 +26,7 @@ from platform_core import (
     HealthCheck,
     JobSpec,
     Models,
+    NotificationRule,
     Permission,
     PluginMeta,
     __version__,
@@ -323,10 +324,11 @@ async def test_hook_platform_event_handlers(platform_factory):
     )
     handlers = {(p, h.pattern) for p, h in platform.ctx.event_handlers}
     assert {("example", "core.user.deleted"), ("ears", "example.*")} <= handlers
-    [(_, mine)] = [(p, h) for p, h in platform.ctx.event_handlers if p == "ears"]
-    await mine.func(type("Event", (), {"name": "example.note.created"})())
+    client = await platform.client_for("member")
+    assert (await client.post("/api/example/notes", json={"title": "heard"})).status_code == 201
+    await platform.deliver_events()
     assert listener.seen == ["example.note.created"]
-    assert platform.ctx.plugins.get("wrong").reason == (
+    assert platform.ctx.plugins.get("wrong").reason.startswith(
         "platform_event_handlers() must return EventHandler items"
     )
     assert "wrong" not in {p for p, _ in platform.ctx.event_handlers}
@@ -467,3 +469,32 @@ async def test_hook_platform_add_hookspecs(platform_factory):
 async def test_hook_platform_add_hookspecs_missing_provider_isolates_implementer(platform_factory):
     platform = await platform_factory(enabled=[], extra_plugins={"mod": Moderator()})
     assert platform.ctx.plugins.get("mod").reason == "requires example>=1, which is not enabled"
+
+
+class Notifier:
+    """Tells the author of every example note, and names a bad pattern on demand."""
+
+    def __init__(self, pattern: str = "example.note.created") -> None:
+        self.pattern = pattern
+
+    @hookimpl
+    def platform_notification_rules(self) -> list[NotificationRule]:
+        async def author(event: Any) -> list[int]:
+            return [event.payload["owner_id"]]
+
+        return [NotificationRule(self.pattern, author, title="You wrote {title}")]
+
+
+async def test_hook_platform_notification_rules(platform_factory):
+    platform = await platform_factory(
+        enabled=["example"], extra_plugins={"tell": Notifier(), "bad": Notifier("not a pattern")}
+    )
+    assert platform.ctx.plugins.get("bad").reason.startswith(
+        "platform_notification_rules() must return NotificationRule items"
+    )
+    client = await platform.client_for("member")
+    assert (await client.post("/api/example/notes", json={"title": "diary"})).status_code == 201
+    await platform.deliver_events()
+    inbox = (await client.get("/api/core/notifications")).json()
+    assert [n["title"] for n in inbox["items"]] == ["You wrote diary"]
+    assert inbox["items"][0]["kind"] == "example.note.created"

@@ -25,6 +25,10 @@ CORE_COMMANDS: dict[str, tuple[str, str]] = {
     "tokens": ("platformctl.tokens_cmd", "Create, list and revoke personal API tokens."),
     "doctor": ("platformctl.doctor", "Check config, plugins, database and migrations."),
     "openapi": ("platformctl.openapi_cmd", "Print the OpenAPI document of the API."),
+    "jobs": ("platformctl.jobs_cmd", "List, run and inspect background jobs."),
+    "worker": ("platformctl.worker_cmd", "Run jobs from the broker (distributed runner)."),
+    "scheduler": ("platformctl.scheduler_cmd", "Enqueue periodic job runs (distributed runner)."),
+    "webhooks": ("platformctl.webhooks_cmd", "Add, list, remove and test outbound webhooks."),
 }
 """Core commands: name -> (module holding a ``typer.Typer`` named ``app``, short help)."""
 

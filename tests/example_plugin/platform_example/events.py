@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from platform_core.specs import EventHandler
-from platform_example import service
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platform_core.events.outbox import Event
+from platform_core.notifications.service import users_with_role
+from platform_core.specs import EventHandler, NotificationRule
 
 if TYPE_CHECKING:
     from platform_core.context import PlatformContext
@@ -15,6 +18,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("platform_example.events")
 
 USER_DELETED = "core.user.deleted"
+
+
+class NoteCreated(Event):
+    """Published when a user creates a note."""
+
+    event_name: ClassVar[str] = "example.note.created"
+
+    note_id: int
+    owner_id: int
+    title: str
 
 
 def on_user_deleted(ctx: PlatformContext) -> Callable[[Any], Awaitable[int]]:
@@ -25,6 +38,8 @@ def on_user_deleted(ctx: PlatformContext) -> Callable[[Any], Awaitable[int]]:
 
     async def handle(event: Any) -> int:
         user_id = int(event.payload["user_id"])
+        from platform_example import service  # service imports this module's events
+
         async with ctx.db.session() as session:
             deleted = await service.delete_owner_notes(session, user_id)
         log.info(
@@ -39,3 +54,20 @@ def on_user_deleted(ctx: PlatformContext) -> Callable[[Any], Awaitable[int]]:
 def handlers(ctx: PlatformContext) -> list[EventHandler]:
     """The plugin's subscriptions, bound to the running platform."""
     return [EventHandler(USER_DELETED, on_user_deleted(ctx), name="delete_user_notes")]
+
+
+async def admins(session: AsyncSession) -> list[int]:
+    """Recipients of the note notifications: every admin."""
+    return await users_with_role(session, "admin")
+
+
+def notification_rules() -> list[NotificationRule]:
+    """Admins hear about every new note."""
+    return [
+        NotificationRule(
+            NoteCreated.event_name,
+            admins,
+            title="New note: {title}",
+            body="note {note_id} by user {owner_id}",
+        )
+    ]

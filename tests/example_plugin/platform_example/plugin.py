@@ -16,6 +16,7 @@ from platform_core import (
     HealthCheck,
     JobSpec,
     Models,
+    NotificationRule,
     Permission,
     PluginMeta,
     hookimpl,
@@ -96,6 +97,14 @@ def platform_event_handlers(ctx: PlatformContext) -> list[EventHandler]:
     from platform_example.events import handlers
 
     return handlers(ctx)
+
+
+@hookimpl
+def platform_notification_rules() -> list[NotificationRule]:
+    """Tell admins about new notes."""
+    from platform_example.events import notification_rules
+
+    return notification_rules()
 
 
 @hookimpl

@@ -51,6 +51,7 @@ async def create_note(
         data,
         max_notes=_settings(request).max_notes_per_user,
         validate=_validate(request),
+        actor=caller.username,
     )
     return NoteOut.model_validate(note)
 

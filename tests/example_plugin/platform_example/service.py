@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core.errors import Conflict, NotFound, ValidationFailed
+from platform_core.events.outbox import publish
+from platform_example.events import NoteCreated
 from platform_example.models import Note
 from platform_example.schemas import NoteCreate, NoteUpdate
 
@@ -71,14 +73,19 @@ async def create_note(
     *,
     max_notes: int,
     validate: Validate = _no_validators,
+    actor: str | None = None,
 ) -> Note:
-    """Create a note; ``Conflict`` on a duplicate title or past ``max_notes``."""
+    """Create a note; ``Conflict`` on a duplicate title or past ``max_notes``.
+
+    Publishes ``example.note.created`` in the same transaction.
+    """
     check_note(validate, title=data.title, body=data.body, owner_id=owner_id)
     if await count_notes(session, owner_id) >= max_notes:
         raise Conflict(f"note limit reached: at most {max_notes} notes per user")
     note = Note(owner_id=owner_id, title=data.title, body=data.body)
     session.add(note)
     await _flush(session, data.title)
+    publish(session, NoteCreated(note_id=note.id, owner_id=owner_id, title=note.title), actor=actor)
     return note
 
 
