@@ -18,6 +18,7 @@ with migrations applied, and give an authenticated client per role::
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -100,20 +101,27 @@ class TestPlatform:
         """A client authenticated as a new user of ``role`` (optionally with fewer scopes)."""
         return self.client(await self.token(role, scopes=scopes))
 
-    async def deliver_events(self) -> int:
-        """Dispatch and deliver every pending event now, as the background loop would.
+    async def deliver_events(self, timeout: float = 10.0) -> int:
+        """Dispatch and deliver every pending event now; return when none is left.
 
-        Returns how many fan-outs and deliveries ran; handlers that fail are retried later
-        (by the loop), not here.
+        Waits for deliveries the background loop has in flight too. Returns how many
+        fan-outs and deliveries this call ran; a handler that fails is retried after its
+        backoff (by the loop), not here.
         """
-        from platform_core.events.dispatcher import deliver_due, fan_out
+        from platform_core.events.dispatcher import deliver_due, fan_out, pending_work
 
+        deadline = asyncio.get_running_loop().time() + timeout
         total = 0
         while True:
             done = await fan_out(self.ctx) + await deliver_due(self.ctx)
-            if not done:
-                return total
             total += done
+            if done:
+                continue
+            if not await pending_work(self.ctx):
+                return total
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"events still pending after {timeout}s")
+            await asyncio.sleep(0.01)
 
     async def aclose(self) -> None:
         """Run shutdown hooks and close clients and the database."""

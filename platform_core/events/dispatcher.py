@@ -199,6 +199,25 @@ async def deliver_due(ctx: PlatformContext) -> int:
     return len(claimed)
 
 
+async def pending_work(ctx: PlatformContext) -> int:
+    """Undispatched events plus due handler deliveries (in flight included) of this process."""
+    from sqlalchemy import func
+
+    now = utcnow()
+    async with ctx.db.session() as session:
+        events = await session.scalar(
+            select(func.count()).where(EventRecord.dispatched_at.is_(None))
+        )
+        due = await session.scalar(
+            select(func.count()).where(
+                EventDelivery.state == "pending",
+                EventDelivery.next_attempt_at <= now,
+                EventDelivery.handler.in_(sorted(handlers_by_key(ctx))),
+            )
+        )
+    return int(events or 0) + int(due or 0)
+
+
 async def run_event_dispatcher(ctx: PlatformContext, stop: asyncio.Event) -> None:
     """Fan out and deliver until ``stop`` is set; woken at once by committed publishes."""
     wake = asyncio.Event()
