@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -113,75 +113,93 @@ async def _fan_out(ctx: PlatformContext) -> int:
 
 async def _claim(ctx: PlatformContext, keys: list[str]) -> list[tuple[int, str, EventRecord]]:
     now = utcnow()
+    # The lease end doubles as this claim's token: rows carrying it afterwards are ours,
+    # even when another process raced for the same rows (SQLite has no SKIP LOCKED).
+    token = now + LEASE + timedelta(microseconds=random.randrange(1_000_000))
     async with ctx.db.session() as session:
+        free = or_(EventDelivery.locked_until.is_(None), EventDelivery.locked_until < now)
         query = (
-            select(EventDelivery, EventRecord)
-            .join(EventRecord, EventRecord.id == EventDelivery.event_id)
+            select(EventDelivery.id)
             .where(
                 EventDelivery.state == "pending",
                 EventDelivery.next_attempt_at <= now,
                 EventDelivery.handler.in_(keys),
-                or_(EventDelivery.locked_until.is_(None), EventDelivery.locked_until < now),
+                free,
             )
             .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
             .limit(BATCH)
         )
-        rows = list((await session.execute(for_update(query, ctx))).all())
-        claimed = []
-        for delivery, rec in rows:
-            # Conditional update: on SQLite two processes may read the same row.
-            result = await session.execute(
-                update(EventDelivery)
-                .where(
-                    EventDelivery.id == delivery.id,
-                    or_(EventDelivery.locked_until.is_(None), EventDelivery.locked_until < now),
-                )
-                .values(locked_until=now + LEASE)
+        ids = list((await session.scalars(for_update(query, ctx))).all())
+        if not ids:
+            return []
+        await session.execute(
+            update(EventDelivery).where(EventDelivery.id.in_(ids), free).values(locked_until=token)
+        )
+        rows = (
+            await session.execute(
+                select(EventDelivery.id, EventDelivery.handler, EventRecord)
+                .join(EventRecord, EventRecord.id == EventDelivery.event_id)
+                .where(EventDelivery.id.in_(ids), EventDelivery.locked_until == token)
             )
-            if result.rowcount:  # type: ignore[attr-defined]
-                claimed.append((delivery.id, delivery.handler, rec))
-        return claimed
+        ).all()
+        return [(did, handler, rec) for did, handler, rec in rows]
 
 
-async def _deliver_one(
-    ctx: PlatformContext, delivery_id: int, handler: EventHandler, event: DeliveredEvent
-) -> None:
-    started = time.perf_counter()
-    error = None
+async def _run_handler(
+    handler: EventHandler, event: DeliveredEvent, ctx: PlatformContext
+) -> str | None:
+    """None on success, else the error text (a failing handler never raises here)."""
     try:
         await asyncio.wait_for(
             call_with_available(handler.func, event=event, ctx=ctx), handler.timeout
         )
     except TimeoutError:
-        error = f"timed out after {handler.timeout}s"
-    except Exception as exc:  # a failing handler is recorded and retried, never raised
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-    elapsed = time.perf_counter() - started
+        return f"timed out after {handler.timeout}s"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:2000]
+    return None
+
+
+async def _record(
+    ctx: PlatformContext, outcomes: list[tuple[int, DeliveredEvent, str | None]]
+) -> None:
+    succeeded = [did for did, _, error in outcomes if error is None]
+    failed = [(did, event, error) for did, event, error in outcomes if error is not None]
+    now = utcnow()
     async with ctx.db.session() as session:
-        delivery = await session.get(EventDelivery, delivery_id)
-        if delivery is None:
-            return
-        delivery.attempts += 1
-        delivery.locked_until = None
-        if error is None:
-            delivery.state, delivery.delivered_at, delivery.last_error = "succeeded", utcnow(), None
-            return
-        delivery.last_error = error
-        if delivery.attempts >= ctx.config.core.events.handler_attempts:
-            delivery.state = "failed"
-        else:
-            delivery.next_attempt_at = utcnow() + timedelta(seconds=backoff(delivery.attempts))
-        log.warning(
-            "event handler failed",
-            extra={
-                "handler": delivery.handler,
-                "event_id": event.id,
-                "event": event.name,
-                "attempt": delivery.attempts,
-                "error": error,
-                "duration_ms": round(elapsed * 1000),
-            },
-        )
+        if succeeded:  # one statement for the common case
+            await session.execute(
+                update(EventDelivery)
+                .where(EventDelivery.id.in_(succeeded))
+                .values(
+                    state="succeeded",
+                    delivered_at=now,
+                    last_error=None,
+                    locked_until=None,
+                    attempts=EventDelivery.attempts + 1,
+                )
+            )
+        for did, event, error in failed:
+            delivery = await session.get(EventDelivery, did)
+            if delivery is None:
+                continue
+            delivery.attempts += 1
+            delivery.locked_until = None
+            delivery.last_error = error
+            if delivery.attempts >= ctx.config.core.events.handler_attempts:
+                delivery.state = "failed"
+            else:
+                delivery.next_attempt_at = now + timedelta(seconds=backoff(delivery.attempts))
+            log.warning(
+                "event handler failed",
+                extra={
+                    "handler": delivery.handler,
+                    "event_id": event.id,
+                    "event": event.name,
+                    "attempt": delivery.attempts,
+                    "error": error,
+                },
+            )
 
 
 async def deliver_due(ctx: PlatformContext) -> int:
@@ -190,11 +208,21 @@ async def deliver_due(ctx: PlatformContext) -> int:
     if not handlers:
         return 0
     claimed = await _claim(ctx, sorted(handlers))
-    await asyncio.gather(
+    if not claimed:
+        return 0
+    events = [DeliveredEvent.from_record(rec) for _, _, rec in claimed]
+    errors = await asyncio.gather(
         *(
-            _deliver_one(ctx, did, handlers[key], DeliveredEvent.from_record(rec))
-            for did, key, rec in claimed
+            _run_handler(handlers[key], event, ctx)
+            for (_, key, _), event in zip(claimed, events, strict=True)
         )
+    )
+    await _record(
+        ctx,
+        [
+            (did, event, error)
+            for (did, _, _), event, error in zip(claimed, events, errors, strict=True)
+        ],
     )
     return len(claimed)
 
