@@ -236,3 +236,20 @@ async def test_handlers_of_a_disabled_plugin_keep_their_deliveries(platform_fact
     async with second.ctx.db.session() as session:
         states = {d.handler: d.state for d in (await session.scalars(select(EventDelivery)))}
     assert states == {"shop:record": "pending", "shop:everything": "pending"}
+
+
+async def test_prune_deletes_old_dispatched_events_but_keeps_pending_ones(shop, recorder):
+    from platform_core.events.dispatcher import prune_events
+
+    await _publish(shop)
+    await shop.deliver_events()
+    old = utcnow() - timedelta(days=31)
+    await _publish(shop, ThingMade(thing_id=2))
+    await fan_out(shop.ctx)  # dispatched, deliveries still pending
+    async with shop.ctx.db.session() as session:
+        await session.execute(update(EventRecord).values(occurred_at=old))
+    assert await prune_events(shop.ctx) == 1
+    async with shop.ctx.db.session() as session:
+        left = (await session.scalars(select(EventRecord))).all()
+    assert [e.payload for e in left] == [{"thing_id": 2}]
+    assert "core.prune_events" in shop.ctx.jobs

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from platform_core import hookimpl
-from platform_core.specs import ROLES, HealthCheck, Models, Permission
+from platform_core.specs import ROLES, HealthCheck, JobSpec, Models, Permission
 
 if TYPE_CHECKING:
     from platform_core.context import PlatformContext
@@ -49,3 +49,18 @@ def platform_routes() -> list[Any]:
 def platform_health(ctx: PlatformContext) -> list[HealthCheck]:
     """The database answers ``SELECT 1``."""
     return [HealthCheck("database", ctx.db.ping)]
+
+
+@hookimpl
+def platform_jobs() -> list[JobSpec]:
+    """The core's daily clean-ups: dispatched events past their retention."""
+    from platform_core.events.dispatcher import prune_events
+
+    return [
+        JobSpec(
+            "prune_events",
+            prune_events,
+            cron="17 3 * * *",
+            description="delete dispatched events older than [core.events] retention_days",
+        ),
+    ]
