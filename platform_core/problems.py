@@ -137,7 +137,13 @@ def install(app: FastAPI) -> None:
     async def dbapi_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)
         chain = list(_causes(exc))
-        if any(type(e).__name__ == "DataError" or isinstance(e, OverflowError) for e in chain):
+        # SQLSTATE class 22 is "data exception": out of range, NUL in text, bad encoding.
+        if any(
+            str(getattr(e, "sqlstate", "") or "").startswith("22")
+            or type(e).__name__ == "DataError"
+            or isinstance(e, OverflowError)
+            for e in chain
+        ):
             return await data_error(request, exc)
         if exc.connection_invalidated or any(isinstance(e, OSError) for e in chain):
             log.error("database unavailable", extra={"path": request.url.path})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from platform_core import Conflict, hookimpl
@@ -129,3 +129,32 @@ async def test_unreachable_database_is_503_problem(platform_factory):
     r = await client.get("/api/core/me")
     body = assert_problem(r, 503)
     assert "database is unavailable" in body["detail"]
+
+
+class Echo:
+    """Stores a text value: NUL characters are refused by PostgreSQL."""
+
+    @hookimpl
+    def platform_routes(self):
+        from sqlalchemy import text
+
+        from platform_core.auth.deps import get_session
+
+        router = APIRouter()
+
+        @router.post("/echo")
+        async def echo(item: Item, session=Depends(get_session, scope="function")) -> dict:
+            await session.execute(text("SELECT CAST(:v AS TEXT)"), {"v": item.name})
+            return {"ok": True}
+
+        return [router]
+
+
+async def test_value_the_database_refuses_is_422_not_500(platform_factory):
+    platform = await platform_factory(extra_plugins={"echo": Echo()})
+    client = await platform.client_for("admin")
+    r = await client.post("/api/echo/echo", json={"name": "nul\u0000byte", "size": 1})
+    # PostgreSQL refuses NUL in text (SQLSTATE 22021); SQLite stores it.
+    assert r.status_code in (200, 422), r.text
+    if platform.ctx.db.dialect == "postgresql":
+        assert_problem(r, 422)

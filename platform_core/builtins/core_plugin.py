@@ -31,7 +31,7 @@ def platform_permissions() -> list[Permission]:
     return [
         Permission("core:read", "see yourself and the plugin list", ROLES),
         Permission("core:write", "manage your own API tokens", ROLES),
-        Permission("core:admin", "manage users and every token", ("admin",)),
+        Permission("core:admin", "manage users, every token, webhooks and jobs", ("admin",)),
     ]
 
 
@@ -41,8 +41,9 @@ def platform_routes() -> list[Any]:
     from platform_core.auth.routes import router as auth_router
     from platform_core.builtins.plugins_routes import router as plugins_router
     from platform_core.notifications.routes import router as notifications_router
+    from platform_core.webhooks.routes import router as webhooks_router
 
-    return [auth_router, plugins_router, notifications_router]
+    return [auth_router, plugins_router, notifications_router, webhooks_router]
 
 
 @hookimpl

@@ -67,6 +67,7 @@ async def fan_out(ctx: PlatformContext) -> int:
 
 async def _fan_out(ctx: PlatformContext) -> int:
     from platform_core.notifications.service import apply_rules
+    from platform_core.webhooks.delivery import wake_after_commit
     from platform_core.webhooks.models import Webhook, WebhookDelivery
 
     handlers = handlers_by_key(ctx)
@@ -108,6 +109,8 @@ async def _fan_out(ctx: PlatformContext) -> int:
                     )
             await apply_rules(ctx, session, DeliveredEvent.from_record(rec))
             rec.dispatched_at = now
+        if hooks:
+            wake_after_commit(session)
     return len(events)
 
 

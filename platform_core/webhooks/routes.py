@@ -1,0 +1,165 @@
+"""``/api/core/webhooks``: outbound webhooks, their delivery log and test pings (admins only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platform_core import requires_scopes
+from platform_core.auth.deps import current_principal, get_context, get_session
+from platform_core.auth.service import Principal
+from platform_core.http import IdPath
+from platform_core.webhooks import service
+from platform_core.webhooks.models import Webhook
+from platform_core.webhooks.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    DeliveryPage,
+    PingResultOut,
+    WebhookCreate,
+    WebhookOut,
+    WebhookUpdate,
+    WebhookWithSecret,
+)
+
+router = APIRouter()
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+Caller = Annotated[Principal, Depends(current_principal)]
+ADMIN = requires_scopes("core:admin")
+
+
+def webhook_out(hook: Webhook) -> WebhookOut:
+    """The API view of a webhook (no secret)."""
+    return WebhookOut(**service.webhook_fields(hook))
+
+
+def delivery_out(view: service.DeliveryView) -> DeliveryOut:
+    """The API view of a delivery with its attempts."""
+    d = view.delivery
+    return DeliveryOut(
+        id=d.id,
+        webhook_id=d.webhook_id,
+        event_id=view.event_id,
+        event=view.event_name,
+        state=d.state,  # type: ignore[arg-type]
+        attempt_count=d.attempts,
+        next_attempt_at=service.next_attempt(d),
+        last_status=d.last_status,
+        last_error=d.last_error,
+        created_at=d.created_at,
+        delivered_at=d.delivered_at,
+        attempts=[AttemptOut.model_validate(a) for a in view.attempts],
+    )
+
+
+@router.post("/webhooks", response_model=WebhookWithSecret, status_code=201, openapi_extra=ADMIN)
+async def create_webhook(
+    body: WebhookCreate, session: Session, caller: Caller
+) -> WebhookWithSecret:
+    """Register a webhook; the signing secret is in this response only."""
+    hook, secret = await service.create_webhook(
+        session,
+        body.url,
+        body.patterns,
+        description=body.description,
+        is_active=body.is_active,
+        created_by=caller.user_id,
+    )
+    return WebhookWithSecret(**service.webhook_fields(hook), secret=secret)
+
+
+@router.get("/webhooks", response_model=list[WebhookOut], openapi_extra=ADMIN)
+async def list_webhooks(session: Session) -> list[WebhookOut]:
+    """Every webhook (never their secrets)."""
+    return [webhook_out(h) for h in await service.list_webhooks(session)]
+
+
+@router.get("/webhooks/{webhook_id}", response_model=WebhookOut, openapi_extra=ADMIN)
+async def get_webhook(webhook_id: IdPath, session: Session) -> WebhookOut:
+    """One webhook (never its secret)."""
+    return webhook_out(await service.get_webhook(session, webhook_id))
+
+
+@router.patch("/webhooks/{webhook_id}", response_model=WebhookOut, openapi_extra=ADMIN)
+async def update_webhook(webhook_id: IdPath, body: WebhookUpdate, session: Session) -> WebhookOut:
+    """Change the URL, patterns, description or state; deactivating gives up pending sends."""
+    hook = await service.update_webhook(
+        session,
+        webhook_id,
+        url=body.url,
+        patterns=body.patterns,
+        description=body.description,
+        is_active=body.is_active,
+    )
+    return webhook_out(hook)
+
+
+@router.delete(
+    "/webhooks/{webhook_id}", status_code=204, response_class=Response, openapi_extra=ADMIN
+)
+async def delete_webhook(webhook_id: IdPath, session: Session) -> None:
+    """Delete a webhook with its delivery log; nothing more is sent to it."""
+    await service.delete_webhook(session, webhook_id)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/rotate-secret", response_model=WebhookWithSecret, openapi_extra=ADMIN
+)
+async def rotate_secret(webhook_id: IdPath, session: Session) -> WebhookWithSecret:
+    """Replace the signing secret (the old one stops working at once); shown this once."""
+    hook, secret = await service.rotate_secret(session, webhook_id)
+    return WebhookWithSecret(**service.webhook_fields(hook), secret=secret)
+
+
+@router.post("/webhooks/{webhook_id}/test", response_model=PingResultOut, openapi_extra=ADMIN)
+async def test_webhook(request: Request, webhook_id: IdPath, caller: Caller) -> PingResultOut:
+    """Send a ``core.webhook.test`` event now and report the receiver's answer.
+
+    200 whatever the receiver answered (see ``succeeded``); bounded by the delivery
+    timeout. The ping is logged with the webhook's deliveries and not retried.
+    """
+    result = await service.send_test(get_context(request), webhook_id, actor=caller.username)
+    return PingResultOut(
+        delivery_id=result.delivery_id,
+        event_id=result.event_id,
+        succeeded=result.succeeded,
+        status_code=result.status_code,
+        error=result.error,
+        duration_ms=result.duration_ms,
+    )
+
+
+@router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveryPage, openapi_extra=ADMIN)
+async def list_deliveries(
+    webhook_id: IdPath,
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    state: Literal["pending", "succeeded", "failed"] | None = None,
+) -> DeliveryPage:
+    """The webhook's delivery log, newest first, each with its attempts and status codes."""
+    views, total = await service.list_deliveries(
+        session, webhook_id, limit=limit, offset=offset, state=state
+    )
+    more = offset + len(views) < total
+    return DeliveryPage(
+        items=[delivery_out(v) for v in views],
+        total=total,
+        next_offset=offset + len(views) if more else None,
+    )
+
+
+@router.post(
+    "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    response_model=DeliveryOut,
+    status_code=202,
+    openapi_extra=ADMIN,
+)
+async def redeliver(webhook_id: IdPath, delivery_id: IdPath, session: Session) -> DeliveryOut:
+    """Send a delivery again as soon as possible (its attempt history is kept).
+
+    409 when the webhook is deactivated or the delivery is being sent right now.
+    """
+    return delivery_out(await service.redeliver(session, webhook_id, delivery_id))

@@ -1,0 +1,385 @@
+"""Outbound webhooks: registration, secrets, the delivery log, redelivery and test pings.
+
+No HTTP framework here: the API routes and ``platformctl webhooks`` both call these.
+Functions taking a session work in the caller's transaction; :func:`send_test` opens its
+own (it waits on the network and must not hold a transaction meanwhile).
+
+Targets are validated: ``http``/``https`` only, a host is required, no credentials
+(``user:pass@``) and no fragment in the URL, at most 2000 characters. Private and
+loopback addresses are allowed on purpose: only admins register webhooks, and receivers
+inside the same network are a normal deployment.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platform_core.context import PlatformContext
+from platform_core.db import utcnow
+from platform_core.errors import Conflict, NotFound, ValidationFailed
+from platform_core.events.models import EventRecord
+from platform_core.events.outbox import DeliveredEvent
+from platform_core.events.patterns import valid_pattern
+from platform_core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+
+SECRET_PREFIX = "whsec_"
+MAX_URL_LENGTH = 2000
+MAX_PATTERNS = 50
+MAX_PATTERN_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 200
+SCHEMES = frozenset({"http", "https"})
+TEST_EVENT = "core.webhook.test"
+DEACTIVATED = "webhook deactivated"
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"{field}: {message}", errors=[{"field": field, "in": "body", "message": message}]
+    )
+
+
+def validate_url(url: str) -> str:
+    """The target URL, checked; raise ``ValidationFailed`` naming ``url`` otherwise."""
+    if not isinstance(url, str) or not url:
+        raise _invalid("url", "a URL is required")
+    if len(url) > MAX_URL_LENGTH:
+        raise _invalid("url", f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise _invalid("url", "the URL must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError:
+        raise _invalid("url", "not a valid URL") from None
+    if parts.scheme.lower() not in SCHEMES:
+        raise _invalid("url", "only http and https URLs are allowed")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise _invalid("url", "credentials are not allowed in the URL")
+    if not parts.hostname:
+        raise _invalid("url", "the URL must name a host")
+    if port == 0:
+        raise _invalid("url", "not a valid port")
+    if parts.fragment or url.endswith("#"):
+        raise _invalid("url", "the URL must not contain a fragment")
+    try:
+        import httpx
+
+        httpx.URL(url)
+    except Exception:  # httpx refuses it (bad IDNA host, ...): it could never be sent
+        raise _invalid("url", "not a valid URL") from None
+    return url
+
+
+def validate_patterns(patterns: list[str]) -> list[str]:
+    """The event patterns (``*``, ``a.b.c``, ``a.*``), de-duplicated; at least one."""
+    if not isinstance(patterns, list) or not patterns:
+        raise _invalid("patterns", "at least one event pattern is required")
+    if len(patterns) > MAX_PATTERNS:
+        raise _invalid("patterns", f"at most {MAX_PATTERNS} patterns")
+    for pattern in patterns:
+        if (
+            not isinstance(pattern, str)
+            or len(pattern) > MAX_PATTERN_LENGTH
+            or not valid_pattern(pattern)
+        ):
+            raise _invalid(
+                "patterns",
+                f"invalid event pattern {str(pattern)[:MAX_PATTERN_LENGTH]!r}: use an event "
+                "name (inventory.device.created), a prefix (inventory.*) or *",
+            )
+    return list(dict.fromkeys(patterns))
+
+
+def validate_description(description: str) -> str:
+    """The description: one line of at most 200 characters."""
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
+        raise _invalid("description", f"at most {MAX_DESCRIPTION_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in description):
+        raise _invalid("description", "control characters (line breaks, NUL, ...) are not allowed")
+    return description
+
+
+def new_secret() -> str:
+    """A fresh signing secret: ``whsec_`` and 32 random bytes, URL-safe base64."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_webhook(
+    session: AsyncSession,
+    url: str,
+    patterns: list[str],
+    *,
+    description: str = "",
+    is_active: bool = True,
+    created_by: int | None = None,
+) -> tuple[Webhook, str]:
+    """Register a webhook; return it and its secret (shown this once)."""
+    hook = Webhook(
+        url=validate_url(url),
+        patterns=validate_patterns(patterns),
+        secret=new_secret(),
+        description=validate_description(description),
+        is_active=bool(is_active),
+        created_at=utcnow(),
+        created_by=created_by,
+    )
+    session.add(hook)
+    await session.flush()
+    return hook, hook.secret
+
+
+async def list_webhooks(session: AsyncSession) -> list[Webhook]:
+    """Every webhook, oldest first."""
+    return list((await session.scalars(select(Webhook).order_by(Webhook.id))).all())
+
+
+async def get_webhook(session: AsyncSession, webhook_id: int) -> Webhook:
+    """One webhook, or ``NotFound``."""
+    hook = await session.get(Webhook, webhook_id)
+    if hook is None:
+        raise NotFound(f"webhook {webhook_id} not found")
+    return hook
+
+
+async def update_webhook(
+    session: AsyncSession,
+    webhook_id: int,
+    *,
+    url: str | None = None,
+    patterns: list[str] | None = None,
+    description: str | None = None,
+    is_active: bool | None = None,
+) -> Webhook:
+    """Change a webhook's URL, patterns, description or state (``None`` keeps a value).
+
+    Deactivating a webhook gives up its pending deliveries (state ``failed``, error
+    ``webhook deactivated``); they can be redelivered once it is active again.
+    """
+    hook = await get_webhook(session, webhook_id)
+    if url is not None:
+        hook.url = validate_url(url)
+    if patterns is not None:
+        hook.patterns = validate_patterns(patterns)
+    if description is not None:
+        hook.description = validate_description(description)
+    if is_active is not None:
+        if hook.is_active and not is_active:
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == hook.id, WebhookDelivery.state == "pending")
+                .values(state="failed", last_error=DEACTIVATED, locked_until=None)
+            )
+        hook.is_active = bool(is_active)
+    await session.flush()
+    return hook
+
+
+async def delete_webhook(session: AsyncSession, webhook_id: int) -> None:
+    """Delete a webhook with its deliveries and their attempts; ``NotFound`` if unknown."""
+    hook = await get_webhook(session, webhook_id)
+    ids = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == hook.id)
+    await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id))
+    await session.delete(hook)
+    await session.flush()
+
+
+async def rotate_secret(session: AsyncSession, webhook_id: int) -> tuple[Webhook, str]:
+    """Replace a webhook's secret; return it and the new secret (shown this once).
+
+    The old secret stops working at once: deliveries sent from now on use the new one.
+    """
+    hook = await get_webhook(session, webhook_id)
+    hook.secret = new_secret()
+    await session.flush()
+    return hook, hook.secret
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """A delivery as the log shows it: the event, its state and every attempt."""
+
+    delivery: WebhookDelivery
+    event_id: str
+    event_name: str
+    attempts: list[WebhookAttempt]
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    webhook_id: int,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    state: str | None = None,
+) -> tuple[list[DeliveryView], int]:
+    """A page of a webhook's deliveries (newest first) with their attempts, and the total."""
+    await get_webhook(session, webhook_id)
+    where = [WebhookDelivery.webhook_id == webhook_id]
+    if state is not None:
+        where.append(WebhookDelivery.state == state)
+    total = int(
+        (await session.scalar(select(func.count()).select_from(WebhookDelivery).where(*where))) or 0
+    )
+    query = (
+        select(WebhookDelivery, EventRecord.uid, EventRecord.name)
+        .join(EventRecord, EventRecord.id == WebhookDelivery.event_id)
+        .where(*where)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = list((await session.execute(query)).all())
+    by_delivery: dict[int, list[WebhookAttempt]] = {d.id: [] for d, _, _ in rows}
+    if by_delivery:
+        attempts = await session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(by_delivery))
+            .order_by(WebhookAttempt.id)
+        )
+        for attempt in attempts:
+            by_delivery[attempt.delivery_id].append(attempt)
+    views = [DeliveryView(d, uid, name, by_delivery[d.id]) for d, uid, name in rows]
+    return views, total
+
+
+async def get_delivery(session: AsyncSession, webhook_id: int, delivery_id: int) -> DeliveryView:
+    """One delivery of a webhook with its attempts, or ``NotFound``."""
+    row = (
+        await session.execute(
+            select(WebhookDelivery, EventRecord.uid, EventRecord.name)
+            .join(EventRecord, EventRecord.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id == webhook_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"delivery {delivery_id} of webhook {webhook_id} not found")
+    delivery, uid, name = row
+    attempts = await session.scalars(
+        select(WebhookAttempt)
+        .where(WebhookAttempt.delivery_id == delivery.id)
+        .order_by(WebhookAttempt.id)
+    )
+    return DeliveryView(delivery, uid, name, list(attempts))
+
+
+async def redeliver(session: AsyncSession, webhook_id: int, delivery_id: int) -> DeliveryView:
+    """Send a delivery again soon: back to ``pending``, due now, attempt history kept.
+
+    A delivery past its retry window gets this one attempt (it is failed again if that
+    attempt fails). ``Conflict`` when the webhook is deactivated.
+    """
+    hook = await get_webhook(session, webhook_id)
+    view = await get_delivery(session, webhook_id, delivery_id)
+    if not hook.is_active:
+        raise Conflict(f"webhook {webhook_id} is deactivated; activate it to redeliver")
+    delivery = view.delivery
+    now = utcnow()
+    if delivery.state == "pending" and delivery.locked_until and delivery.locked_until > now:
+        raise Conflict(f"delivery {delivery_id} is being sent right now; try again shortly")
+    delivery.state = "pending"
+    delivery.next_attempt_at = now
+    delivery.locked_until = None
+    delivery.delivered_at = None
+    await session.flush()
+    from platform_core.webhooks.delivery import wake_after_commit
+
+    wake_after_commit(session)
+    return view
+
+
+@dataclass(frozen=True)
+class PingResult:
+    """The outcome of a test ping: recorded in the delivery log like any delivery."""
+
+    delivery_id: int
+    event_id: str
+    succeeded: bool
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+async def send_test(
+    ctx: PlatformContext, webhook_id: int, *, actor: str | None = None
+) -> PingResult:
+    """Send a ``core.webhook.test`` event to one webhook now and return the outcome.
+
+    The ping is an event of its own, delivered to this webhook only (no handler, no other
+    webhook sees it), signed like any delivery and logged; it is not retried. Inactive
+    webhooks can be tested too. The wait is bounded by ``[core.webhooks] timeout_seconds``.
+    """
+    from platform_core.webhooks.delivery import Claimed, attempt_delivery, lease
+
+    now = utcnow()
+    async with ctx.db.session() as session:
+        hook = await get_webhook(session, webhook_id)
+        record = EventRecord(
+            uid=str(uuid.uuid4()),
+            name=TEST_EVENT,
+            plugin="core",
+            actor=actor,
+            payload={
+                "webhook_id": hook.id,
+                "message": "a test event sent on request; no action is expected",
+            },
+            occurred_at=now,
+            dispatched_at=now,  # never fanned out: this webhook alone gets it
+        )
+        session.add(record)
+        await session.flush()
+        delivery = WebhookDelivery(
+            webhook_id=hook.id,
+            event_id=record.id,
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            locked_until=now + lease(ctx) + timedelta(seconds=5),
+            created_at=now,
+        )
+        session.add(delivery)
+        await session.flush()
+        claimed = Claimed(
+            delivery_id=delivery.id,
+            webhook_id=hook.id,
+            url=hook.url,
+            secret=hook.secret,
+            attempt=1,
+            created_at=now,
+            event=DeliveredEvent.from_record(record),
+        )
+    outcome = await attempt_delivery(ctx, claimed, retry=False)
+    return PingResult(
+        delivery_id=claimed.delivery_id,
+        event_id=claimed.event.id,
+        succeeded=outcome.succeeded,
+        status_code=outcome.status_code,
+        error=outcome.error,
+        duration_ms=outcome.duration_ms,
+    )
+
+
+def webhook_fields(hook: Webhook) -> dict[str, Any]:
+    """A webhook's public fields (everything but the secret)."""
+    return {
+        "id": hook.id,
+        "url": hook.url,
+        "patterns": list(hook.patterns),
+        "description": hook.description,
+        "is_active": hook.is_active,
+        "created_at": hook.created_at,
+        "created_by": hook.created_by,
+    }
+
+
+def next_attempt(delivery: WebhookDelivery) -> datetime | None:
+    """When a pending delivery is next tried; None once it succeeded or failed."""
+    return delivery.next_attempt_at if delivery.state == "pending" else None

@@ -1,0 +1,788 @@
+"""Outbound webhooks over real HTTP: a receiver on 127.0.0.1 records what the platform sends.
+
+Most tests run with the background loops off and call fan-out and one delivery pass
+directly (deterministic); backoff waits are skipped by making pending deliveries due.
+A few run the real loop to show it delivers on its own, isolates slow receivers and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from platform_core.db import utcnow
+from platform_core.events.dispatcher import fan_out
+from platform_core.events.outbox import publish
+from platform_core.webhooks import delivery, signing
+from platform_core.webhooks.models import WebhookAttempt, WebhookDelivery
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "webhooks.md"
+
+
+@dataclass
+class Received:
+    """One request the receiver got."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A tiny HTTP server in a thread: records requests, can fail, be slow or redirect."""
+
+    requests: list[Received] = field(default_factory=list)
+    fail_next: int = 0
+    fail_status: int = 500
+    status: int = 200
+    delay: float = 0.0
+    redirect_to: str | None = None
+    server: ThreadingHTTPServer | None = None
+    active: int = 0
+    max_active: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> Receiver:
+        """Serve on a free port of 127.0.0.1 in a daemon thread."""
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
+                with receiver.lock:
+                    receiver.active += 1
+                    receiver.max_active = max(receiver.max_active, receiver.active)
+                try:
+                    self.answer()
+                finally:
+                    with receiver.lock:
+                        receiver.active -= 1
+
+            def answer(self) -> None:
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                if receiver.redirect_to:
+                    self.send_response(302)
+                    self.send_header("Location", receiver.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                status = receiver.status
+                if receiver.fail_next > 0:
+                    receiver.fail_next -= 1
+                    status = receiver.fail_status
+                payload = b"nope" if status >= 300 else b"ok"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the client gave up (timeout test)
+                    self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        return self
+
+    def url(self, path: str = "/hook") -> str:
+        """The URL of ``path`` on this receiver."""
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def events(self) -> list[str]:
+        """The event names received, in order."""
+        return [r.headers["Platform-Event"] for r in self.requests]
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    """A running receiver, closed after the test."""
+    r = Receiver().start()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def other_receiver():
+    """A second receiver, for tests with two webhooks."""
+    r = Receiver().start()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+async def hooks(platform_factory):
+    """A platform with the background loops off: the tests drive fan-out and delivery."""
+    return await platform_factory(core={"background": False, "webhooks": {"timeout_seconds": 2}})
+
+
+@pytest.fixture
+async def admin(hooks):
+    """A client authenticated as an admin of ``hooks``."""
+    return await hooks.client_for("admin")
+
+
+async def register(admin, url: str, patterns=("*",), **extra: Any) -> dict[str, Any]:
+    """Register a webhook through the API; return the created webhook (with its secret)."""
+    r = await admin.post(
+        "/api/core/webhooks", json={"url": url, "patterns": list(patterns), **extra}
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def emit(platform, *names: str, payload: dict[str, Any] | None = None) -> list[str]:
+    """Publish events in one committed transaction; return their ids."""
+    async with platform.ctx.db.session() as session:
+        return [
+            publish(session, name=n, payload=payload or {"n": i}, actor="tester")
+            for i, n in enumerate(names)
+        ]
+
+
+async def pump(platform) -> int:
+    """Fan out published events, then run one delivery pass."""
+    await fan_out(platform.ctx)
+    return await delivery.deliver_due(platform.ctx)
+
+
+async def make_due(platform) -> None:
+    """Skip the backoff wait of every pending delivery."""
+    async with platform.ctx.db.session() as session:
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.state == "pending")
+            .values(next_attempt_at=utcnow())
+        )
+
+
+async def deliveries(platform) -> list[WebhookDelivery]:
+    """Every webhook delivery, oldest first."""
+    async with platform.ctx.db.session() as session:
+        return list((await session.scalars(select(WebhookDelivery).order_by("id"))).all())
+
+
+def doc_snippet() -> str:
+    """The verification snippet of docs/webhooks.md (the python block after its marker)."""
+    text = DOC.read_text(encoding="utf-8")
+    match = re.search(r"<!-- verify-snippet -->\s*```python\n(.*?)```", text, re.S)
+    assert match, "docs/webhooks.md has no <!-- verify-snippet --> python block"
+    return match.group(1)
+
+
+def doc_verify() -> Any:
+    """``verify_signature`` as defined by the snippet in docs/webhooks.md."""
+    namespace: dict[str, Any] = {}
+    exec(compile(doc_snippet(), str(DOC), "exec"), namespace)
+    return namespace["verify_signature"]
+
+
+# --- signing ------------------------------------------------------------------------------
+
+
+def test_verify_signature_accepts_own_signature_and_refuses_tampering():
+    body = b'{"id":"x"}'
+    header = signing.sign("whsec_k", body, timestamp=1_700_000_000)
+    now = 1_700_000_010
+    assert signing.verify_signature("whsec_k", header, body, now=now)
+    assert not signing.verify_signature("whsec_other", header, body, now=now)
+    assert not signing.verify_signature("whsec_k", header, body + b" ", now=now)
+    assert not signing.verify_signature("whsec_k", header, body, now=now + 301)
+    assert signing.verify_signature("whsec_k", header, body, tolerance=600, now=now + 301)
+
+
+@pytest.mark.parametrize(
+    "header", ["", "t=1", "v1=abc", "t=x,v1=abc", "t=²,v1=ab", "garbage", "t=1,v1=é"]
+)
+def test_verify_signature_refuses_malformed_headers(header):
+    assert signing.verify_signature("whsec_k", header, b"{}", now=1) is False
+    assert doc_verify()("whsec_k", header, b"{}", now=1) is False
+
+
+def test_doc_snippet_is_the_signing_modules_function():
+    source = inspect.getsource(signing.verify_signature)
+    assert source in doc_snippet()
+    assert not re.search(r"^(from|import) (?!hashlib|hmac|time)", doc_snippet(), re.M)
+
+
+def test_backoff_doubles_from_ten_seconds_and_caps_at_an_hour():
+    assert [delivery.backoff(n) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
+    assert delivery.backoff(9) == 2560
+    assert delivery.backoff(10) == delivery.backoff(50) == 3600
+
+
+# --- delivery -----------------------------------------------------------------------------
+
+
+async def test_delivery_is_signed_and_verifies_with_documented_snippet(hooks, admin, receiver):
+    hook = await register(admin, receiver.url(), ["inventory.*"])
+    [uid] = await emit(hooks, "inventory.device.created", payload={"device_id": 7})
+    assert await pump(hooks) == 1
+    [req] = receiver.requests
+    assert req.path == "/hook"
+    assert req.headers["Content-Type"] == "application/json"
+    assert req.headers["User-Agent"].startswith("platform-webhooks/")
+    assert req.headers["Platform-Event-Id"] == uid
+    assert req.headers["Platform-Event"] == "inventory.device.created"
+    assert req.headers["Platform-Delivery-Attempt"] == "1"
+    envelope = req.json()
+    assert envelope["id"] == uid
+    assert envelope["name"] == "inventory.device.created"
+    assert envelope["plugin"] == "inventory"
+    assert envelope["actor"] == "tester"
+    assert envelope["payload"] == {"device_id": 7}
+    signature = req.headers["Platform-Signature"]
+    assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", signature)
+    assert doc_verify()(hook["secret"], signature, req.body)
+    assert signing.verify_signature(hook["secret"], signature, req.body)
+    assert not doc_verify()(hook["secret"], signature, req.body.replace(b"7", b"8"))
+    [d] = await deliveries(hooks)
+    assert (d.state, d.attempts, d.last_status) == ("succeeded", 1, 200)
+    assert d.delivered_at is not None
+
+
+async def test_delivery_retries_with_backoff_then_succeeds_after_server_errors(
+    hooks, admin, receiver
+):
+    hook = await register(admin, receiver.url())
+    receiver.fail_next = 2
+    [uid] = await emit(hooks, "inventory.device.created")
+    expected = [10, 20]
+    for wait in expected:
+        before = utcnow()
+        assert await pump(hooks) == 1
+        [d] = await deliveries(hooks)
+        assert d.state == "pending"
+        delay = (d.next_attempt_at - before).total_seconds()
+        assert wait - 1 < delay < wait + 5, (wait, delay)
+        assert await delivery.deliver_due(hooks.ctx) == 0  # not due yet
+        await make_due(hooks)
+    assert await pump(hooks) == 1
+    assert len(receiver.requests) == 3
+    assert {r.headers["Platform-Event-Id"] for r in receiver.requests} == {uid}
+    assert [r.headers["Platform-Delivery-Attempt"] for r in receiver.requests] == ["1", "2", "3"]
+    r = await admin.get(f"/api/core/webhooks/{hook['id']}/deliveries")
+    assert r.status_code == 200, r.text
+    [item] = r.json()["items"]
+    assert item["state"] == "succeeded"
+    assert item["event_id"] == uid
+    assert item["attempt_count"] == 3
+    assert item["next_attempt_at"] is None
+    assert [a["status_code"] for a in item["attempts"]] == [500, 500, 200]
+    assert item["attempts"][0]["error"] == "HTTP 500: nope"
+    assert item["attempts"][2]["error"] is None
+    assert all(a["duration_ms"] >= 0 for a in item["attempts"])
+
+
+async def test_delivery_fails_when_retry_window_is_over(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    receiver.status = 503
+    await emit(hooks, "inventory.device.created")
+    await fan_out(hooks.ctx)
+    hours = hooks.ctx.config.core.webhooks.retry_hours
+    async with hooks.ctx.db.session() as session:  # created just under a day ago
+        await session.execute(
+            update(WebhookDelivery).values(
+                created_at=utcnow() - timedelta(hours=hours) + timedelta(seconds=5)
+            )
+        )
+    assert await delivery.deliver_due(hooks.ctx) == 1
+    [d] = await deliveries(hooks)
+    assert d.state == "pending"
+    deadline = d.created_at + timedelta(hours=hours)
+    assert d.next_attempt_at <= deadline  # the last try is at the end of the window
+    async with hooks.ctx.db.session() as session:
+        await session.execute(
+            update(WebhookDelivery).values(created_at=d.created_at - timedelta(seconds=10))
+        )
+    await make_due(hooks)
+    assert await delivery.deliver_due(hooks.ctx) == 1
+    [d] = await deliveries(hooks)
+    assert (d.state, d.attempts, d.last_status) == ("failed", 2, 503)
+    await make_due(hooks)
+    assert await delivery.deliver_due(hooks.ctx) == 0
+    assert len(receiver.requests) == 2
+    r = await admin.get(f"/api/core/webhooks/{hook['id']}/deliveries", params={"state": "failed"})
+    assert r.json()["total"] == 1
+
+
+async def test_delivery_fails_quickly_with_tiny_retry_window(platform_factory, receiver):
+    platform = await platform_factory(
+        core={"background": False, "webhooks": {"retry_hours": 0.0001}}  # 0.36 s
+    )
+    admin = await platform.client_for("admin")
+    await register(admin, receiver.url())
+    receiver.status = 500
+    await emit(platform, "inventory.device.created")
+    await pump(platform)
+    [d] = await deliveries(platform)
+    assert d.state == "pending"
+    assert (d.next_attempt_at - d.created_at).total_seconds() <= 0.37
+    await asyncio.sleep(0.4)
+    await make_due(platform)
+    await delivery.deliver_due(platform.ctx)
+    [d] = await deliveries(platform)
+    assert d.state == "failed"
+
+
+async def test_redeliver_sends_again_and_keeps_history(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    [uid] = await emit(hooks, "inventory.device.created")
+    await pump(hooks)
+    [d] = await deliveries(hooks)
+    r = await admin.post(f"/api/core/webhooks/{hook['id']}/deliveries/{d.id}/redeliver")
+    assert r.status_code == 202, r.text
+    assert r.json()["state"] == "pending"
+    assert len(r.json()["attempts"]) == 1
+    assert await delivery.deliver_due(hooks.ctx) == 1
+    assert [q.headers["Platform-Event-Id"] for q in receiver.requests] == [uid, uid]
+    r = await admin.get(f"/api/core/webhooks/{hook['id']}/deliveries")
+    [item] = r.json()["items"]
+    assert item["state"] == "succeeded"
+    assert [a["status_code"] for a in item["attempts"]] == [200, 200]
+
+
+async def test_redeliver_failed_delivery_succeeds_after_receiver_recovers(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    receiver.status = 500
+    await emit(hooks, "inventory.device.created")
+    await fan_out(hooks.ctx)
+    async with hooks.ctx.db.session() as session:
+        await session.execute(
+            update(WebhookDelivery).values(created_at=utcnow() - timedelta(days=2))
+        )
+    await delivery.deliver_due(hooks.ctx)
+    [d] = await deliveries(hooks)
+    assert d.state == "failed"
+    receiver.status = 200
+    url = f"/api/core/webhooks/{hook['id']}/deliveries/{d.id}/redeliver"
+    assert (await admin.post(url)).status_code == 202
+    await delivery.deliver_due(hooks.ctx)
+    [d] = await deliveries(hooks)
+    assert (d.state, d.attempts) == ("succeeded", 2)
+
+
+async def test_redeliver_unknown_or_foreign_delivery_is_404(hooks, admin, receiver):
+    a = await register(admin, receiver.url())
+    b = await register(admin, receiver.url("/other"))
+    await emit(hooks, "inventory.device.created")
+    await fan_out(hooks.ctx)
+    mine = next(d for d in await deliveries(hooks) if d.webhook_id == a["id"])
+    r = await admin.post(f"/api/core/webhooks/{b['id']}/deliveries/{mine.id}/redeliver")
+    assert r.status_code == 404
+    r = await admin.post(f"/api/core/webhooks/{a['id']}/deliveries/999999/redeliver")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_patterns_select_matching_events(hooks, admin, receiver, other_receiver):
+    await register(admin, receiver.url(), ["inventory.*"])
+    await register(admin, other_receiver.url(), ["pricing.price.changed", "scheduler.*"])
+    await emit(
+        hooks,
+        "inventory.device.created",
+        "pricing.price.changed",
+        "inventory.rack.slot.freed",
+        "pricing.price.deleted",
+        "scheduler.booking.created",
+        "inventoryx.thing.done",
+    )
+    assert await pump(hooks) == 4
+    assert sorted(receiver.events()) == ["inventory.device.created", "inventory.rack.slot.freed"]
+    assert sorted(other_receiver.events()) == [
+        "pricing.price.changed",
+        "scheduler.booking.created",
+    ]
+
+
+async def test_deactivated_webhook_receives_nothing(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    await emit(hooks, "inventory.device.created")
+    await fan_out(hooks.ctx)  # one delivery already pending
+    r = await admin.patch(f"/api/core/webhooks/{hook['id']}", json={"is_active": False})
+    assert r.status_code == 200 and r.json()["is_active"] is False
+    await emit(hooks, "inventory.device.updated")
+    await pump(hooks)
+    await make_due(hooks)
+    await delivery.deliver_due(hooks.ctx)
+    assert receiver.requests == []
+    [d] = await deliveries(hooks)
+    assert (d.state, d.last_error) == ("failed", "webhook deactivated")
+    redeliver = f"/api/core/webhooks/{hook['id']}/deliveries/{d.id}/redeliver"
+    assert (await admin.post(redeliver)).status_code == 409
+    await admin.patch(f"/api/core/webhooks/{hook['id']}", json={"is_active": True})
+    assert (await admin.post(redeliver)).status_code == 202
+    await delivery.deliver_due(hooks.ctx)
+    assert receiver.events() == ["inventory.device.created"]
+
+
+async def test_deleted_webhook_receives_nothing_and_loses_its_log(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    await emit(hooks, "inventory.device.created")
+    await fan_out(hooks.ctx)
+    r = await admin.delete(f"/api/core/webhooks/{hook['id']}")
+    assert r.status_code == 204 and r.content == b""
+    assert await pump(hooks) == 0
+    assert receiver.requests == []
+    assert await deliveries(hooks) == []
+    assert (await admin.get(f"/api/core/webhooks/{hook['id']}")).status_code == 404
+    assert (await admin.delete(f"/api/core/webhooks/{hook['id']}")).status_code == 404
+
+
+async def test_redirect_is_not_followed_and_counts_as_failure(hooks, admin, receiver):
+    receiver.redirect_to = "http://127.0.0.1:1/elsewhere"
+    await register(admin, receiver.url())
+    await emit(hooks, "inventory.device.created")
+    await pump(hooks)
+    [d] = await deliveries(hooks)
+    assert (d.state, d.last_status) == ("pending", 302)
+    assert "redirects are not followed" in (d.last_error or "")
+    assert len(receiver.requests) == 1
+
+
+async def test_unreachable_receiver_is_recorded_as_error(hooks, admin, receiver):
+    url = receiver.url()
+    receiver.close()  # nothing listens on that port any more
+    await register(admin, url)
+    await emit(hooks, "inventory.device.created")
+    await pump(hooks)
+    [d] = await deliveries(hooks)
+    assert d.state == "pending" and d.last_status is None
+    assert "Connect" in (d.last_error or "")
+
+
+async def test_slow_receiver_times_out_and_is_retried(platform_factory, receiver):
+    platform = await platform_factory(
+        core={"background": False, "webhooks": {"timeout_seconds": 0.3}}
+    )
+    admin = await platform.client_for("admin")
+    receiver.delay = 1.0
+    await register(admin, receiver.url())
+    await emit(platform, "inventory.device.created")
+    started = time.monotonic()
+    await pump(platform)
+    assert time.monotonic() - started < 1.0
+    [d] = await deliveries(platform)
+    assert d.state == "pending"
+    assert d.last_error == "timed out after 0.3s"
+
+
+async def test_concurrent_passes_send_each_delivery_once(hooks, admin, receiver):
+    await register(admin, receiver.url())
+    await emit(hooks, *[f"inventory.device.n{i}" for i in range(12)])
+    await fan_out(hooks.ctx)
+
+    async def drain() -> int:
+        sent = 0
+        while n := await delivery.deliver_due(hooks.ctx):
+            sent += n
+        return sent
+
+    counts = await asyncio.gather(drain(), drain(), drain())
+    assert sum(counts) == 12
+    assert sorted(receiver.events()) == sorted(f"inventory.device.n{i}" for i in range(12))
+    assert {d.state for d in await deliveries(hooks)} == {"succeeded"}
+
+
+# --- the background loop -------------------------------------------------------------------
+
+
+async def wait_for(predicate, timeout: float = 5.0) -> float:
+    """Wait until ``predicate()`` is true; return the seconds it took."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, "timed out waiting"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def test_loop_delivers_published_events_in_the_background(platform_factory, receiver):
+    platform = await platform_factory()  # background loops on, as in `platformctl serve`
+    admin = await platform.client_for("admin")
+    await register(admin, receiver.url(), ["inventory.*"])
+    await emit(platform, "inventory.device.created")
+    waited = await wait_for(lambda: len(receiver.requests) == 1)
+    assert waited < 2.0  # woken by the commit, not after several poll intervals
+    for _ in range(100):
+        [d] = await deliveries(platform)
+        if d.state == "succeeded":
+            break
+        await asyncio.sleep(0.02)
+    assert d.state == "succeeded"
+
+
+async def test_loop_keeps_fast_webhooks_flowing_while_one_is_slow(
+    hooks, admin, receiver, other_receiver
+):
+    receiver.delay = 1.0
+    await register(admin, receiver.url(), ["inventory.*"])
+    await register(admin, other_receiver.url(), ["inventory.*"])
+    stop = asyncio.Event()
+    task = asyncio.create_task(delivery.run_webhook_deliveries(hooks.ctx, stop))
+    try:
+        await emit(hooks, "inventory.device.created")
+        await fan_out(hooks.ctx)
+        delivery.wake_deliveries()
+        await wait_for(lambda: len(other_receiver.requests) == 1, timeout=1.0)
+        await emit(hooks, "inventory.device.updated")
+        await fan_out(hooks.ctx)
+        delivery.wake_deliveries()
+        await wait_for(lambda: len(other_receiver.requests) == 2, timeout=1.0)
+        assert len(receiver.requests) >= 1  # the slow one is still answering its first
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+
+async def test_loop_drains_a_backlog_with_bounded_concurrency_per_webhook(hooks, admin, receiver):
+    receiver.delay = 0.05
+    await register(admin, receiver.url())
+    await emit(hooks, *[f"inventory.device.n{i}" for i in range(20)])
+    await fan_out(hooks.ctx)
+    stop = asyncio.Event()
+    task = asyncio.create_task(delivery.run_webhook_deliveries(hooks.ctx, stop))
+    try:
+        await wait_for(lambda: len(receiver.requests) == 20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+    assert 1 < receiver.max_active <= delivery.PER_WEBHOOK
+    assert {d.state for d in await deliveries(hooks)} == {"succeeded"}
+
+
+async def test_loop_stops_promptly_and_releases_leases_of_cut_attempts(
+    hooks, admin, receiver, monkeypatch
+):
+    monkeypatch.setattr(delivery, "STOP_GRACE", 0.3)
+    receiver.delay = 5.0
+    await register(admin, receiver.url())
+    await emit(hooks, "inventory.device.created")
+    await fan_out(hooks.ctx)
+    stop = asyncio.Event()
+    task = asyncio.create_task(delivery.run_webhook_deliveries(hooks.ctx, stop))
+    await wait_for(lambda: len(receiver.requests) == 1)
+    stop.set()
+    started = time.monotonic()
+    await asyncio.wait_for(task, timeout=5)
+    assert time.monotonic() - started < delivery.STOP_GRACE + 1
+    [d] = await deliveries(hooks)
+    assert (d.state, d.locked_until) == ("pending", None)
+
+
+async def test_loop_stops_at_once_when_idle(hooks):
+    stop = asyncio.Event()
+    task = asyncio.create_task(delivery.run_webhook_deliveries(hooks.ctx, stop))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, timeout=0.5)
+
+
+# --- the API ------------------------------------------------------------------------------
+
+
+async def test_create_returns_secret_once_and_never_again(hooks, admin, receiver):
+    hook = await register(admin, receiver.url(), ["inventory.*"], description="ops")
+    secret = hook["secret"]
+    assert secret.startswith("whsec_") and len(secret) > 40
+    assert hook["patterns"] == ["inventory.*"] and hook["is_active"] is True
+    for r in (
+        await admin.get("/api/core/webhooks"),
+        await admin.get(f"/api/core/webhooks/{hook['id']}"),
+        await admin.patch(f"/api/core/webhooks/{hook['id']}", json={"description": "x"}),
+    ):
+        assert r.status_code == 200, r.text
+        assert secret not in r.text and "secret" not in r.text
+    listed = (await admin.get("/api/core/webhooks")).json()
+    assert [h["id"] for h in listed] == [hook["id"]]
+
+
+async def test_rotate_secret_signs_later_deliveries_with_new_secret(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    r = await admin.post(f"/api/core/webhooks/{hook['id']}/rotate-secret")
+    assert r.status_code == 200, r.text
+    new = r.json()["secret"]
+    assert new != hook["secret"] and new.startswith("whsec_")
+    await emit(hooks, "inventory.device.created")
+    await pump(hooks)
+    [req] = receiver.requests
+    assert signing.verify_signature(new, req.headers["Platform-Signature"], req.body)
+    assert not signing.verify_signature(hook["secret"], req.headers["Platform-Signature"], req.body)
+
+
+async def test_update_changes_url_and_patterns(hooks, admin, receiver, other_receiver):
+    hook = await register(admin, receiver.url(), ["inventory.*"])
+    r = await admin.patch(
+        f"/api/core/webhooks/{hook['id']}",
+        json={"url": other_receiver.url(), "patterns": ["pricing.*", "pricing.*"]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["patterns"] == ["pricing.*"]
+    await emit(hooks, "inventory.device.created", "pricing.price.changed")
+    await pump(hooks)
+    assert receiver.requests == []
+    assert other_receiver.events() == ["pricing.price.changed"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://example.com/hook", "only http and https URLs are allowed"),
+        ("http://user:pw@example.com/hook", "credentials are not allowed in the URL"),
+        ("https://token@example.com/hook", "credentials are not allowed in the URL"),
+        ("http:///hook", "the URL must name a host"),
+        ("https://", "the URL must name a host"),
+        ("example.com/hook", "only http and https URLs are allowed"),
+        ("http://example.com:99999/", "not a valid URL"),
+        ("http://exa mple.com/", "the URL must not contain spaces or control characters"),
+        ("http://example.com/#frag", "the URL must not contain a fragment"),
+        ("", "a URL is required"),
+        ("https://example.com/" + "a" * 2000, None),
+    ],
+)
+async def test_create_with_invalid_url_is_422_naming_url(hooks, admin, url, message):
+    r = await admin.post("/api/core/webhooks", json={"url": url, "patterns": ["*"]})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    errors = r.json()["errors"]
+    assert [e["field"] for e in errors] == ["url"]
+    if message:
+        assert errors[0]["message"] == message
+        assert r.json()["detail"] == f"url: {message}"
+
+
+@pytest.mark.parametrize("description", ["x" * 201, "nul\x00byte", "two\nlines"])
+async def test_create_with_invalid_description_is_422_naming_description(hooks, admin, description):
+    body = {"url": "https://example.com/", "patterns": ["*"], "description": description}
+    r = await admin.post("/api/core/webhooks", json=body)
+    assert r.status_code == 422, r.text
+    assert {e["field"] for e in r.json()["errors"]} == {"description"}
+
+
+async def test_update_with_credentials_in_url_is_422(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    r = await admin.patch(
+        f"/api/core/webhooks/{hook['id']}", json={"url": "https://a:b@example.com/"}
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "url"
+    assert (await admin.get(f"/api/core/webhooks/{hook['id']}")).json()["url"] == receiver.url()
+
+
+@pytest.mark.parametrize("patterns", [[], ["Inventory.*"], ["inventory.**"], ["a b"], ["*.x"]])
+async def test_create_with_invalid_patterns_is_422_naming_patterns(hooks, admin, patterns):
+    r = await admin.post(
+        "/api/core/webhooks", json={"url": "https://example.com/", "patterns": patterns}
+    )
+    assert r.status_code == 422, r.text
+    assert {e["field"] for e in r.json()["errors"]} == {"patterns"}
+
+
+async def test_webhooks_api_is_for_admins_only(hooks):
+    member = await hooks.client_for("member")
+    assert (await member.get("/api/core/webhooks")).status_code == 403
+    r = await member.post("/api/core/webhooks", json={"url": "https://x.org/", "patterns": ["*"]})
+    assert r.status_code == 403
+    assert (await hooks.client().get("/api/core/webhooks")).status_code == 401
+
+
+async def test_test_ping_reports_success_and_is_logged(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    r = await admin.post(f"/api/core/webhooks/{hook['id']}/test")
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["succeeded"] is True and result["status_code"] == 200
+    [req] = receiver.requests
+    assert req.headers["Platform-Event"] == "core.webhook.test"
+    assert req.headers["Platform-Event-Id"] == result["event_id"]
+    assert signing.verify_signature(hook["secret"], req.headers["Platform-Signature"], req.body)
+    assert req.json()["payload"]["webhook_id"] == hook["id"]
+    assert req.json()["actor"].startswith("admin-")
+    log = (await admin.get(f"/api/core/webhooks/{hook['id']}/deliveries")).json()
+    assert [(i["event"], i["state"]) for i in log["items"]] == [("core.webhook.test", "succeeded")]
+    assert await pump(hooks) == 0  # not fanned out, not sent again
+
+
+async def test_test_ping_reports_failure_without_retrying(hooks, admin, receiver):
+    hook = await register(admin, receiver.url(), is_active=False)
+    receiver.status = 500
+    result = (await admin.post(f"/api/core/webhooks/{hook['id']}/test")).json()
+    assert (result["succeeded"], result["status_code"]) == (False, 500)
+    assert result["error"] == "HTTP 500: nope"
+    [d] = await deliveries(hooks)
+    assert d.state == "failed"
+
+
+async def test_test_ping_to_slow_receiver_returns_within_timeout(platform_factory, receiver):
+    platform = await platform_factory(
+        core={"background": False, "webhooks": {"timeout_seconds": 0.3}}
+    )
+    admin = await platform.client_for("admin")
+    receiver.delay = 2.0
+    hook = await register(admin, receiver.url())
+    started = time.monotonic()
+    r = await admin.post(f"/api/core/webhooks/{hook['id']}/test")
+    assert time.monotonic() - started < 1.5
+    assert r.status_code == 200
+    assert r.json()["error"] == "timed out after 0.3s"
+
+
+async def test_test_ping_for_unknown_webhook_is_404(hooks, admin):
+    r = await admin.post("/api/core/webhooks/4242/test")
+    assert r.status_code == 404
+    assert r.json()["detail"] == "webhook 4242 not found"
+
+
+async def test_deliveries_are_paginated_newest_first(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    await emit(hooks, *[f"inventory.device.n{i}" for i in range(5)])
+    await pump(hooks)
+    url = f"/api/core/webhooks/{hook['id']}/deliveries"
+    first = (await admin.get(url, params={"limit": 2})).json()
+    assert first["total"] == 5 and first["next_offset"] == 2
+    assert [i["event"] for i in first["items"]] == ["inventory.device.n4", "inventory.device.n3"]
+    last = (await admin.get(url, params={"limit": 2, "offset": 4})).json()
+    assert [i["event"] for i in last["items"]] == ["inventory.device.n0"]
+    assert last["next_offset"] is None
+    assert (await admin.get(url, params={"limit": 0})).status_code == 422
+
+
+async def test_attempts_are_recorded_per_try(hooks, admin, receiver):
+    await register(admin, receiver.url())
+    receiver.fail_next = 1
+    await emit(hooks, "inventory.device.created")
+    await pump(hooks)
+    await make_due(hooks)
+    await delivery.deliver_due(hooks.ctx)
+    async with hooks.ctx.db.session() as session:
+        attempts = list((await session.scalars(select(WebhookAttempt).order_by("id"))).all())
+    assert [a.status_code for a in attempts] == [500, 200]
