@@ -40,10 +40,11 @@ def platform_routes() -> list[Any]:
     """Auth, users, tokens and plugins under /api/core."""
     from platform_core.auth.routes import router as auth_router
     from platform_core.builtins.plugins_routes import router as plugins_router
+    from platform_core.jobs.routes import router as jobs_router
     from platform_core.notifications.routes import router as notifications_router
     from platform_core.webhooks.routes import router as webhooks_router
 
-    return [auth_router, plugins_router, notifications_router, webhooks_router]
+    return [auth_router, plugins_router, notifications_router, webhooks_router, jobs_router]
 
 
 @hookimpl
@@ -54,8 +55,9 @@ def platform_health(ctx: PlatformContext) -> list[HealthCheck]:
 
 @hookimpl
 def platform_jobs() -> list[JobSpec]:
-    """The core's daily clean-ups: dispatched events past their retention."""
+    """The core's daily clean-ups: old job runs and dispatched events past retention."""
     from platform_core.events.dispatcher import prune_events
+    from platform_core.jobs.service import prune_job_runs
 
     return [
         JobSpec(
@@ -63,5 +65,11 @@ def platform_jobs() -> list[JobSpec]:
             prune_events,
             cron="17 3 * * *",
             description="delete dispatched events older than [core.events] retention_days",
+        ),
+        JobSpec(
+            "prune_job_runs",
+            prune_job_runs,
+            cron="23 3 * * *",
+            description="delete job runs older than [core.jobs] history_days",
         ),
     ]

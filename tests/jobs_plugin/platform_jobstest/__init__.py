@@ -1,0 +1,1 @@
+"""Test plugin for the distributed job runner."""

@@ -1,0 +1,75 @@
+"""Hook implementations: settings and jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from platform_core import JobSpec, PluginMeta, hookimpl
+
+
+class JobsTestSettings(BaseModel):
+    """``[plugins.jobstest]``."""
+
+    record_file: str | None = None
+    tick_ms: int = 1000
+    slow_seconds: float = 4.0
+
+
+def _record(ctx: Any, kind: str, run: Any) -> None:
+    settings = ctx.plugin_settings("jobstest")
+    if settings.record_file:
+        line = f"{kind} {run.scheduled_for.isoformat()} {run.id} {run.attempt} {os.getpid()}\n"
+        with open(settings.record_file, "a", encoding="utf-8") as fh:
+            fh.write(line)
+
+
+async def tick(ctx: Any, run: Any) -> str:
+    """Record the slot this run is for."""
+    _record(ctx, "tick", run)
+    return str(run.scheduled_for.isoformat())
+
+
+async def slow(ctx: Any, run: Any) -> str:
+    """Record its start, sleep ``slow_seconds``, record its end."""
+    _record(ctx, "slow-start", run)
+    await asyncio.sleep(ctx.plugin_settings("jobstest").slow_seconds)
+    _record(ctx, "slow-end", run)
+    return "slept"
+
+
+async def hello() -> dict[str, str]:
+    """Return a greeting."""
+    return {"hello": "world"}
+
+
+async def noop() -> None:
+    """Do nothing."""
+
+
+@hookimpl
+def platform_plugin_meta() -> PluginMeta:
+    """Metadata."""
+    return PluginMeta(description="jobs test plugin")
+
+
+@hookimpl
+def platform_settings() -> type[BaseModel]:
+    """The settings model."""
+    return JobsTestSettings
+
+
+@hookimpl
+def platform_jobs(ctx: Any) -> list[JobSpec]:
+    """A periodic job and on-demand ones."""
+    settings = ctx.plugin_settings("jobstest")
+    return [
+        JobSpec("tick", tick, every=timedelta(milliseconds=settings.tick_ms)),
+        JobSpec("slow", slow, timeout=60),
+        JobSpec("hello", hello),
+        JobSpec("noop", noop, overlap=True),
+    ]
