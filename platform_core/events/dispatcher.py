@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -118,7 +118,7 @@ async def _claim(ctx: PlatformContext, keys: list[str]) -> list[tuple[int, str, 
     now = utcnow()
     # The lease end doubles as this claim's token: rows carrying it afterwards are ours,
     # even when another process raced for the same rows (SQLite has no SKIP LOCKED).
-    token = now + LEASE + timedelta(microseconds=random.randrange(1_000_000))
+    token = now + LEASE + timedelta(microseconds=secrets.randbelow(1_000_000))
     async with ctx.db.session() as session:
         free = or_(EventDelivery.locked_until.is_(None), EventDelivery.locked_until < now)
         query = (
