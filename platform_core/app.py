@@ -186,39 +186,38 @@ def _collect_jobs(ctx: PlatformContext) -> None:
             ctx.jobs.update(collected)
 
 
-def _collect_event_handlers(ctx: PlatformContext) -> None:
-    for rec, handlers in ctx.plugins.call("platform_event_handlers", ctx=ctx):
-        items = list(handlers or [])
-        if not all(isinstance(h, EventHandler) and valid_pattern(h.pattern) for h in items):
-            ctx.plugins.isolate(
-                rec.name,
-                "platform_event_handlers() must return EventHandler items with a valid "
-                "pattern (a.b.c, a.* or *)",
-            )
+def _collect_items(
+    ctx: PlatformContext, hook: str, kind: type, *, patterned: bool
+) -> list[tuple[str, Any]]:
+    """``(plugin, item)`` pairs from a hook returning a list of ``kind``; isolate misfits."""
+    out: list[tuple[str, Any]] = []
+    for rec, result in ctx.plugins.call(hook, ctx=ctx):
+        items = list(result or [])
+        ok = all(isinstance(i, kind) for i in items) and (
+            not patterned or all(valid_pattern(getattr(i, "pattern", "")) for i in items)
+        )
+        if not ok:
+            suffix = " with a valid pattern (a.b.c, a.* or *)" if patterned else ""
+            ctx.plugins.isolate(rec.name, f"{hook}() must return {kind.__name__} items{suffix}")
             continue
-        ctx.event_handlers.extend((rec.name, h) for h in items)
+        out.extend((rec.name, i) for i in items)
+    return out
+
+
+def _collect_event_handlers(ctx: PlatformContext) -> None:
+    ctx.event_handlers = _collect_items(
+        ctx, "platform_event_handlers", EventHandler, patterned=True
+    )
 
 
 def _collect_health(ctx: PlatformContext) -> None:
-    for rec, checks in ctx.plugins.call("platform_health", ctx=ctx):
-        items = list(checks or [])
-        if not all(isinstance(c, HealthCheck) for c in items):
-            ctx.plugins.isolate(rec.name, "platform_health() must return HealthCheck items")
-            continue
-        ctx.health_checks.extend((rec.name, c) for c in items)
+    ctx.health_checks = _collect_items(ctx, "platform_health", HealthCheck, patterned=False)
 
 
 def _collect_notification_rules(ctx: PlatformContext) -> None:
-    for rec, rules in ctx.plugins.call("platform_notification_rules", ctx=ctx):
-        items = list(rules or [])
-        if not all(isinstance(r, NotificationRule) and valid_pattern(r.pattern) for r in items):
-            ctx.plugins.isolate(
-                rec.name,
-                "platform_notification_rules() must return NotificationRule items "
-                "with a valid pattern (a.b.c, a.* or *)",
-            )
-            continue
-        ctx.notification_rules.extend((rec.name, r) for r in items)
+    ctx.notification_rules = _collect_items(
+        ctx, "platform_notification_rules", NotificationRule, patterned=True
+    )
 
 
 def _drop_isolated(ctx: PlatformContext) -> None:

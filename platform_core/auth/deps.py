@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core.auth.cache import CredentialCache
@@ -127,3 +127,10 @@ def plugin_guard(plugin: str) -> Callable[[Request], Coroutine[Any, Any, Princip
 async def current_principal(request: Request) -> Principal:
     """The authenticated caller (the guard has already checked scopes)."""
     return await authenticate(request)
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+"""A route parameter type: a session committed before the response is sent."""
+
+Caller = Annotated[Principal, Depends(current_principal)]
+"""A route parameter type: the authenticated caller."""

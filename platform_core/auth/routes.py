@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Form, Request
 
 from platform_core import PUBLIC, requires_scopes
 from platform_core.auth import service
-from platform_core.auth.deps import current_principal, get_context, get_session
+from platform_core.auth.deps import Caller, DbSession, get_context
 from platform_core.auth.models import ApiToken
 from platform_core.auth.ratelimit import SlidingWindowLimiter
 from platform_core.auth.schemas import (
@@ -22,14 +21,11 @@ from platform_core.auth.schemas import (
     UserCreate,
     UserOut,
 )
-from platform_core.auth.service import Principal
 from platform_core.auth.tokens import encode_jwt
 from platform_core.errors import TooManyRequests, Unauthorized
 from platform_core.http import IdPath
 
 router = APIRouter()
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
-Caller = Annotated[Principal, Depends(current_principal)]
 ADMIN = requires_scopes("core:admin")
 
 
@@ -47,7 +43,7 @@ def _limiter(request: Request) -> SlidingWindowLimiter:
 @router.post("/auth/token", response_model=TokenResponse, openapi_extra=PUBLIC)
 async def login(
     request: Request,
-    session: Session,
+    session: DbSession,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=1024)],
     scope: Annotated[str, Form(max_length=4096)] = "",
@@ -77,27 +73,27 @@ async def login(
 
 
 @router.get("/me", response_model=MeOut)
-async def me(session: Session, caller: Caller) -> MeOut:
+async def me(session: DbSession, caller: Caller) -> MeOut:
     """The caller and the scopes their credential holds."""
     user = await service.get_user(session, caller.user_id)
     return MeOut(**UserOut.model_validate(user).model_dump(), scopes=sorted(caller.scopes))
 
 
 @router.get("/users", response_model=list[UserOut], openapi_extra=ADMIN)
-async def list_users(session: Session) -> list[UserOut]:
+async def list_users(session: DbSession) -> list[UserOut]:
     """Every user (admins only)."""
     return [UserOut.model_validate(u) for u in await service.list_users(session)]
 
 
 @router.post("/users", response_model=UserOut, status_code=201, openapi_extra=ADMIN)
-async def create_user(body: UserCreate, session: Session) -> UserOut:
+async def create_user(body: UserCreate, session: DbSession) -> UserOut:
     """Create a user (admins only); 409 when the name is taken."""
     user = await service.create_user(session, body.username, body.role, body.password)
     return UserOut.model_validate(user)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, openapi_extra=ADMIN)
-async def get_user(user_id: IdPath, session: Session) -> UserOut:
+async def get_user(user_id: IdPath, session: DbSession) -> UserOut:
     """One user (admins only)."""
     return UserOut.model_validate(await service.get_user(session, user_id))
 
@@ -119,14 +115,14 @@ def token_out(token: ApiToken) -> ApiTokenOut:
 
 
 @router.get("/tokens", response_model=list[ApiTokenOut])
-async def list_tokens(session: Session, caller: Caller) -> list[ApiTokenOut]:
+async def list_tokens(session: DbSession, caller: Caller) -> list[ApiTokenOut]:
     """The caller's own API tokens (never their secrets)."""
     return [token_out(t) for t in await service.list_tokens(session, caller.user_id)]
 
 
 @router.post("/tokens", response_model=ApiTokenCreated, status_code=201)
 async def create_token(
-    request: Request, body: ApiTokenCreate, session: Session, caller: Caller
+    request: Request, body: ApiTokenCreate, session: DbSession, caller: Caller
 ) -> ApiTokenCreated:
     """Create a personal API token for the caller; the secret is in this response only.
 
@@ -150,7 +146,7 @@ async def create_token(
 
 @router.delete("/tokens/{token_id}", status_code=204)
 async def revoke_token(
-    request: Request, token_id: IdPath, session: Session, caller: Caller
+    request: Request, token_id: IdPath, session: DbSession, caller: Caller
 ) -> None:
     """Revoke one of the caller's tokens (admins: anyone's); idempotent."""
     owner = None if caller.has("core:admin") else caller.user_id

@@ -5,18 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core.auth.deps import current_principal, get_session
-from platform_core.auth.service import Principal
+from platform_core.auth.deps import Caller, DbSession
 from platform_core.http import IdPath
 from platform_core.notifications import service
 
 router = APIRouter()
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
-Caller = Annotated[Principal, Depends(current_principal)]
 
 
 class NotificationOut(BaseModel):
@@ -62,7 +58,7 @@ def _out(n: object) -> NotificationOut:
 
 @router.get("/notifications", response_model=Inbox)
 async def list_notifications(
-    session: Session,
+    session: DbSession,
     caller: Caller,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -82,18 +78,18 @@ async def list_notifications(
 
 
 @router.get("/notifications/unread-count", response_model=UnreadCount)
-async def unread(session: Session, caller: Caller) -> UnreadCount:
+async def unread(session: DbSession, caller: Caller) -> UnreadCount:
     """How many of the caller's notifications are unread."""
     return UnreadCount(unread=await service.unread_count(session, caller.user_id))
 
 
 @router.post("/notifications/{notification_id}/read", response_model=NotificationOut)
-async def read_one(notification_id: IdPath, session: Session, caller: Caller) -> NotificationOut:
+async def read_one(notification_id: IdPath, session: DbSession, caller: Caller) -> NotificationOut:
     """Mark one notification read (idempotent); 404 when it is not the caller's."""
     return _out(await service.mark_read(session, caller.user_id, notification_id))
 
 
 @router.post("/notifications/read-all", response_model=Marked)
-async def read_all(session: Session, caller: Caller) -> Marked:
+async def read_all(session: DbSession, caller: Caller) -> Marked:
     """Mark every unread notification of the caller read."""
     return Marked(marked=await service.mark_all_read(session, caller.user_id))

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Query, Request, Response
 
 from platform_core import requires_scopes
-from platform_core.auth.deps import current_principal, get_context, get_session
-from platform_core.auth.service import Principal
+from platform_core.auth.deps import Caller, DbSession, get_context
 from platform_core.http import IdPath
 from platform_core.webhooks import service
 from platform_core.webhooks.models import Webhook
@@ -25,8 +23,6 @@ from platform_core.webhooks.schemas import (
 )
 
 router = APIRouter()
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
-Caller = Annotated[Principal, Depends(current_principal)]
 ADMIN = requires_scopes("core:admin")
 
 
@@ -56,7 +52,7 @@ def delivery_out(view: service.DeliveryView) -> DeliveryOut:
 
 @router.post("/webhooks", response_model=WebhookWithSecret, status_code=201, openapi_extra=ADMIN)
 async def create_webhook(
-    body: WebhookCreate, session: Session, caller: Caller
+    body: WebhookCreate, session: DbSession, caller: Caller
 ) -> WebhookWithSecret:
     """Register a webhook; the signing secret is in this response only."""
     hook, secret = await service.create_webhook(
@@ -71,19 +67,19 @@ async def create_webhook(
 
 
 @router.get("/webhooks", response_model=list[WebhookOut], openapi_extra=ADMIN)
-async def list_webhooks(session: Session) -> list[WebhookOut]:
+async def list_webhooks(session: DbSession) -> list[WebhookOut]:
     """Every webhook (never their secrets)."""
     return [webhook_out(h) for h in await service.list_webhooks(session)]
 
 
 @router.get("/webhooks/{webhook_id}", response_model=WebhookOut, openapi_extra=ADMIN)
-async def get_webhook(webhook_id: IdPath, session: Session) -> WebhookOut:
+async def get_webhook(webhook_id: IdPath, session: DbSession) -> WebhookOut:
     """One webhook (never its secret)."""
     return webhook_out(await service.get_webhook(session, webhook_id))
 
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookOut, openapi_extra=ADMIN)
-async def update_webhook(webhook_id: IdPath, body: WebhookUpdate, session: Session) -> WebhookOut:
+async def update_webhook(webhook_id: IdPath, body: WebhookUpdate, session: DbSession) -> WebhookOut:
     """Change the URL, patterns, description or state; deactivating gives up pending sends."""
     hook = await service.update_webhook(
         session,
@@ -99,7 +95,7 @@ async def update_webhook(webhook_id: IdPath, body: WebhookUpdate, session: Sessi
 @router.delete(
     "/webhooks/{webhook_id}", status_code=204, response_class=Response, openapi_extra=ADMIN
 )
-async def delete_webhook(webhook_id: IdPath, session: Session) -> None:
+async def delete_webhook(webhook_id: IdPath, session: DbSession) -> None:
     """Delete a webhook with its delivery log; nothing more is sent to it."""
     await service.delete_webhook(session, webhook_id)
 
@@ -107,7 +103,7 @@ async def delete_webhook(webhook_id: IdPath, session: Session) -> None:
 @router.post(
     "/webhooks/{webhook_id}/rotate-secret", response_model=WebhookWithSecret, openapi_extra=ADMIN
 )
-async def rotate_secret(webhook_id: IdPath, session: Session) -> WebhookWithSecret:
+async def rotate_secret(webhook_id: IdPath, session: DbSession) -> WebhookWithSecret:
     """Replace the signing secret (the old one stops working at once); shown this once."""
     hook, secret = await service.rotate_secret(session, webhook_id)
     return WebhookWithSecret(**service.webhook_fields(hook), secret=secret)
@@ -134,7 +130,7 @@ async def test_webhook(request: Request, webhook_id: IdPath, caller: Caller) -> 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveryPage, openapi_extra=ADMIN)
 async def list_deliveries(
     webhook_id: IdPath,
-    session: Session,
+    session: DbSession,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     state: Literal["pending", "succeeded", "failed"] | None = None,
@@ -157,7 +153,7 @@ async def list_deliveries(
     status_code=202,
     openapi_extra=ADMIN,
 )
-async def redeliver(webhook_id: IdPath, delivery_id: IdPath, session: Session) -> DeliveryOut:
+async def redeliver(webhook_id: IdPath, delivery_id: IdPath, session: DbSession) -> DeliveryOut:
     """Send a delivery again as soon as possible (its attempt history is kept).
 
     409 when the webhook is deactivated or the delivery is being sent right now.

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import cast
 
-from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Request, Response
 
 from platform_core import PUBLIC, requires_scopes
-from platform_core.auth.deps import current_principal, get_context, get_session
-from platform_core.auth.service import Principal
+from platform_core.auth.deps import Caller, DbSession, get_context
 from platform_example import service
 from platform_example.schemas import NoteCreate, NoteOut, NoteStats, NoteUpdate, Ping
 from platform_example.settings import ExampleSettings
 
 router = APIRouter()
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
-Caller = Annotated[Principal, Depends(current_principal)]
 
 
 def _settings(request: Request) -> ExampleSettings:
@@ -34,7 +30,7 @@ async def ping(request: Request) -> Ping:
 
 
 @router.get("/notes", response_model=list[NoteOut])
-async def list_notes(session: Session, caller: Caller) -> list[NoteOut]:
+async def list_notes(session: DbSession, caller: Caller) -> list[NoteOut]:
     """The caller's notes, oldest first."""
     notes = await service.list_notes(session, caller.user_id)
     return [NoteOut.model_validate(n) for n in notes]
@@ -42,7 +38,7 @@ async def list_notes(session: Session, caller: Caller) -> list[NoteOut]:
 
 @router.post("/notes", response_model=NoteOut, status_code=201)
 async def create_note(
-    data: NoteCreate, request: Request, session: Session, caller: Caller
+    data: NoteCreate, request: Request, session: DbSession, caller: Caller
 ) -> NoteOut:
     """Create a note; 409 on a duplicate title or past the per-user limit."""
     note = await service.create_note(
@@ -57,14 +53,14 @@ async def create_note(
 
 
 @router.get("/notes/{note_id}", response_model=NoteOut)
-async def get_note(note_id: int, session: Session, caller: Caller) -> NoteOut:
+async def get_note(note_id: int, session: DbSession, caller: Caller) -> NoteOut:
     """One of the caller's notes."""
     return NoteOut.model_validate(await service.get_note(session, caller.user_id, note_id))
 
 
 @router.patch("/notes/{note_id}", response_model=NoteOut)
 async def update_note(
-    note_id: int, data: NoteUpdate, request: Request, session: Session, caller: Caller
+    note_id: int, data: NoteUpdate, request: Request, session: DbSession, caller: Caller
 ) -> NoteOut:
     """Change one of the caller's notes."""
     note = await service.update_note(
@@ -74,14 +70,14 @@ async def update_note(
 
 
 @router.delete("/notes/{note_id}", status_code=204, response_class=Response)
-async def delete_note(note_id: int, session: Session, caller: Caller) -> Response:
+async def delete_note(note_id: int, session: DbSession, caller: Caller) -> Response:
     """Delete one of the caller's notes."""
     await service.delete_note(session, caller.user_id, note_id)
     return Response(status_code=204)
 
 
 @router.get("/stats", response_model=NoteStats, openapi_extra=requires_scopes("example:admin"))
-async def stats(session: Session) -> NoteStats:
+async def stats(session: DbSession) -> NoteStats:
     """Counts across every user; needs ``example:admin``."""
     notes, owners = await service.stats(session)
     return NoteStats(notes=notes, owners=owners)
