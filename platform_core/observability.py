@@ -93,6 +93,21 @@ class Metrics:
         self.plugins = Gauge(
             "platform_plugins", "Plugins by state", ["state"], registry=self.registry
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request and its latency (label children cached: this is the hot path)."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            if len(self._children) < 10_000:  # route templates keep the label set bounded
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 access_log = logging.getLogger("platform_core.access")
@@ -190,8 +205,7 @@ class RequestMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             template = route_template(scope)
-            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], template).observe(elapsed)
+            self.metrics.observe(scope["method"], template, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "request",
