@@ -78,15 +78,15 @@ def _check_media_type(request: Request, route: Any) -> None:
     if request.method in READ_METHODS or request.method == "DELETE":
         return
     body_field = getattr(route, "body_field", None)
-    if body_field is None:
+    extra = getattr(route, "openapi_extra", None) or {}
+    accepted = extra.get("x-content-types")  # declared by routes reading the raw body
+    if body_field is None and accepted is None:
         return
     if not (
         request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
     ):
         return
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    extra = getattr(route, "openapi_extra", None) or {}
-    accepted = extra.get("x-content-types")
     if accepted is None:
         from fastapi import params
 

@@ -1,0 +1,1 @@
+"""platform_inventory: the inventory plugin (devices, racks, connections, history)."""
