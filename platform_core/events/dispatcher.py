@@ -71,18 +71,37 @@ async def _fan_out(ctx: PlatformContext) -> int:
     from platform_core.webhooks.models import Webhook, WebhookDelivery
 
     handlers = handlers_by_key(ctx)
+    now = utcnow()
+    # The dispatch time doubles as this batch's token: mark first, then fan out only the
+    # rows carrying it, so two dispatchers never fan out the same event (SQLite included).
+    token = now + timedelta(microseconds=secrets.randbelow(1000))
     async with ctx.db.session() as session:
         query = (
-            select(EventRecord)
+            select(EventRecord.id)
             .where(EventRecord.dispatched_at.is_(None))
             .order_by(EventRecord.id)
             .limit(BATCH)
         )
-        events = list((await session.scalars(for_update(query, ctx))).all())
+        ids = list((await session.scalars(for_update(query, ctx))).all())
+        if not ids:
+            return 0
+        await session.execute(
+            update(EventRecord)
+            .where(EventRecord.id.in_(ids), EventRecord.dispatched_at.is_(None))
+            .values(dispatched_at=token)
+        )
+        events = list(
+            (
+                await session.scalars(
+                    select(EventRecord)
+                    .where(EventRecord.id.in_(ids), EventRecord.dispatched_at == token)
+                    .order_by(EventRecord.id)
+                )
+            ).all()
+        )
         if not events:
             return 0
         hooks = list((await session.scalars(select(Webhook).where(Webhook.is_active))).all())
-        now = utcnow()
         for rec in events:
             for key, handler in handlers.items():
                 if matches(handler.pattern, rec.name):
@@ -107,8 +126,9 @@ async def _fan_out(ctx: PlatformContext) -> int:
                             created_at=now,
                         )
                     )
+        await session.flush()  # our inserts first: the rules below query in this transaction
+        for rec in events:
             await apply_rules(ctx, session, DeliveredEvent.from_record(rec))
-            rec.dispatched_at = now
         if hooks:
             wake_after_commit(session)
     return len(events)

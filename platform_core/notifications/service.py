@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core.auth.models import User
@@ -39,18 +40,22 @@ def _render(template: str | Callable[[Any], str], event: DeliveredEvent) -> str:
 async def apply_rules(ctx: PlatformContext, session: AsyncSession, event: DeliveredEvent) -> int:
     """Add the notifications every matching rule asks for; return how many were added.
 
-    Runs in the dispatching transaction. A rule that raises is logged and skipped; the
-    event is still dispatched. One user gets at most one notification per event.
+    Runs in the dispatching transaction. A rule that raises is logged and skipped (the event
+    is still dispatched), unless it is a database error, which aborts the dispatch so that
+    it is retried. One user gets at most one notification per event.
     """
     wanted: dict[int, tuple[str, str]] = {}
     for plugin, rule in ctx.notification_rules:
         if not matches(rule.pattern, event.name):
             continue
         try:
-            users = await call_with_available(
-                rule.recipients, event=event, session=session, ctx=ctx
-            )
+            with session.no_autoflush:
+                users = await call_with_available(
+                    rule.recipients, event=event, session=session, ctx=ctx
+                )
             title, body = _render(rule.title, event)[:200], _render(rule.body, event)
+        except SQLAlchemyError:
+            raise  # the transaction is unusable: abort the fan-out, retried on the next pass
         except Exception:
             log.exception("notification rule failed", extra={"plugin": plugin, "event": event.name})
             continue
