@@ -14,7 +14,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml cli/pyproject.toml $(PLUGIN_PROJECTS) tests/example_plugin/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -e '.[dev]' -e ./cli $(foreach p,$(dir $(PLUGIN_PROJECTS)),-e ./$(p))
+	$(BIN)/python -m pip install -q -e '.[dev]' -e ./cli \
+		$(foreach p,$(patsubst %/,%,$(dir $(PLUGIN_PROJECTS))),-e './$(p)[test]')
 	$(BIN)/python -m pip install -q --no-build-isolation --force-reinstall --no-deps ./tests/example_plugin
 	touch $@
 

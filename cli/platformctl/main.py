@@ -90,6 +90,9 @@ class LazyRootGroup(TyperGroup):
         """The real command for ``args[0]``: a core module or a plugin's commands."""
         name = args[0]
         if name in CORE_COMMANDS:
+            shared = self._shared_name_plugin_command(ctx, name, args[1:])
+            if shared is not None:
+                return name, shared, args[1:]
             return name, load_core_command(name), args[1:]
         if name.startswith("-"):
             return super().resolve_command(ctx, args)
@@ -101,6 +104,27 @@ class LazyRootGroup(TyperGroup):
             return name, command, args[1:]
         ctx.fail(self._unknown_command_message(name))
         raise AssertionError("unreachable")  # ctx.fail raises
+
+    def _shared_name_plugin_command(self, ctx: Any, name: str, rest: list[str]) -> Any:
+        """A plugin named like a core command (``scheduler``) keeps its own subcommands.
+
+        ``platformctl scheduler`` is the core's job scheduler; ``platformctl scheduler
+        bookings list`` goes to the scheduler plugin when it is enabled and has ``bookings``.
+        """
+        sub = next((a for a in rest if not a.startswith("-")), None)
+        if sub is None:
+            return None
+        from platformctl.discovery import enabled_names
+
+        if name not in enabled_names():
+            return None
+        from platformctl.plugin_commands import load_plugin_command
+
+        command, platform = load_plugin_command(name)
+        if sub not in getattr(command, "commands", {}):
+            return None
+        ctx.obj = platform
+        return command
 
     def _unknown_command_message(self, name: str) -> str:
         from platformctl.discovery import installed_names

@@ -52,3 +52,16 @@ def test_installed_plugin_command_runs_from_its_entry_point(run_platformctl, ena
     result = run_platformctl("demo", "hello", env={"PYTHONPATH": plugin_site})
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hello from the installed demo plugin\n"
+
+
+def test_plugin_named_like_a_core_command_keeps_its_subcommands(
+    cli, fake_plugins, demo_module, enable
+):
+    fake_plugins("scheduler", demo_module())
+    enable("scheduler")
+    result = cli("scheduler", "hello", "--name", "ops")  # the plugin's subcommand
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "hello ops from PlatformContext\n"
+    core = cli("scheduler", "--help")  # no plugin subcommand: the core's job scheduler
+    assert core.exit_code == 0
+    assert "Enqueue periodic job runs" in core.stdout
