@@ -1,0 +1,1 @@
+"""platform_scheduler: lab device booking, approvals and safe power control."""

@@ -1,0 +1,22 @@
+"""Extension points the scheduler offers to other plugins (hooks ``scheduler_*``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("platform_core")
+
+
+@hookspec
+def scheduler_power_drivers() -> list[Any]:
+    """Return power drivers: objects with a ``name`` and ``on``, ``off``, ``cycle``, ``state``.
+
+    Each of the four is ``async def method(target)`` where ``target`` is a
+    :class:`platform_scheduler.power.PowerTarget` (address, outlet, resolved credentials,
+    settings); ``state`` returns ``"on"``, ``"off"`` or another short word. A driver
+    raises :class:`platform_scheduler.power.PowerError` when the device refuses or is
+    unreachable. Called for every implementation; a later name replaces an earlier one.
+    The scheduler itself contributes ``redfish`` and ``snmp``.
+    """

@@ -1,0 +1,85 @@
+"""Background jobs of the scheduler: start, end, expire, remind (every minute by default)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from platform_core import JobSpec
+from platform_core.auth.service import Principal
+from platform_core.db import utcnow
+from platform_core.errors import PlatformError
+from platform_scheduler import power, service
+from platform_scheduler.models import PowerConfig
+from platform_scheduler.settings import SchedulerSettings
+
+log = logging.getLogger("platform_scheduler.jobs")
+
+SYSTEM = Principal(user_id=0, username="scheduler", role="admin", scopes=frozenset())
+"""The actor of power actions the jobs take (recorded in the audit)."""
+
+
+async def _switch(ctx: Any, device_ids: list[int], action: str) -> int:
+    """Power devices that have a config; failures are audited and logged, never raised."""
+    done = 0
+    async with ctx.db.session() as session:
+        configured = [d for d in device_ids if await session.get(PowerConfig, d) is not None]
+    for device_id in configured:
+        try:
+            await power.power_action(ctx, device_id, action, SYSTEM, check=False)
+            done += 1
+        except PlatformError as exc:
+            log.warning("scheduled power %s of device %s failed: %s", action, device_id, exc)
+    return done
+
+
+async def start_bookings(ctx: Any) -> dict[str, int]:
+    """Approved bookings whose start passed become active (and are powered on if asked)."""
+    async with ctx.db.session() as session:
+        started = await service.start_due(session, utcnow())
+        wanted = [ids for b, ids in started if b.power_on_start]
+    powered = sum([await _switch(ctx, ids, "on") for ids in wanted])
+    return {"started": len(started), "powered_on": powered}
+
+
+async def end_bookings(ctx: Any) -> dict[str, int]:
+    """Active bookings whose end passed complete (and are powered off if asked)."""
+    async with ctx.db.session() as session:
+        ended = await service.end_due(session, utcnow())
+        wanted = [ids for b, ids in ended if b.power_off_end]
+    powered = sum([await _switch(ctx, ids, "off") for ids in wanted])
+    return {"ended": len(ended), "powered_off": powered}
+
+
+async def expire_bookings(ctx: Any) -> dict[str, int]:
+    """Pending bookings whose start passed unapproved become expired."""
+    async with ctx.db.session() as session:
+        return {"expired": len(await service.expire_pending(session, utcnow()))}
+
+
+async def remind_bookings(ctx: Any) -> dict[str, int]:
+    """Remind owners of approved bookings starting within ``reminder_minutes``."""
+    settings: SchedulerSettings = ctx.plugin_settings("scheduler")
+    ahead = timedelta(minutes=settings.reminder_minutes)
+    async with ctx.db.session() as session:
+        return {"reminded": await service.send_reminders(session, utcnow(), ahead)}
+
+
+def job_specs(ctx: Any) -> list[JobSpec]:
+    """The four periodic jobs (``scheduler.start_bookings``, ...)."""
+    settings: SchedulerSettings = ctx.plugin_settings("scheduler")
+    every = timedelta(seconds=settings.job_interval_seconds)
+
+    def spec(name: str, func: Any, doc: str) -> JobSpec:
+        async def run() -> dict[str, int]:
+            return await func(ctx)
+
+        return JobSpec(name, run, every=every, retries=2, backoff=5, timeout=120, description=doc)
+
+    return [
+        spec("start_bookings", start_bookings, "approved -> active at start (power on)"),
+        spec("end_bookings", end_bookings, "active -> completed at end (power off)"),
+        spec("expire_bookings", expire_bookings, "pending -> expired once the start passed"),
+        spec("remind_bookings", remind_bookings, "remind owners before their booking starts"),
+    ]
