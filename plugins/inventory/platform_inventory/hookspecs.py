@@ -23,5 +23,7 @@ def inventory_device_delete_veto(
     :param ctx: the running platform.
 
     Called for every implementation; any reason refuses the change with 409 problem+json
-    naming the plugin and its reason. Nothing is written.
+    naming the plugin and its reason. Nothing is written. An implementation may be a
+    coroutine function (it is awaited); it runs inside the inventory's request, so keep it
+    to a quick read (``ctx.db.session()`` sees committed data).
     """

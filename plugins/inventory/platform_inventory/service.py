@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -44,11 +45,11 @@ SORT_KEYS = {"name": Device.name, "created_at": Device.created_at, "updated_at":
 SORT_KEYS["id"] = Device.id
 MAX_CURSOR_CHARS = 512
 
-Veto = Callable[[dict[str, Any], str], list[tuple[str, str]]]
+Veto = Callable[[dict[str, Any], str], Awaitable[list[tuple[str, str]]]]
 """Asks the ``inventory_device_delete_veto`` implementations: ``[(plugin, reason), ...]``."""
 
 
-def _no_veto(_device: dict[str, Any], _action: str) -> list[tuple[str, str]]:
+async def _no_veto(_device: dict[str, Any], _action: str) -> list[tuple[str, str]]:
     return []
 
 
@@ -63,11 +64,13 @@ class Audit:
 def hook_veto(hook: Any, ctx: Any) -> Veto:
     """A ``Veto`` calling each implementation of ``hook`` and naming the plugin of each reason."""
 
-    def veto(device: dict[str, Any], action: str) -> list[tuple[str, str]]:
+    async def veto(device: dict[str, Any], action: str) -> list[tuple[str, str]]:
         arguments = {"device": device, "action": action, "ctx": ctx}
         found = []
         for impl in hook.get_hookimpls():
             reason = impl.function(**{a: arguments[a] for a in impl.argnames})
+            if inspect.isawaitable(reason):  # implementations may be coroutine functions
+                reason = await reason
             if reason:
                 found.append((impl.plugin_name, str(reason)))
         return found
@@ -894,8 +897,8 @@ async def create_device(session: AsyncSession, data: dict[str, Any], audit: Audi
     return device
 
 
-def _refuse_if_vetoed(veto: Veto, device: Device, action: str) -> None:
-    reasons = veto(snapshot(device), action)
+async def _refuse_if_vetoed(veto: Veto, device: Device, action: str) -> None:
+    reasons = await veto(snapshot(device), action)
     if reasons:
         plugin, reason = reasons[0]
         raise Conflict(
@@ -923,7 +926,7 @@ async def update_device(
         if key in changes and changes[key] is None:
             raise _invalid(key, "cannot be null")
     if changes.get("status") == "retired" and device.status != "retired":
-        _refuse_if_vetoed(veto, device, "retire")
+        await _refuse_if_vetoed(veto, device, "retire")
     type_id = changes.get("device_type_id", device.device_type_id)
     dtype = await _ref(session, DeviceType, type_id, "device_type_id", "device type")
     merged = dict(device.custom_fields or {})
@@ -978,7 +981,7 @@ async def delete_device(
 ) -> None:
     """Delete a device, its ports and their connections; 409 when a plugin vetoes."""
     device = await get_device(session, obj_id)
-    _refuse_if_vetoed(veto, device, "delete")
+    await _refuse_if_vetoed(veto, device, "delete")
     conn_ids = (
         await session.execute(
             select(CableEnd.connection_id)

@@ -107,13 +107,13 @@ def platform_notification_rules() -> list[NotificationRule]:
 
 
 @hookimpl
-def inventory_device_delete_veto(
+async def inventory_device_delete_veto(
     device: dict[str, Any], action: str, ctx: PlatformContext | None
 ) -> str | None:
     """Refuse deleting or retiring a device with current or future bookings."""
     from platform_scheduler.veto import reason
 
-    return reason(ctx, device, action)
+    return await reason(ctx, device, action)
 
 
 @hookimpl
