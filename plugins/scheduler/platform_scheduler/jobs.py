@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Any
 
 from platform_core import JobSpec
 from platform_core.auth.service import Principal
 from platform_core.db import utcnow
-from platform_core.errors import PlatformError
 from platform_scheduler import power, service
-from platform_scheduler.models import PowerConfig
 from platform_scheduler.settings import SchedulerSettings
-
-log = logging.getLogger("platform_scheduler.jobs")
 
 SYSTEM = Principal(user_id=0, username="scheduler", role="admin", scopes=frozenset())
 """The actor of power actions the jobs take (recorded in the audit)."""
-
-
-async def _switch(ctx: Any, device_ids: list[int], action: str) -> int:
-    """Power devices that have a config; failures are audited and logged, never raised."""
-    done = 0
-    async with ctx.db.session() as session:
-        configured = [d for d in device_ids if await session.get(PowerConfig, d) is not None]
-    for device_id in configured:
-        try:
-            await power.power_action(ctx, device_id, action, SYSTEM, check=False)
-            done += 1
-        except PlatformError as exc:
-            log.warning("scheduled power %s of device %s failed: %s", action, device_id, exc)
-    return done
 
 
 async def start_bookings(ctx: Any) -> dict[str, int]:
@@ -39,7 +20,7 @@ async def start_bookings(ctx: Any) -> dict[str, int]:
     async with ctx.db.session() as session:
         started = await service.start_due(session, utcnow())
         wanted = [ids for b, ids in started if b.power_on_start]
-    powered = sum([await _switch(ctx, ids, "on") for ids in wanted])
+    powered = sum([await power.switch_configured(ctx, ids, "on", SYSTEM) for ids in wanted])
     return {"started": len(started), "powered_on": powered}
 
 
@@ -48,7 +29,7 @@ async def end_bookings(ctx: Any) -> dict[str, int]:
     async with ctx.db.session() as session:
         ended = await service.end_due(session, utcnow())
         wanted = [ids for b, ids in ended if b.power_off_end]
-    powered = sum([await _switch(ctx, ids, "off") for ids in wanted])
+    powered = sum([await power.switch_configured(ctx, ids, "off", SYSTEM) for ids in wanted])
     return {"ended": len(ended), "powered_off": powered}
 
 

@@ -423,6 +423,41 @@ async def power_action(
     return {"device_id": device_id, "action": action, "result": "ok", "forced": force}
 
 
+async def switch_configured(ctx: Any, device_ids: list[int], action: str, actor: Principal) -> int:
+    """Power the devices that have a config (the scheduler's own start/end/release actions).
+
+    Switching off or cycling never cuts power to a device in use: a device is skipped (and
+    the refusal audited) while it, or a device on the same outlet, is in a current booking.
+    Failures are audited and logged, never raised; returns how many devices were switched.
+    """
+    done = 0
+    now = utcnow()
+    async with ctx.db.session() as session:
+        configs = [c for d in device_ids if (c := await session.get(PowerConfig, d)) is not None]
+        busy = {}
+        if action != "on":
+            for config in configs:
+                found = await holders(session, config, now)
+                if found:
+                    busy[config.device_id] = found[0]
+    for config in configs:
+        device_id = config.device_id
+        if device_id in busy:
+            holder = busy[device_id]
+            detail = (
+                f"device {holder['device_id']} on the same outlet is in use by "
+                f"{holder['owner']} (booking {holder['booking_id']})"
+            )
+            await _audit(ctx, device_id, actor.username, action, False, "refused", detail)
+            continue
+        try:
+            await power_action(ctx, device_id, action, actor, check=False)
+            done += 1
+        except PlatformError as exc:
+            log.warning("scheduled power %s of device %s failed: %s", action, device_id, exc)
+    return done
+
+
 async def power_state(ctx: Any, device_id: int) -> dict[str, Any]:
     """The device's power state as its driver reports it (502 when the driver fails)."""
     settings: SchedulerSettings = ctx.plugin_settings("scheduler")

@@ -151,9 +151,12 @@ async def cancel_booking(booking_id: IdPath, session: DbSession, caller: Caller)
 
 
 @router.post("/bookings/{booking_id}/release", response_model=BookingOut)
-async def release_booking(booking_id: IdPath, session: DbSession, caller: Caller) -> BookingOut:
-    """End an active booking now (early release)."""
-    return await _one(session, await service.release_booking(session, booking_id, caller))
+async def release_booking(booking_id: IdPath, request: Request, caller: Caller) -> BookingOut:
+    """End an active booking now (early release); powers off when ``power_off_end``."""
+    ctx = get_context(request)
+    booking = await service.release_and_power_off(ctx, booking_id, caller)
+    async with ctx.db.session() as session:
+        return await _one(session, booking)
 
 
 @router.post("/bookings/{booking_id}/approve", response_model=BookingOut, openapi_extra=APPROVE)

@@ -561,6 +561,22 @@ async def release_booking(
     return booking
 
 
+async def release_and_power_off(ctx: Any, booking_id: int, caller: Principal) -> Booking:
+    """Early release, committed, then power off like the end job when ``power_off_end``.
+
+    The power-off runs after the commit (the devices are free by then); a failing driver
+    is audited and logged, never raised: the release itself has happened.
+    """
+    from platform_scheduler.power import switch_configured
+
+    async with ctx.db.session() as session:
+        booking = await release_booking(session, booking_id, caller)
+        ids = await booking_device_ids(session, booking.id)
+    if booking.power_off_end:
+        await switch_configured(ctx, ids, "off", caller)
+    return booking
+
+
 async def update_booking(
     session: AsyncSession,
     booking_id: int,
