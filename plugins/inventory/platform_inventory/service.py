@@ -155,6 +155,40 @@ async def _ref(session: AsyncSession, model: type[T], obj_id: int, field: str, l
     return obj
 
 
+async def _update_recorded(
+    session: AsyncSession,
+    audit: Audit,
+    kind: str,
+    obj: Any,
+    before: dict[str, Any],
+    changes: dict[str, Any],
+    label_attr: str,
+    duplicate: str,
+) -> None:
+    """Apply the non-null ``changes``, then record the update in the history and the events.
+
+    ``duplicate`` is the conflict message (with ``{label}``) when a unique key clashes.
+    """
+    for key, value in changes.items():
+        if value is not None:
+            setattr(obj, key, value)
+    label = getattr(obj, label_attr)
+    await _flush(session, duplicate.format(label=label))
+    record(session, audit, kind, obj.id, "update", before, snapshot(obj))
+    _publish_object(session, audit, kind, "updated", obj.id, label)
+
+
+async def _delete_recorded(
+    session: AsyncSession, audit: Audit, kind: str, obj_id: int, obj: Any, label: str
+) -> None:
+    """Delete ``obj`` and record the deletion in the history and the events."""
+    before = snapshot(obj)
+    await session.delete(obj)
+    await _flush(session, f"{kind.replace('_', ' ')} {label!r} is in use")
+    record(session, audit, kind, obj_id, "delete", before, None)
+    _publish_object(session, audit, kind, "deleted", obj_id, label)
+
+
 # -- cursors ----------------------------------------------------------------------------
 
 
@@ -239,11 +273,7 @@ async def delete_manufacturer(session: AsyncSession, obj_id: int, audit: Audit) 
     )
     if used:
         raise Conflict(f"manufacturer {obj.name!r} has {used} device type(s); delete them first")
-    before = snapshot(obj)
-    await session.delete(obj)
-    await _flush(session, f"manufacturer {obj.name!r} is in use")
-    record(session, audit, "manufacturer", obj_id, "delete", before, None)
-    _publish_object(session, audit, "manufacturer", "deleted", obj_id, before["name"])
+    await _delete_recorded(session, audit, "manufacturer", obj_id, obj, obj.name)
 
 
 # -- device types and custom fields -----------------------------------------------------
@@ -423,12 +453,16 @@ async def update_device_type(
         changes["custom_fields"] = check_custom_field_defs(changes["custom_fields"])
     if changes.get("port_names") is not None:
         changes["port_names"] = _check_port_names(changes["port_names"], "port_names")
-    for key, value in changes.items():
-        if value is not None:
-            setattr(obj, key, value)
-    await _flush(session, f"device type {obj.model!r} already exists for this manufacturer")
-    record(session, audit, "device_type", obj.id, "update", before, snapshot(obj))
-    _publish_object(session, audit, "device_type", "updated", obj.id, obj.model)
+    await _update_recorded(
+        session,
+        audit,
+        "device_type",
+        obj,
+        before,
+        changes,
+        "model",
+        "device type {label!r} already exists for this manufacturer",
+    )
     return obj
 
 
@@ -440,11 +474,7 @@ async def delete_device_type(session: AsyncSession, obj_id: int, audit: Audit) -
     )
     if used:
         raise Conflict(f"device type {obj.model!r} is used by {used} device(s)")
-    before = snapshot(obj)
-    await session.delete(obj)
-    await _flush(session, f"device type {obj.model!r} is in use")
-    record(session, audit, "device_type", obj_id, "delete", before, None)
-    _publish_object(session, audit, "device_type", "deleted", obj_id, before["model"])
+    await _delete_recorded(session, audit, "device_type", obj_id, obj, obj.model)
 
 
 # -- locations --------------------------------------------------------------------------
@@ -505,12 +535,16 @@ async def update_location(
             if parent in below:
                 raise _invalid("parent_id", "a location cannot be moved below itself")
         obj.parent_id = parent
-    for key, value in changes.items():
-        if value is not None:
-            setattr(obj, key, value)
-    await _flush(session, f"location {obj.name!r} already exists")
-    record(session, audit, "location", obj.id, "update", before, snapshot(obj))
-    _publish_object(session, audit, "location", "updated", obj.id, obj.name)
+    await _update_recorded(
+        session,
+        audit,
+        "location",
+        obj,
+        before,
+        changes,
+        "name",
+        "location {label!r} already exists",
+    )
     return obj
 
 
@@ -525,11 +559,7 @@ async def delete_location(session: AsyncSession, obj_id: int, audit: Audit) -> N
         used = await session.scalar(select(func.count()).select_from(model).where(column == obj_id))
         if used:
             raise Conflict(f"location {obj.name!r} still has {used} {what}")
-    before = snapshot(obj)
-    await session.delete(obj)
-    await _flush(session, f"location {obj.name!r} is in use")
-    record(session, audit, "location", obj_id, "delete", before, None)
-    _publish_object(session, audit, "location", "deleted", obj_id, before["name"])
+    await _delete_recorded(session, audit, "location", obj_id, obj, obj.name)
 
 
 # -- racks ------------------------------------------------------------------------------
@@ -581,12 +611,16 @@ async def update_rack(
         )
         if top and top > height:
             raise Conflict(f"rack {obj.name!r} has unit {top} occupied; it cannot be {height}U")
-    for key, value in changes.items():
-        if value is not None:
-            setattr(obj, key, value)
-    await _flush(session, f"rack {obj.name!r} already exists in this location")
-    record(session, audit, "rack", obj.id, "update", before, snapshot(obj))
-    _publish_object(session, audit, "rack", "updated", obj.id, obj.name)
+    await _update_recorded(
+        session,
+        audit,
+        "rack",
+        obj,
+        before,
+        changes,
+        "name",
+        "rack {label!r} already exists in this location",
+    )
     return obj
 
 
@@ -598,11 +632,7 @@ async def delete_rack(session: AsyncSession, obj_id: int, audit: Audit) -> None:
     )
     if used:
         raise Conflict(f"rack {obj.name!r} still holds {used} device(s)")
-    before = snapshot(obj)
-    await session.delete(obj)
-    await _flush(session, f"rack {obj.name!r} is in use")
-    record(session, audit, "rack", obj_id, "delete", before, None)
-    _publish_object(session, audit, "rack", "deleted", obj_id, before["name"])
+    await _delete_recorded(session, audit, "rack", obj_id, obj, obj.name)
 
 
 # -- rack space -------------------------------------------------------------------------
