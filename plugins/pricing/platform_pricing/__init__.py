@@ -1,0 +1,1 @@
+"""Pricing plugin: spot-instance cost optimisation with agents, decision engines and replicas."""

@@ -1,0 +1,1 @@
+"""Request and response models of the pricing API, one module per area."""

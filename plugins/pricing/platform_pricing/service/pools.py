@@ -1,0 +1,56 @@
+"""Pools: a spot capacity pool is a region, an availability zone and an instance type."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platform_pricing.models import Pool
+
+PoolKey = tuple[str, str, str]
+"""``(region, zone, instance_type)``."""
+
+
+async def pool_ids(session: AsyncSession, keys: set[PoolKey]) -> dict[PoolKey, int]:
+    """Ids of the pools with these keys, creating missing ones (safe under concurrency)."""
+    if not keys:
+        return {}
+    found = await _lookup(session, keys)
+    missing = keys - found.keys()
+    if missing:
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        rows = [{"region": r, "zone": z, "instance_type": t} for r, z, t in sorted(missing)]
+        await session.execute(insert(Pool).values(rows).on_conflict_do_nothing())
+        found |= await _lookup(session, missing)
+    return found
+
+
+async def pool_id(session: AsyncSession, region: str, zone: str, instance_type: str) -> int:
+    """The id of one pool, created when new."""
+    key = (region, zone, instance_type)
+    return (await pool_ids(session, {key}))[key]
+
+
+async def pools_by_id(session: AsyncSession, ids: set[int]) -> dict[int, Pool]:
+    """Pools by id."""
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Pool).where(Pool.id.in_(ids)))
+    return {p.id: p for p in rows}
+
+
+async def _lookup(session: AsyncSession, keys: set[PoolKey]) -> dict[PoolKey, int]:
+    found: dict[PoolKey, int] = {}
+    ordered = sorted(keys)
+    for i in range(0, len(ordered), 500):
+        chunk = ordered[i : i + 500]
+        rows = await session.execute(
+            select(Pool.id, Pool.region, Pool.zone, Pool.instance_type).where(
+                tuple_(Pool.region, Pool.zone, Pool.instance_type).in_(chunk)
+            )
+        )
+        for row in rows:
+            found[(row.region, row.zone, row.instance_type)] = row.id
+    return found
