@@ -1,0 +1,27 @@
+"""Extension points the pricing plugin offers to other plugins (hooks ``pricing_*``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from platform_pricing.engines import DecisionEngine
+
+hookspec = pluggy.HookspecMarker("platform_core")
+
+
+@hookspec
+def pricing_decision_engines() -> list[DecisionEngine]:
+    """Return decision engines: objects with a ``name``, a ``description`` and ``decide``.
+
+    ``decide(inputs)`` takes a :class:`platform_pricing.engines.DecisionInput` (a compact
+    summary of the instance's pools, the on-demand price and the client's policy) and returns a
+    :class:`platform_pricing.engines.Decision`; it may be ``async def``, must not do I/O and
+    must answer within the client's time budget. An engine that raises, answers an invalid
+    decision or is late is replaced by the ``rules`` engine for that decision. Called for every
+    implementation; names must be unique across all of them. The pricing plugin itself
+    contributes ``rules`` and ``cheapest``.
+    """
+    raise NotImplementedError  # a specification: pluggy never calls its body
