@@ -294,7 +294,10 @@ class Replica(PricingBase):
     """A standby replica of an agent's instance, in another pool, ready to be promoted."""
 
     __tablename__ = "pricing_replicas"
-    __table_args__ = (Index("ix_pricing_replicas_agent", "agent_id", "status"),)
+    __table_args__ = (
+        Index("ix_pricing_replicas_agent", "agent_id", "status"),
+        {"sqlite_autoincrement": True},  # ids never reused: interruptions refer to them
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[int] = mapped_column(Integer, index=True)

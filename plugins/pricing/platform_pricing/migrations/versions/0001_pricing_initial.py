@@ -240,6 +240,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pricing_replicas")),
+        sqlite_autoincrement=True,
     )
     op.create_index(
         "ix_pricing_replicas_agent", "pricing_replicas", ["agent_id", "status"], unique=False
