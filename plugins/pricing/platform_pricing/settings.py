@@ -28,7 +28,7 @@ class PricingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     agent_offline_after_seconds: int = Field(600, ge=30, le=7 * 86400)
-    max_points_per_report: int = Field(50_000, gt=0, le=1_000_000)
+    max_points_per_report: int = Field(5_000, gt=0, le=1_000_000)
     default_engine: str = Field("rules", min_length=1, max_length=64)
     engine_budget_ms: float = Field(10.0, gt=0, le=10_000)
     recent_window_seconds: int = Field(3600, ge=60, le=30 * 86400)

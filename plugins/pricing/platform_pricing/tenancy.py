@@ -56,7 +56,9 @@ async def resolve(session: AsyncSession, principal: Principal) -> Tenant:
     if principal.has(AGENT_SCOPE):
         agent = (
             await session.execute(
-                select(Agent.id, Agent.client_id).where(Agent.user_id == principal.user_id)
+                select(Agent.id, Agent.client_id)
+                .join(Client, Client.id == Agent.client_id)
+                .where(Agent.user_id == principal.user_id, Client.is_active)
             )
         ).first()
         if agent is not None:

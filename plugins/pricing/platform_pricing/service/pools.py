@@ -20,7 +20,7 @@ async def pool_ids(session: AsyncSession, keys: set[PoolKey]) -> dict[PoolKey, i
     found = await _lookup(session, keys)
     missing = keys - found.keys()
     if missing:
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         rows = [{"region": r, "zone": z, "instance_type": t} for r, z, t in sorted(missing)]
         await session.execute(insert(Pool).values(rows).on_conflict_do_nothing())
         found |= await _lookup(session, missing)
