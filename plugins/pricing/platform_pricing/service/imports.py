@@ -1,0 +1,111 @@
+"""Bulk import of price points from CSV (``platformctl pricing import-prices``)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platform_core import NotFound, ValidationFailed
+from platform_pricing.models import Client, PricePoint
+from platform_pricing.service.pools import pool_ids
+
+COLUMNS = ("region", "zone", "instance_type", "spot_price", "on_demand_price", "observed_at")
+"""The CSV header ``import-prices`` expects (any extra column is ignored)."""
+
+
+@dataclass(frozen=True)
+class CsvPoint:
+    """One parsed CSV row."""
+
+    region: str
+    zone: str
+    instance_type: str
+    spot_price: float
+    on_demand_price: float
+    observed_at: datetime
+
+
+def _bad(line: int, column: str, message: str) -> ValidationFailed:
+    field = f"line {line}: {column}"
+    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def _price(line: int, column: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad(line, column, f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise _bad(line, column, f"must be a finite price >= 0, got {text!r}")
+    return value
+
+
+def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
+    """Rows of a price CSV, validated; ``ValidationFailed`` names the line and column.
+
+    ``observed_at`` is ISO 8601 with a UTC offset (``2026-01-01T00:00:00Z``).
+    """
+    reader = csv.DictReader(stream)
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise _bad(1, missing[0], f"missing column; the header must hold {', '.join(COLUMNS)}")
+    for line, row in enumerate(reader, start=2):
+        for column in ("region", "zone", "instance_type"):
+            if not (row[column] or "").strip():
+                raise _bad(line, column, "is empty")
+        text = (row["observed_at"] or "").strip()
+        try:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise _bad(line, "observed_at", f"not an ISO 8601 timestamp: {text!r}") from None
+        if at.tzinfo is None:
+            raise _bad(line, "observed_at", "needs a UTC offset (e.g. Z or +00:00)")
+        yield CsvPoint(
+            row["region"].strip(),
+            row["zone"].strip(),
+            row["instance_type"].strip(),
+            _price(line, "spot_price", row["spot_price"]),
+            _price(line, "on_demand_price", row["on_demand_price"]),
+            at,
+        )
+
+
+async def find_client(session: AsyncSession, name_or_id: str) -> Client:
+    """A client by name, or by id when given digits."""
+    query = select(Client)
+    if name_or_id.isdigit():
+        query = query.where(Client.id == int(name_or_id))
+    else:
+        query = query.where(Client.name == name_or_id)
+    client = await session.scalar(query)
+    if client is None:
+        raise NotFound(f"client {name_or_id!r} not found")
+    return client
+
+
+async def import_points(session: AsyncSession, client_id: int, points: Iterable[CsvPoint]) -> int:
+    """Insert a batch of points for a client (pools created as needed); how many."""
+    batch = list(points)
+    if not batch:
+        return 0
+    ids = await pool_ids(session, {(p.region, p.zone, p.instance_type) for p in batch})
+    rows: list[dict[str, Any]] = [
+        {
+            "client_id": client_id,
+            "pool_id": ids[(p.region, p.zone, p.instance_type)],
+            "observed_at": p.observed_at,
+            "spot_price": p.spot_price,
+            "on_demand_price": p.on_demand_price,
+        }
+        for p in batch
+    ]
+    conn = await session.connection()
+    await conn.execute(insert(PricePoint.__table__), rows)
+    return len(rows)
