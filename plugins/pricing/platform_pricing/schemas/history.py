@@ -1,0 +1,228 @@
+"""Response models of price history, current prices, options, metrics, switches, savings
+and charts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel
+
+
+def _bounded(value: datetime) -> datetime:
+    if not 2000 <= value.year <= 2999:
+        raise ValueError("the year must be between 2000 and 2999")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_bounded)]
+"""A timezone-aware timestamp (naive ones are refused with 422)."""
+
+
+class PoolOut(BaseModel):
+    """A spot capacity pool."""
+
+    id: int
+    region: str
+    zone: str
+    instance_type: str
+
+
+class HistoryBucket(BaseModel):
+    """Spot prices in ``[start, end)``: minimum, sample-weighted average, maximum, count."""
+
+    start: datetime
+    end: datetime
+    min: float
+    avg: float
+    max: float
+    samples: int
+
+
+class HistorySources(BaseModel):
+    """What was read: the hourly aggregates' range (or none) and the raw points' ranges."""
+
+    hourly: list[str] | None
+    raw: list[list[str]]
+
+
+class PriceHistory(BaseModel):
+    """A pool's spot price over a window in up to ``points`` buckets (empty ones left out)."""
+
+    instance_id: int
+    pool: PoolOut
+    start: datetime
+    end: datetime
+    points: int
+    bucket_seconds: float
+    sources: HistorySources
+    buckets: list[HistoryBucket]
+
+
+class PoolPrice(BaseModel):
+    """The latest price a client reported for a pool (None: never)."""
+
+    pool: PoolOut
+    observed_at: datetime | None
+    spot_price: float | None
+    on_demand_price: float | None
+
+
+class CurrentPricing(BaseModel):
+    """The instance's pool's latest prices and the other pools of its type in its region."""
+
+    instance_id: int
+    lifecycle: str
+    current: PoolPrice
+    others: list[PoolPrice]
+
+
+class Option(PoolPrice):
+    """A pool the instance could run in, with its rank and the figures behind it."""
+
+    current: bool
+    saving_percent: float
+    interruptions: int
+    interruption_rate_per_day: float
+    rank: int
+    reason: str
+
+
+class AvailableOptions(BaseModel):
+    """Pools with a recent price, cheapest first, then fewest interruptions per day."""
+
+    instance_id: int
+    region: str
+    instance_type: str
+    recent_since: datetime
+    interruption_rate_days: int
+    options: list[Option]
+
+
+class SavingsFigures(BaseModel):
+    """Hours, on-demand cost, actual cost, savings (price-hours) and savings percent."""
+
+    hours: float
+    on_demand_cost: float
+    actual_cost: float
+    savings: float
+    savings_percent: float
+
+
+class PoolTime(BaseModel):
+    """Seconds spent in one pool."""
+
+    pool: PoolOut
+    seconds: float
+
+
+class Metrics(BaseModel):
+    """An instance's uptime, time per pool and lifecycle, switches, interruptions, savings."""
+
+    instance_id: int
+    since: datetime
+    uptime_seconds: float
+    time_per_pool: list[PoolTime]
+    time_per_lifecycle: dict[str, float]
+    switches: int
+    interruptions: dict[str, int]
+    savings: SavingsFigures
+
+
+class SwitchOut(BaseModel):
+    """A switch as the agent reported it."""
+
+    id: int
+    client_id: int
+    instance_id: int
+    command_id: int | None
+    from_pool: PoolOut | None
+    to_pool: PoolOut | None
+    from_lifecycle: str
+    to_lifecycle: str
+    reason: str
+    from_price: float | None
+    to_price: float | None
+    on_demand_price: float | None
+    downtime_seconds: float
+    old_cloud_id: str
+    new_cloud_id: str
+    switched_at: datetime
+
+
+class SwitchPage(BaseModel):
+    """A page of switches, newest first."""
+
+    items: list[SwitchOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class InstanceSavingsOut(SavingsFigures):
+    """One instance's savings in the month; ``source`` says stored by the job or live."""
+
+    instance_id: int
+    client_id: int
+    source: Literal["stored", "live"]
+    missing_prices: bool
+
+
+class ClientSavingsOut(SavingsFigures):
+    """One client's totals in the month."""
+
+    client_id: int
+
+
+class SavingsReport(BaseModel):
+    """Savings of a month: per instance, per client and the totals."""
+
+    month: str
+    start: datetime
+    end: datetime
+    complete: bool
+    instances: list[InstanceSavingsOut]
+    clients: list[ClientSavingsOut]
+    totals: SavingsFigures
+
+
+class MonthPoint(SavingsFigures):
+    """One month of the savings chart."""
+
+    month: str
+    complete: bool
+
+
+class SavingsChart(BaseModel):
+    """Monthly savings, oldest month first, the current (incomplete) month last."""
+
+    months: int
+    series: list[MonthPoint]
+
+
+class ChartPoint(BaseModel):
+    """One bucket of a price chart series."""
+
+    at: datetime
+    avg: float
+    min: float
+    max: float
+
+
+class PriceSeries(BaseModel):
+    """A pool's average spot price per bucket."""
+
+    pool: PoolOut
+    current: bool
+    points: list[ChartPoint]
+
+
+class PriceChart(BaseModel):
+    """One series per pool of the instance's type in its region, on the same buckets."""
+
+    instance_id: int
+    start: datetime
+    end: datetime
+    points: int
+    on_demand_price: float | None
+    series: list[PriceSeries]
