@@ -124,7 +124,8 @@ class PoolState:
 
     ``spot_price`` is the latest price, None when no recent price is known; ``recent_avg`` and
     ``recent_max`` cover the service's recent window; ``volatility`` is stddev / average over
-    that window; ``interruptions_recent`` counts interruptions seen in it.
+    that window; ``interruptions_recent`` counts the client's interruptions of the pool over
+    ``interruption_rate_days``.
     """
 
     pool_id: int

@@ -19,8 +19,9 @@ def pricing_decision_engines() -> list[DecisionEngine]:
     ``decide(inputs)`` takes a :class:`platform_pricing.engines.DecisionInput` (a compact
     summary of the instance's pools, the on-demand price and the client's policy) and returns a
     :class:`platform_pricing.engines.Decision`; it may be ``async def``, must not do I/O and
-    must answer within the client's time budget. An engine that raises, answers an invalid
-    decision or is late is replaced by the ``rules`` engine for that decision. Called for every
+    must answer within ``engine_budget_ms``. An engine that raises, answers an invalid
+    decision or is late is replaced by the fallback engine (``rules`` unless an admin chose
+    another) for that decision. Called for every
     implementation; names must be unique across all of them. The pricing plugin itself
     contributes ``rules`` and ``cheapest``.
     """

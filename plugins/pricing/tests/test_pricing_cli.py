@@ -12,10 +12,9 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from platform_pricing.models import Agent, Placement, PricePoint
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
-
-from platform_pricing.models import Agent, Placement, PricePoint
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from platform_pricing.service import agents as agents_service
 
 from platform_core.webhooks import signing
 from platform_core.webhooks.delivery import deliver_due
-from platform_pricing.service import agents as agents_service
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -63,14 +63,9 @@ def token_out(token: ApiToken) -> ClientTokenOut:
 
 
 def _engine_names(request: Request) -> set[str]:
-    from platform_pricing.engines import builtin_engines, index_engines
+    from platform_pricing.service.decisions import collect_engines
 
-    try:
-        groups = get_context(request).plugins.pm.hook.pricing_decision_engines()
-        return set(index_engines(groups))
-    except Exception:  # a broken engine plugin must not hide the built-in engines
-        log.warning("decision engines could not be listed", exc_info=True)
-        return {e.name for e in builtin_engines()}
+    return set(collect_engines(get_context(request).plugins))
 
 
 def _forget_credentials(request: Request) -> None:

@@ -1,0 +1,11 @@
+"""Thin HTTP layer over the pricing services, mounted under ``/api/pricing``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from platform_pricing.routes import agents, clients, decisions, history, replicas
+
+router = APIRouter()
+for _module in (clients, agents, decisions, replicas, history):
+    router.include_router(_module.router)

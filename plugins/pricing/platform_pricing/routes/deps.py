@@ -1,0 +1,28 @@
+"""Route dependencies: the calling tenant and the plugin's settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from platform_core.auth.deps import Caller, DbSession, get_context
+from platform_pricing import tenancy
+from platform_pricing.settings import PricingSettings
+
+
+async def current_tenant(session: DbSession, caller: Caller) -> tenancy.Tenant:
+    """The admin, client or agent behind the request's credentials."""
+    return await tenancy.resolve(session, caller)
+
+
+def current_settings(request: Request) -> PricingSettings:
+    """``[plugins.pricing]`` of the running platform."""
+    return cast(PricingSettings, get_context(request).plugin_settings("pricing"))
+
+
+TenantDep = Annotated[tenancy.Tenant, Depends(current_tenant)]
+"""A route parameter type: the calling tenant (admin, client or agent)."""
+
+Settings = Annotated[PricingSettings, Depends(current_settings)]
+"""A route parameter type: the pricing settings."""
