@@ -210,6 +210,26 @@ async def test_delivery_claimed_by_a_dead_process_is_retried_after_its_lease(sho
     assert len(recorder.seen) == 1
 
 
+async def test_claim_never_takes_a_delivery_finished_since_it_was_read(
+    shop, recorder, monkeypatch
+):
+    """On SQLite the claim's SELECT runs outside its write transaction: another dispatcher
+    may claim, run and finish a row in between. The claim must re-check that it is due."""
+    from platform_core.events import dispatcher
+
+    await _publish(shop)
+    await fan_out(shop.ctx)
+    assert await deliver_due(shop.ctx) == 2
+    assert len(recorder.seen) == 1
+    # As if the SELECT had read the rows while they were still due: it returns them all.
+    monkeypatch.setattr(dispatcher, "for_update", lambda query, ctx: select(EventDelivery.id))
+    assert await deliver_due(shop.ctx) == 0
+    assert len(recorder.seen) == 1
+    async with shop.ctx.db.session() as session:
+        states = (await session.scalars(select(EventDelivery.state))).all()
+    assert states == ["succeeded", "succeeded"]
+
+
 async def test_background_loop_delivers_right_after_commit(platform_factory):
     recorder = Recorder()
     platform = await platform_factory(

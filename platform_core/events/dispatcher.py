@@ -140,23 +140,25 @@ async def _claim(ctx: PlatformContext, keys: list[str]) -> list[tuple[int, str, 
     # even when another process raced for the same rows (SQLite has no SKIP LOCKED).
     token = now + LEASE + timedelta(microseconds=secrets.randbelow(1_000_000))
     async with ctx.db.session() as session:
-        free = or_(EventDelivery.locked_until.is_(None), EventDelivery.locked_until < now)
+        due = (
+            EventDelivery.state == "pending",
+            EventDelivery.next_attempt_at <= now,
+            or_(EventDelivery.locked_until.is_(None), EventDelivery.locked_until < now),
+        )
         query = (
             select(EventDelivery.id)
-            .where(
-                EventDelivery.state == "pending",
-                EventDelivery.next_attempt_at <= now,
-                EventDelivery.handler.in_(keys),
-                free,
-            )
+            .where(*due, EventDelivery.handler.in_(keys))
             .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
             .limit(BATCH)
         )
         ids = list((await session.scalars(for_update(query, ctx))).all())
         if not ids:
             return []
+        # The whole due condition again: on SQLite the SELECT above ran outside the write
+        # transaction, so another dispatcher may have run and *finished* a row since (its
+        # lease cleared again); only rows still due become ours.
         await session.execute(
-            update(EventDelivery).where(EventDelivery.id.in_(ids), free).values(locked_until=token)
+            update(EventDelivery).where(EventDelivery.id.in_(ids), *due).values(locked_until=token)
         )
         rows = (
             await session.execute(
