@@ -6,23 +6,12 @@ times); every figure is read back through the API as a client sees it.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from platform_pricing import jobs
-from platform_pricing.models import (
-    Agent,
-    Client,
-    Instance,
-    Interruption,
-    Placement,
-    PricePoint,
-    Switch,
-)
 from platform_pricing.service import history
-from platform_pricing.service.pools import pool_id as get_pool_id
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant
 
@@ -33,118 +22,7 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-class World:
-    """Clients, instances, placements and prices written directly to the database."""
-
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-
-    async def client(self) -> tuple[int, Any]:
-        name = f"c-{uuid.uuid4().hex[:8]}"
-        user = await self.platform.user("member", username=f"pricing-client-{name}")
-        async with self.platform.ctx.db.session() as s:
-            row = Client(name=name, user_id=user.id, policy={})
-            s.add(row)
-            await s.flush()
-            cid = row.id
-        token = await self.platform.token(scopes=["pricing:client"], user=user)
-        return cid, self.platform.client(token)
-
-    async def pool(self, zone: str = "us-east-1a", itype: str = "m5.large") -> int:
-        async with self.platform.ctx.db.session() as s:
-            return await get_pool_id(s, "us-east-1", zone, itype)
-
-    async def instance(self, client_id: int, pool_id: int, lifecycle: str = "spot") -> int:
-        user = await self.platform.user("member")
-        async with self.platform.ctx.db.session() as s:
-            agent = Agent(client_id=client_id, user_id=user.id, name=f"a-{user.id}")
-            s.add(agent)
-            await s.flush()
-            inst = Instance(
-                client_id=client_id,
-                agent_id=agent.id,
-                cloud_id=f"i-{uuid.uuid4().hex[:8]}",
-                pool_id=pool_id,
-                lifecycle=lifecycle,
-                created_at=at("2024-01-01T00:00:00"),
-            )
-            s.add(inst)
-            await s.flush()
-            return inst.id
-
-    async def place(
-        self,
-        client_id: int,
-        instance_id: int,
-        pool_id: int,
-        start: str,
-        end: str | None,
-        lifecycle: str = "spot",
-    ) -> None:
-        async with self.platform.ctx.db.session() as s:
-            s.add(
-                Placement(
-                    client_id=client_id,
-                    instance_id=instance_id,
-                    pool_id=pool_id,
-                    lifecycle=lifecycle,
-                    started_at=at(start),
-                    ended_at=None if end is None else at(end),
-                )
-            )
-
-    async def prices(
-        self, client_id: int, pool_id: int, points: list[tuple[str | datetime, float, float]]
-    ) -> None:
-        async with self.platform.ctx.db.session() as s:
-            s.add_all(
-                PricePoint(
-                    client_id=client_id,
-                    pool_id=pool_id,
-                    observed_at=t if isinstance(t, datetime) else at(t),
-                    spot_price=spot,
-                    on_demand_price=od,
-                )
-                for t, spot, od in points
-            )
-
-    async def switch(self, client_id: int, instance_id: int, a: int, b: int, when: str) -> None:
-        async with self.platform.ctx.db.session() as s:
-            s.add(
-                Switch(
-                    client_id=client_id,
-                    instance_id=instance_id,
-                    from_pool_id=a,
-                    to_pool_id=b,
-                    from_lifecycle="spot",
-                    to_lifecycle="spot",
-                    reason="cheaper",
-                    switched_at=at(when),
-                )
-            )
-
-    async def interruption(
-        self, client_id: int, instance_id: int, pool: int, when: datetime
-    ) -> None:
-        async with self.platform.ctx.db.session() as s:
-            s.add(
-                Interruption(
-                    client_id=client_id,
-                    instance_id=instance_id,
-                    pool_id=pool,
-                    cloud_id=f"i-{uuid.uuid4().hex[:8]}",
-                    kind="termination",
-                    noticed_at=when,
-                )
-            )
-
-
-@pytest.fixture
-def world(platform: Any) -> World:
-    return World(platform)
-
-
-async def setup_one(world: World) -> tuple[int, Any, int, int]:
+async def setup_one(world: Any) -> tuple[int, Any, int, int]:
     cid, http = await world.client()
     p = await world.pool()
     iid = await world.instance(cid, p)
@@ -158,7 +36,7 @@ def window(start: str, end: str, points: int, **extra: Any) -> dict[str, Any]:
 # -- price history ------------------------------------------------------------------------
 
 
-async def test_history_buckets_min_avg_max_from_raw_points(world: World) -> None:
+async def test_history_buckets_min_avg_max_from_raw_points(world: Any) -> None:
     """[10:00, 12:00) in 2 buckets: {1, 3} and {2, 6}; the point at 12:00 is outside."""
     cid, http, p, iid = await setup_one(world)
     await world.prices(
@@ -190,7 +68,7 @@ async def test_history_buckets_min_avg_max_from_raw_points(world: World) -> None
     assert body["buckets"][1]["start"].startswith("2024-03-05T11:00:00")
 
 
-async def test_history_empty_buckets_are_left_out(world: World) -> None:
+async def test_history_empty_buckets_are_left_out(world: Any) -> None:
     cid, http, p, iid = await setup_one(world)
     await world.prices(cid, p, [("2024-03-05T10:10:00", 1.0, 9.0)])
 
@@ -202,7 +80,7 @@ async def test_history_empty_buckets_are_left_out(world: World) -> None:
     assert [b["start"][:19] for b in r.json()["buckets"]] == ["2024-03-05T10:00:00"]
 
 
-async def test_history_merges_hourly_aggregates_and_raw_tail(world: World, platform: Any) -> None:
+async def test_history_merges_hourly_aggregates_and_raw_tail(world: Any, platform: Any) -> None:
     """Three days of 10-minute prices; the first two days aggregated. The merged answer
     equals the raw-only one, and the sources say hourly rows were used."""
     cid, http, p, iid = await setup_one(world)
@@ -238,7 +116,7 @@ async def test_history_merges_hourly_aggregates_and_raw_tail(world: World, platf
         assert m["avg"] == pytest.approx(r["avg"])
 
 
-async def test_history_narrow_buckets_read_raw_points_only(world: World, platform: Any) -> None:
+async def test_history_narrow_buckets_read_raw_points_only(world: Any, platform: Any) -> None:
     cid, http, p, iid = await setup_one(world)
     await world.prices(
         cid, p, [("2024-03-01T00:30:00", 1.0, 2.0), ("2024-03-01T05:30:00", 2.0, 2.0)]
@@ -257,7 +135,7 @@ async def test_history_narrow_buckets_read_raw_points_only(world: World, platfor
     assert [b["avg"] for b in body["buckets"]] == [1.0, 2.0]
 
 
-async def test_history_defaults_to_the_last_24_hours(world: World) -> None:
+async def test_history_defaults_to_the_last_24_hours(world: Any) -> None:
     cid, http, p, iid = await setup_one(world)
     now = datetime.now(UTC)
     await world.prices(
@@ -272,7 +150,7 @@ async def test_history_defaults_to_the_last_24_hours(world: World) -> None:
     assert [b["avg"] for b in body["buckets"]] == [1.0]
 
 
-async def test_history_of_another_pool_by_key_and_by_id(world: World) -> None:
+async def test_history_of_another_pool_by_key_and_by_id(world: Any) -> None:
     cid, http, _, iid = await setup_one(world)
     other = await world.pool("us-east-1b")
     await world.prices(cid, other, [("2024-03-05T10:00:00", 0.7, 1.0)])
@@ -289,7 +167,7 @@ async def test_history_of_another_pool_by_key_and_by_id(world: World) -> None:
     assert by_id.json()["buckets"][0]["avg"] == 0.7
 
 
-async def test_history_pool_the_client_has_no_prices_for_is_404(world: World) -> None:
+async def test_history_pool_the_client_has_no_prices_for_is_404(world: Any) -> None:
     _, http, _, iid = await setup_one(world)
     c2, _ = await world.client()
     secret = await world.pool("us-east-1c")
@@ -301,7 +179,7 @@ async def test_history_pool_the_client_has_no_prices_for_is_404(world: World) ->
     assert (r.status_code, r2.status_code) == (404, 404)
 
 
-async def test_history_incomplete_pool_key_is_422(world: World) -> None:
+async def test_history_incomplete_pool_key_is_422(world: Any) -> None:
     _, http, _, iid = await setup_one(world)
 
     r = await http.get(f"{INST}/{iid}/price-history", params={"region": "us-east-1"})
@@ -322,7 +200,7 @@ async def test_history_incomplete_pool_key_is_422(world: World) -> None:
     ],
 )
 async def test_history_bad_window_is_422_naming_the_field(
-    world: World, params: dict[str, Any], field: str
+    world: Any, params: dict[str, Any], field: str
 ) -> None:
     _, http, _, iid = await setup_one(world)
 
@@ -332,11 +210,11 @@ async def test_history_bad_window_is_422_naming_the_field(
     assert field in [e["field"] for e in r.json()["errors"]]
 
 
-async def test_history_points_limited_by_settings(platform_factory: Any) -> None:
+async def test_history_points_limited_by_settings(platform_factory: Any, world_of: Any) -> None:
     platform = await platform_factory(
         enabled=["pricing"], settings={"pricing": {"history_max_points": 10}}
     )
-    world = World(platform)
+    world = world_of(platform)
     _, http, _, iid = await setup_one(world)
 
     ok = await http.get(f"{INST}/{iid}/price-history", params={"points": 10})
@@ -347,7 +225,7 @@ async def test_history_points_limited_by_settings(platform_factory: Any) -> None
     assert bad.json()["errors"][0]["field"] == "points"
 
 
-async def test_history_of_another_clients_instance_is_404(world: World) -> None:
+async def test_history_of_another_clients_instance_is_404(world: Any) -> None:
     _, _, _, iid = await setup_one(world)
     _, other = await world.client()
 
@@ -359,7 +237,7 @@ async def test_history_of_another_clients_instance_is_404(world: World) -> None:
 # -- current prices and options -----------------------------------------------------------
 
 
-async def test_pricing_shows_current_pool_and_others_cheapest_first(world: World) -> None:
+async def test_pricing_shows_current_pool_and_others_cheapest_first(world: Any) -> None:
     cid, http, p, iid = await setup_one(world)
     b, c = await world.pool("us-east-1b"), await world.pool("us-east-1c")
     far = await world.pool("us-east-1a", "c5.xlarge")
@@ -377,7 +255,7 @@ async def test_pricing_shows_current_pool_and_others_cheapest_first(world: World
     assert [o["pool"]["id"] for o in body["others"]] == [c, b]
 
 
-async def test_options_rank_by_price_then_interruption_rate(world: World) -> None:
+async def test_options_rank_by_price_then_interruption_rate(world: Any) -> None:
     cid, http, p, iid = await setup_one(world)
     b, c, stale = [await world.pool(z) for z in ("us-east-1b", "us-east-1c", "us-east-1d")]
     now = datetime.now(UTC)
@@ -407,7 +285,7 @@ async def test_options_rank_by_price_then_interruption_rate(world: World) -> Non
 # -- metrics --------------------------------------------------------------------------------
 
 
-async def test_metrics_time_per_pool_switches_and_savings(world: World) -> None:
+async def test_metrics_time_per_pool_switches_and_savings(world: Any) -> None:
     cid, http, p, iid = await setup_one(world)
     b = await world.pool("us-east-1b")
     await world.place(cid, iid, p, "2024-03-05T10:00:00", "2024-03-05T10:20:00")
@@ -434,7 +312,7 @@ async def test_metrics_time_per_pool_switches_and_savings(world: World) -> None:
 # -- switches -------------------------------------------------------------------------------
 
 
-async def test_switches_filtered_and_paged_newest_first(world: World) -> None:
+async def test_switches_filtered_and_paged_newest_first(world: Any) -> None:
     cid, http, p, iid = await setup_one(world)
     iid2 = await world.instance(cid, p)
     b = await world.pool("us-east-1b")
@@ -464,7 +342,7 @@ async def test_switches_filtered_and_paged_newest_first(world: World) -> None:
     assert ranged["total"] == 2
 
 
-async def test_switches_of_another_client_are_invisible(world: World) -> None:
+async def test_switches_of_another_client_are_invisible(world: Any) -> None:
     cid, _, p, iid = await setup_one(world)
     await world.switch(cid, iid, p, p, "2024-03-05T10:00:00")
     _, other = await world.client()
@@ -476,7 +354,7 @@ async def test_switches_of_another_client_are_invisible(world: World) -> None:
     assert filtered.status_code == 404
 
 
-async def test_switches_start_after_end_is_422(world: World) -> None:
+async def test_switches_start_after_end_is_422(world: Any) -> None:
     _, http = await world.client()
 
     r = await http.get(
@@ -491,7 +369,7 @@ async def test_switches_start_after_end_is_422(world: World) -> None:
 # -- price chart ------------------------------------------------------------------------------
 
 
-async def test_price_chart_one_series_per_pool_of_the_type(world: World) -> None:
+async def test_price_chart_one_series_per_pool_of_the_type(world: Any) -> None:
     cid, http, p, iid = await setup_one(world)
     b = await world.pool("us-east-1b")
     await world.prices(cid, p, [("2024-03-05T10:00:00", 0.5, 1.0)])

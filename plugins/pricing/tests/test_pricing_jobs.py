@@ -6,7 +6,6 @@ twice where re-running matters, and the tables are read back.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,110 +13,21 @@ import pytest
 from platform_pricing import jobs
 from platform_pricing.models import (
     Agent,
-    Client,
     ClientSnapshot,
     Decision,
     HourlyPrice,
     Instance,
     MonthlySavings,
-    Placement,
     PricePoint,
     Report,
     Switch,
 )
-from platform_pricing.service.pools import pool_id as get_pool_id
 from platform_pricing.settings import PricingSettings
 from sqlalchemy import select
 
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-class World:
-    """Clients, instances, placements and prices written directly to the database."""
-
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-
-    async def client(self) -> tuple[int, Any]:
-        name = f"c-{uuid.uuid4().hex[:8]}"
-        user = await self.platform.user("member", username=f"pricing-client-{name}")
-        async with self.platform.ctx.db.session() as s:
-            row = Client(name=name, user_id=user.id, policy={})
-            s.add(row)
-            await s.flush()
-            cid = row.id
-        token = await self.platform.token(scopes=["pricing:client"], user=user)
-        return cid, self.platform.client(token)
-
-    async def pool(self, zone: str = "us-east-1a", itype: str = "m5.large") -> int:
-        async with self.platform.ctx.db.session() as s:
-            return await get_pool_id(s, "us-east-1", zone, itype)
-
-    async def instance(self, client_id: int, pool_id: int, lifecycle: str = "spot") -> int:
-        user = await self.platform.user("member")
-        async with self.platform.ctx.db.session() as s:
-            agent = Agent(
-                client_id=client_id,
-                user_id=user.id,
-                name=f"a-{user.id}",
-                registered_at=at("2024-01-01T00:00:00"),
-            )
-            s.add(agent)
-            await s.flush()
-            inst = Instance(
-                client_id=client_id,
-                agent_id=agent.id,
-                cloud_id=f"i-{uuid.uuid4().hex[:8]}",
-                pool_id=pool_id,
-                lifecycle=lifecycle,
-                created_at=at("2024-01-01T00:00:00"),
-            )
-            s.add(inst)
-            await s.flush()
-            return inst.id
-
-    async def place(
-        self,
-        client_id: int,
-        instance_id: int,
-        pool_id: int,
-        start: str,
-        end: str | None,
-        lifecycle: str = "spot",
-    ) -> None:
-        async with self.platform.ctx.db.session() as s:
-            s.add(
-                Placement(
-                    client_id=client_id,
-                    instance_id=instance_id,
-                    pool_id=pool_id,
-                    lifecycle=lifecycle,
-                    started_at=at(start),
-                    ended_at=None if end is None else at(end),
-                )
-            )
-
-    async def prices(
-        self, client_id: int, pool_id: int, points: list[tuple[str | datetime, float, float]]
-    ) -> None:
-        async with self.platform.ctx.db.session() as s:
-            s.add_all(
-                PricePoint(
-                    client_id=client_id,
-                    pool_id=pool_id,
-                    observed_at=t if isinstance(t, datetime) else at(t),
-                    spot_price=spot,
-                    on_demand_price=od,
-                )
-                for t, spot, od in points
-            )
-
-
-@pytest.fixture
-def world(platform: Any) -> World:
-    return World(platform)
 
 
 async def run(platform: Any, func: Any, *args: Any) -> Any:
@@ -167,7 +77,7 @@ def test_job_specs_names_and_schedules(platform: Any) -> None:
     assert specs["retention"].cron == "45 3 * * *"
 
 
-async def test_jobs_run_through_their_specs(platform: Any, world: World) -> None:
+async def test_jobs_run_through_their_specs(platform: Any, world: Any) -> None:
     """Every registered job runs against an empty-ish database without error."""
     cid, _ = await world.client()
     p = await world.pool()
@@ -180,7 +90,7 @@ async def test_jobs_run_through_their_specs(platform: Any, world: World) -> None
 # -- agent health ---------------------------------------------------------------------------
 
 
-async def test_agent_health_marks_silent_agents_offline_once(platform: Any, world: World) -> None:
+async def test_agent_health_marks_silent_agents_offline_once(platform: Any, world: Any) -> None:
     cid, _ = await world.client()
     p = await world.pool()
     silent = await world.instance(cid, p)
@@ -207,7 +117,7 @@ async def test_agent_health_marks_silent_agents_offline_once(platform: Any, worl
 
 
 async def test_dedup_deletes_exact_duplicates_keeping_the_lowest_id(
-    platform: Any, world: World
+    platform: Any, world: Any
 ) -> None:
     cid, _ = await world.client()
     c2, _ = await world.client()
@@ -228,7 +138,7 @@ async def test_dedup_deletes_exact_duplicates_keeping_the_lowest_id(
 # -- hourly aggregates ------------------------------------------------------------------------
 
 
-async def test_hourly_aggregates_fill_gaps_with_the_last_price(platform: Any, world: World) -> None:
+async def test_hourly_aggregates_fill_gaps_with_the_last_price(platform: Any, world: Any) -> None:
     """Points at 10:05 (1), 10:40 (3), then a 5-hour gap, 16:10 (2). Run at 18:30: hours 10
     and 16 are aggregated, 11..15 filled with 3 (the last price), samples 0; the run stops at
     the last hour with a point (16), not at 17."""
@@ -255,7 +165,7 @@ async def test_hourly_aggregates_fill_gaps_with_the_last_price(platform: Any, wo
     assert got[6] == (at("2024-03-05T16:00:00"), 2.0, 2.0, 2.0, 2.0, 1, False)
 
 
-async def test_hourly_aggregates_rerun_gives_the_same_rows(platform: Any, world: World) -> None:
+async def test_hourly_aggregates_rerun_gives_the_same_rows(platform: Any, world: Any) -> None:
     cid, _ = await world.client()
     p = await world.pool()
     base = at("2024-03-05T00:00:00")
@@ -275,7 +185,7 @@ async def test_hourly_aggregates_rerun_gives_the_same_rows(platform: Any, world:
 
 
 async def test_hourly_aggregates_skip_the_current_hour_and_continue_later(
-    platform: Any, world: World
+    platform: Any, world: Any
 ) -> None:
     """The hour in progress is left for the next run, which fills the gap before it."""
     cid, _ = await world.client()
@@ -297,7 +207,7 @@ async def test_hourly_aggregates_skip_the_current_hour_and_continue_later(
     ]
 
 
-async def test_hourly_aggregates_are_per_client_and_pool(platform: Any, world: World) -> None:
+async def test_hourly_aggregates_are_per_client_and_pool(platform: Any, world: Any) -> None:
     c1, _ = await world.client()
     c2, _ = await world.client()
     p, q = await world.pool(), await world.pool("us-east-1b")
@@ -318,7 +228,7 @@ async def test_hourly_aggregates_are_per_client_and_pool(platform: Any, world: W
 # -- client snapshots -----------------------------------------------------------------------
 
 
-async def test_client_snapshots_previous_day_and_rerun(platform: Any, world: World) -> None:
+async def test_client_snapshots_previous_day_and_rerun(platform: Any, world: Any) -> None:
     """Day 2024-03-05: one instance spot all day at 0.25 vs 1.0 saves 24*0.75 = 18; one
     switch that day, one the day after (not counted)."""
     cid, _ = await world.client()
@@ -361,7 +271,7 @@ async def test_client_snapshots_previous_day_and_rerun(platform: Any, world: Wor
 # -- monthly savings ------------------------------------------------------------------------
 
 
-async def test_monthly_savings_previous_month_upserted(platform: Any, world: World) -> None:
+async def test_monthly_savings_previous_month_upserted(platform: Any, world: Any) -> None:
     """February 2024 (29 days) in full at spot 0.5 vs 1.0: 696 h, savings 348. Re-running after
     a late price correction updates the one row."""
     cid, _ = await world.client()
@@ -391,7 +301,7 @@ async def test_monthly_savings_in_january_stores_december(platform: Any) -> None
 # -- retention ----------------------------------------------------------------------------------
 
 
-async def test_retention_deletes_only_rows_past_their_age(platform: Any, world: World) -> None:
+async def test_retention_deletes_only_rows_past_their_age(platform: Any, world: Any) -> None:
     cid, _ = await world.client()
     p = await world.pool()
     iid = await world.instance(cid, p)

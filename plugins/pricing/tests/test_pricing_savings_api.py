@@ -9,14 +9,12 @@ test's docstring.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from platform_pricing import jobs
-from platform_pricing.models import Agent, Client, Instance, MonthlySavings, Placement, PricePoint
-from platform_pricing.service.pools import pool_id as get_pool_id
+from platform_pricing.models import MonthlySavings
 
 S = "/api/pricing/savings"
 
@@ -25,92 +23,11 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-class World:
-    """Clients, instances, placements and prices written directly to the database."""
-
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
-
-    async def client(self) -> tuple[int, Any]:
-        name = f"c-{uuid.uuid4().hex[:8]}"
-        user = await self.platform.user("member", username=f"pricing-client-{name}")
-        async with self.platform.ctx.db.session() as s:
-            row = Client(name=name, user_id=user.id, policy={})
-            s.add(row)
-            await s.flush()
-            cid = row.id
-        token = await self.platform.token(scopes=["pricing:client"], user=user)
-        return cid, self.platform.client(token)
-
-    async def pool(self, zone: str = "us-east-1a", itype: str = "m5.large") -> int:
-        async with self.platform.ctx.db.session() as s:
-            return await get_pool_id(s, "us-east-1", zone, itype)
-
-    async def instance(self, client_id: int, pool_id: int, lifecycle: str = "spot") -> int:
-        user = await self.platform.user("member")
-        async with self.platform.ctx.db.session() as s:
-            agent = Agent(client_id=client_id, user_id=user.id, name=f"a-{user.id}")
-            s.add(agent)
-            await s.flush()
-            inst = Instance(
-                client_id=client_id,
-                agent_id=agent.id,
-                cloud_id=f"i-{uuid.uuid4().hex[:8]}",
-                pool_id=pool_id,
-                lifecycle=lifecycle,
-                created_at=at("2024-01-01T00:00:00"),
-            )
-            s.add(inst)
-            await s.flush()
-            return inst.id
-
-    async def place(
-        self,
-        client_id: int,
-        instance_id: int,
-        pool_id: int,
-        start: str,
-        end: str | None,
-        lifecycle: str = "spot",
-    ) -> None:
-        async with self.platform.ctx.db.session() as s:
-            s.add(
-                Placement(
-                    client_id=client_id,
-                    instance_id=instance_id,
-                    pool_id=pool_id,
-                    lifecycle=lifecycle,
-                    started_at=at(start),
-                    ended_at=None if end is None else at(end),
-                )
-            )
-
-    async def prices(
-        self, client_id: int, pool_id: int, points: list[tuple[str | datetime, float, float]]
-    ) -> None:
-        async with self.platform.ctx.db.session() as s:
-            s.add_all(
-                PricePoint(
-                    client_id=client_id,
-                    pool_id=pool_id,
-                    observed_at=t if isinstance(t, datetime) else at(t),
-                    spot_price=spot,
-                    on_demand_price=od,
-                )
-                for t, spot, od in points
-            )
-
-
-@pytest.fixture
-def world(platform: Any) -> World:
-    return World(platform)
-
-
 def figures(body: dict[str, Any]) -> tuple[float, float, float, float]:
     return (body["hours"], body["on_demand_cost"], body["actual_cost"], body["savings"])
 
 
-async def test_savings_switch_at_10_20_with_price_change_mid_hour(world: World) -> None:
+async def test_savings_switch_at_10_20_with_price_change_mid_hour(world: Any) -> None:
     """Pool A 10:00-10:20 then pool B 10:20-12:00.
 
     A: spot 0.10 (since 09:55) until 10:10, then 0.20; on-demand 1.00.
@@ -143,7 +60,7 @@ async def test_savings_switch_at_10_20_with_price_change_mid_hour(world: World) 
     assert figures(body["clients"][0]) == pytest.approx((2.0, 2.1, 0.6, 1.5))
 
 
-async def test_savings_gap_in_reports_carries_the_last_price(world: World) -> None:
+async def test_savings_gap_in_reports_carries_the_last_price(world: Any) -> None:
     """Spot 0.10 at 00:00 and 00:30, then nothing for 5 hours, 0.30 at 05:30; on-demand 0.50.
 
     Placement 00:00-08:00: actual = 5.5*0.10 + 2.5*0.30 = 1.30; on-demand = 8*0.50 = 4.0;
@@ -169,7 +86,7 @@ async def test_savings_gap_in_reports_carries_the_last_price(world: World) -> No
     assert figures(r.json()["totals"]) == pytest.approx((8.0, 4.0, 1.3, 2.7))
 
 
-async def test_savings_split_at_the_month_boundary(world: World) -> None:
+async def test_savings_split_at_the_month_boundary(world: Any) -> None:
     """Placement Mar 31 22:00 - Apr 1 03:00; spot 0.20 from Mar 31 21:00, 0.40 from Apr 1
     01:00; on-demand 1.00.
 
@@ -192,7 +109,7 @@ async def test_savings_split_at_the_month_boundary(world: World) -> None:
     assert march["end"].startswith("2024-04-01T00:00:00")
 
 
-async def test_savings_on_demand_placement_saves_nothing(world: World) -> None:
+async def test_savings_on_demand_placement_saves_nothing(world: Any) -> None:
     """An on-demand placement pays the on-demand price: 3 h x 1.0, savings 0."""
     cid, http = await world.client()
     p = await world.pool()
@@ -205,7 +122,7 @@ async def test_savings_on_demand_placement_saves_nothing(world: World) -> None:
     assert figures(body["totals"]) == pytest.approx((3.0, 3.0, 3.0, 0.0))
 
 
-async def test_savings_per_client_totals_sum_instances(world: World) -> None:
+async def test_savings_per_client_totals_sum_instances(world: Any) -> None:
     """Two instances, 1 h each at spot 0.25 vs on-demand 1.0: 0.75 each, 1.5 for the client."""
     cid, http = await world.client()
     p = await world.pool()
@@ -229,7 +146,7 @@ async def test_savings_per_client_totals_sum_instances(world: World) -> None:
     ]
 
 
-async def test_savings_closed_month_uses_the_stored_rows(world: World, platform: Any) -> None:
+async def test_savings_closed_month_uses_the_stored_rows(world: Any, platform: Any) -> None:
     """The monthly job stores March; re-running it upserts (one row); later price edits
     don't change the stored figures the API returns."""
     cid, http = await world.client()
@@ -252,7 +169,7 @@ async def test_savings_closed_month_uses_the_stored_rows(world: World, platform:
     assert figures(body["totals"]) == pytest.approx((4.0, 4.0, 2.0, 2.0))
 
 
-async def test_savings_current_month_is_live_up_to_now(world: World) -> None:
+async def test_savings_current_month_is_live_up_to_now(world: Any) -> None:
     """An open placement of the last 2 hours at spot 0.1 vs on-demand 0.5 saves 0.4/h."""
     cid, http = await world.client()
     p = await world.pool()
@@ -271,7 +188,7 @@ async def test_savings_current_month_is_live_up_to_now(world: World) -> None:
     assert item["savings"] == pytest.approx(item["hours"] * 0.4, abs=1e-5)
 
 
-async def test_savings_pool_without_prices_is_flagged(world: World) -> None:
+async def test_savings_pool_without_prices_is_flagged(world: Any) -> None:
     """Hours in a pool with no reported price count with zero costs, flagged."""
     cid, http = await world.client()
     p = await world.pool()
@@ -285,7 +202,7 @@ async def test_savings_pool_without_prices_is_flagged(world: World) -> None:
 
 
 @pytest.mark.parametrize("month", ["2024-13", "2024-3", "24-03", "abcd-ef", "1999-12"])
-async def test_savings_bad_month_is_422_naming_month(world: World, month: str) -> None:
+async def test_savings_bad_month_is_422_naming_month(world: Any, month: str) -> None:
     _, http = await world.client()
 
     r = await http.get(S, params={"month": month})
@@ -294,7 +211,7 @@ async def test_savings_bad_month_is_422_naming_month(world: World, month: str) -
     assert [e["field"] for e in r.json()["errors"]] == ["month"]
 
 
-async def test_savings_of_another_clients_instance_is_404(world: World) -> None:
+async def test_savings_of_another_clients_instance_is_404(world: Any) -> None:
     cid, _ = await world.client()
     _, other_http = await world.client()
     iid = await world.instance(cid, await world.pool())
@@ -304,7 +221,7 @@ async def test_savings_of_another_clients_instance_is_404(world: World) -> None:
     assert r.status_code == 404
 
 
-async def test_savings_other_client_id_is_404_for_a_client(world: World) -> None:
+async def test_savings_other_client_id_is_404_for_a_client(world: Any) -> None:
     cid, _ = await world.client()
     _, other_http = await world.client()
 
@@ -313,7 +230,7 @@ async def test_savings_other_client_id_is_404_for_a_client(world: World) -> None
     assert r.status_code == 404
 
 
-async def test_savings_client_never_sees_other_clients_figures(world: World) -> None:
+async def test_savings_client_never_sees_other_clients_figures(world: Any) -> None:
     c1, http1 = await world.client()
     c2, _ = await world.client()
     p = await world.pool()
@@ -329,7 +246,7 @@ async def test_savings_client_never_sees_other_clients_figures(world: World) -> 
 
 
 async def test_savings_admin_sees_every_client_and_filters_by_client(
-    world: World, admin_client: Any
+    world: Any, admin_client: Any
 ) -> None:
     c1, _ = await world.client()
     c2, _ = await world.client()
@@ -347,7 +264,7 @@ async def test_savings_admin_sees_every_client_and_filters_by_client(
     assert [c["client_id"] for c in one["clients"]] == [c2]
 
 
-async def test_savings_chart_has_one_point_per_month(world: World) -> None:
+async def test_savings_chart_has_one_point_per_month(world: Any) -> None:
     cid, http = await world.client()
     p = await world.pool()
     iid = await world.instance(cid, p)
@@ -367,7 +284,7 @@ async def test_savings_chart_has_one_point_per_month(world: World) -> None:
     assert series[-1]["savings"] > 0
 
 
-async def test_savings_chart_months_out_of_range_is_422(world: World) -> None:
+async def test_savings_chart_months_out_of_range_is_422(world: Any) -> None:
     _, http = await world.client()
 
     r = await http.get("/api/pricing/charts/savings", params={"months": 0})
