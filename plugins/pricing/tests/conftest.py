@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -37,6 +37,28 @@ class AgentHandle:
     instance_id: int
     http: httpx.AsyncClient
     body: dict[str, Any]
+
+    async def report_prices(
+        self, *quotes: tuple[str, float], od: float = 0.10, ago: int = 60
+    ) -> None:
+        """Report one price per ``(zone, spot)`` of us-east-1 / m5.large, ``ago`` seconds ago."""
+        at = (datetime.now(UTC) - timedelta(seconds=ago)).isoformat()
+        points = [
+            {
+                "region": "us-east-1",
+                "zone": zone,
+                "instance_type": "m5.large",
+                "spot_price": spot,
+                "on_demand_price": od,
+                "observed_at": at,
+            }
+            for zone, spot in quotes
+        ]
+        r = await self.http.post(
+            f"/api/pricing/agents/{self.id}/reports/pricing",
+            json={"report_id": uuid.uuid4().hex, "points": points},
+        )
+        assert r.status_code in (200, 201), r.text
 
 
 @dataclass

@@ -3,8 +3,7 @@ acknowledged idempotently, and never visible to another client."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -12,28 +11,6 @@ from sqlalchemy import select
 from platform_core.events.models import EventRecord
 
 API = "/api/pricing"
-OD = 0.10
-
-
-async def prices(agent: Any, *quotes: tuple[str, float], od: float = OD) -> None:
-    """Report one price per ``(zone, spot)`` of us-east-1 / m5.large, a minute ago."""
-    at = (datetime.now(UTC) - timedelta(seconds=60)).isoformat()
-    points = [
-        {
-            "region": "us-east-1",
-            "zone": zone,
-            "instance_type": "m5.large",
-            "spot_price": spot,
-            "on_demand_price": od,
-            "observed_at": at,
-        }
-        for zone, spot in quotes
-    ]
-    r = await agent.http.post(
-        f"{API}/agents/{agent.id}/reports/pricing",
-        json={"report_id": uuid.uuid4().hex, "points": points},
-    )
-    assert r.status_code in (200, 201), r.text
 
 
 async def issue(client: Any, agent: Any) -> dict[str, Any]:
@@ -59,7 +36,7 @@ async def switching(tenants: Any) -> tuple[Any, Any]:
     """A client and an agent whose decision is a switch to us-east-1b."""
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     return c, a
 
 
@@ -94,7 +71,7 @@ async def test_issue_creates_a_command_on_switch_and_publishes_it(platform, tena
 async def test_issue_on_demand_outcome_targets_the_current_pool(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.12))
+    await a.report_prices(("us-east-1a", 0.12))
     out = await issue(c, a)
     assert out["decision"]["outcome"] == "on-demand"
     assert out["command"]["target_lifecycle"] == "on-demand"
@@ -104,7 +81,7 @@ async def test_issue_on_demand_outcome_targets_the_current_pool(tenants):
 async def test_issue_on_stay_creates_no_command(platform, tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.030))
+    await a.report_prices(("us-east-1a", 0.030))
     out = await issue(c, a)
     assert out["command"] is None
     assert out["decision"]["outcome"] == "stay"
@@ -357,7 +334,7 @@ async def test_force_switch_target_must_be_a_known_pool(tenants):
     # a pool only another client knows is unknown to this one
     other = await tenants.client()
     stranger = await tenants.agent(other)
-    await prices(stranger, ("us-east-1f", 0.02))
+    await stranger.report_prices(("us-east-1f", 0.02))
     r = await force(
         http,
         a.instance_id,

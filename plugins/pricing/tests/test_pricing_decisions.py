@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,27 +17,6 @@ from platform_core import hookimpl
 
 API = "/api/pricing"
 OD = 0.10
-
-
-async def prices(agent: Any, *quotes: tuple[str, float], od: float = OD, ago: int = 60) -> None:
-    """Report one price per ``(zone, spot)`` of us-east-1 / m5.large, ``ago`` seconds ago."""
-    at = (datetime.now(UTC) - timedelta(seconds=ago)).isoformat()
-    points = [
-        {
-            "region": "us-east-1",
-            "zone": zone,
-            "instance_type": "m5.large",
-            "spot_price": spot,
-            "on_demand_price": od,
-            "observed_at": at,
-        }
-        for zone, spot in quotes
-    ]
-    r = await agent.http.post(
-        f"{API}/agents/{agent.id}/reports/pricing",
-        json={"report_id": uuid.uuid4().hex, "points": points},
-    )
-    assert r.status_code in (200, 201), r.text
 
 
 async def decide(agent: Any, http: Any = None) -> dict[str, Any]:
@@ -59,7 +37,7 @@ async def pool_of(agent: Any, zone: str) -> int:
 async def test_decide_stays_when_the_current_pool_is_cheapest(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.030), ("us-east-1b", 0.035))
+    await a.report_prices(("us-east-1a", 0.030), ("us-east-1b", 0.035))
     body = await decide(a)
     assert body["outcome"] == "stay"
     assert body["target_pool_id"] is None
@@ -73,7 +51,7 @@ async def test_decide_stays_when_the_current_pool_is_cheapest(tenants):
 async def test_decide_switches_to_a_cheaper_pool(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030), ("us-east-1c", 0.040))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030), ("us-east-1c", 0.040))
     body = await decide(a)
     assert body["outcome"] == "switch"
     target = next(p for p in body["inputs"]["pools"] if p["pool_id"] == body["target_pool_id"])
@@ -85,7 +63,7 @@ async def test_decide_switches_to_a_cheaper_pool(tenants):
 async def test_decide_ignores_other_instance_types_and_regions(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050))
+    await a.report_prices(("us-east-1a", 0.050))
     other = {
         "report_id": "other",
         "points": [
@@ -117,8 +95,8 @@ async def test_decide_ignores_other_instance_types_and_regions(tenants):
 async def test_decide_ignores_pools_priced_only_by_another_client(tenants):
     c1, c2 = await tenants.client(), await tenants.client()
     a1, a2 = await tenants.agent(c1), await tenants.agent(c2)
-    await prices(a1, ("us-east-1a", 0.050))
-    await prices(a2, ("us-east-1a", 0.050), ("us-east-1b", 0.001))
+    await a1.report_prices(("us-east-1a", 0.050))
+    await a2.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.001))
     body = await decide(a1)
     assert body["outcome"] == "stay"
     assert len(body["inputs"]["pools"]) == 1
@@ -127,7 +105,7 @@ async def test_decide_ignores_pools_priced_only_by_another_client(tenants):
 async def test_decide_goes_on_demand_when_spot_is_above_on_demand(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.12), ("us-east-1b", 0.15))
+    await a.report_prices(("us-east-1a", 0.12), ("us-east-1b", 0.15))
     body = await decide(a)
     assert body["outcome"] == "on-demand"
     assert body["target_pool_id"] is None
@@ -138,7 +116,7 @@ async def test_decide_goes_on_demand_when_spot_is_above_on_demand(tenants):
 async def test_decide_leaves_a_pool_with_a_rebalance_notice(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.030), ("us-east-1b", 0.033))
+    await a.report_prices(("us-east-1a", 0.030), ("us-east-1b", 0.033))
     assert (await decide(a))["outcome"] == "stay"
     r = await a.http.post(
         f"{API}/agents/{a.id}/reports/rebalance",
@@ -154,7 +132,7 @@ async def test_decide_leaves_a_pool_with_a_rebalance_notice(tenants):
 async def test_decide_avoids_a_recently_interrupted_pool(tenants):
     c = await tenants.client()
     a, b = await tenants.agent(c), await tenants.agent(c, zone="us-east-1b")
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     r = await b.http.post(
         f"{API}/agents/{b.id}/reports/rebalance",
         json={"report_id": "rb-b", "noticed_at": datetime.now(UTC).isoformat()},
@@ -172,7 +150,7 @@ async def test_decide_avoids_a_recently_interrupted_pool(tenants):
 async def test_decide_on_demand_instance_returns_to_spot(tenants):
     c = await tenants.client()
     a = await tenants.agent(c, lifecycle="on-demand")
-    await prices(a, ("us-east-1a", 0.030))
+    await a.report_prices(("us-east-1a", 0.030))
     body = await decide(a)
     assert body["inputs"]["current_lifecycle"] == "on-demand"
     assert body["inputs"]["current_pool_id"] is None
@@ -183,8 +161,8 @@ async def test_decide_on_demand_instance_returns_to_spot(tenants):
 async def test_decide_treats_stale_prices_as_unpriced(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050))
-    await prices(a, ("us-east-1b", 0.010), ago=2 * 3600)  # older than the 1 h window
+    await a.report_prices(("us-east-1a", 0.050))
+    await a.report_prices(("us-east-1b", 0.010), ago=2 * 3600)  # older than the 1 h window
     body = await decide(a)
     stale = next(p for p in body["inputs"]["pools"] if p["zone"] == "us-east-1b")
     assert stale["spot_price"] is None
@@ -194,8 +172,8 @@ async def test_decide_treats_stale_prices_as_unpriced(tenants):
 async def test_decide_computes_window_statistics(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.040), ago=600)
-    await prices(a, ("us-east-1a", 0.020), ago=60)
+    await a.report_prices(("us-east-1a", 0.040), ago=600)
+    await a.report_prices(("us-east-1a", 0.020), ago=60)
     body = await decide(a)
     pool = body["inputs"]["pools"][0]
     assert pool["spot_price"] == pytest.approx(0.020)
@@ -215,7 +193,7 @@ async def test_decide_without_prices_is_a_conflict(tenants):
 async def test_client_policy_overrides_the_defaults(tenants):
     c = await tenants.client(policy={"min_saving_percent": 50})
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))  # saves 40 %
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))  # saves 40 %
     body = await decide(a)
     assert body["inputs"]["policy"]["min_saving_percent"] == 50
     assert body["inputs"]["policy"]["min_saving_per_hour"] == 0.005  # the default
@@ -226,7 +204,7 @@ async def test_client_policy_overrides_the_defaults(tenants):
 async def test_recent_switch_blocks_a_price_driven_switch(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     r = await a.http.post(
         f"{API}/agents/{a.id}/reports/switch",
         json={
@@ -244,7 +222,7 @@ async def test_recent_switch_blocks_a_price_driven_switch(tenants):
         },
     )
     assert r.status_code in (200, 201), r.text
-    await prices(a, ("us-east-1c", 0.050))
+    await a.report_prices(("us-east-1c", 0.050))
     body = await decide(a)
     assert body["inputs"]["last_switch_at"] is not None
     assert body["outcome"] == "stay"
@@ -257,7 +235,7 @@ async def test_recent_switch_blocks_a_price_driven_switch(tenants):
 async def test_decisions_are_stored_and_listed_newest_first(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     first = await decide(a)
     second = await decide(a)
     r = await c.http.get(f"{API}/decisions")
@@ -275,7 +253,7 @@ async def test_decisions_are_stored_and_listed_newest_first(tenants):
 async def test_decisions_filter_and_page(tenants):
     c = await tenants.client()
     a, b = await tenants.agent(c), await tenants.agent(c, zone="us-east-1b")
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     for _ in range(3):
         await decide(a)
     await decide(b)
@@ -299,7 +277,7 @@ async def test_decisions_filter_and_page(tenants):
 async def test_agent_sees_only_its_own_decisions(tenants):
     c = await tenants.client()
     a, b = await tenants.agent(c), await tenants.agent(c, zone="us-east-1b")
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     mine = await decide(a)
     theirs = await decide(b)
     listed = (await a.http.get(f"{API}/decisions")).json()["items"]
@@ -310,7 +288,7 @@ async def test_agent_sees_only_its_own_decisions(tenants):
 async def test_switch_recommendation_is_not_stored(tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     r = await c.http.get(f"{API}/agents/{a.id}/switch-recommendation")
     assert r.status_code == 200
     assert r.json()["id"] is None
@@ -321,7 +299,7 @@ async def test_switch_recommendation_is_not_stored(tenants):
 async def test_decision_endpoints_of_another_client_are_not_found(tenants):
     c1, c2 = await tenants.client(), await tenants.client()
     a1, a2 = await tenants.agent(c1), await tenants.agent(c2)
-    await prices(a1, ("us-east-1a", 0.050))
+    await a1.report_prices(("us-east-1a", 0.050))
     d = await decide(a1)
     for http in (c2.http, c2.admin_http, a2.http):
         assert (await http.post(f"{API}/agents/{a1.id}/decide")).status_code == 404
@@ -336,8 +314,8 @@ async def test_decision_endpoints_of_another_client_are_not_found(tenants):
 async def test_admin_sees_every_clients_decisions(admin_client, tenants):
     c1, c2 = await tenants.client(), await tenants.client()
     a1, a2 = await tenants.agent(c1), await tenants.agent(c2)
-    await prices(a1, ("us-east-1a", 0.050))
-    await prices(a2, ("us-east-1a", 0.050))
+    await a1.report_prices(("us-east-1a", 0.050))
+    await a2.report_prices(("us-east-1a", 0.050))
     await decide(a1)
     await decide(a2, admin_client)
     items = (await admin_client.get(f"{API}/decisions")).json()["items"]
@@ -417,7 +395,7 @@ async def test_engines_are_listed_with_the_platform_choice(tenants):
 async def test_duplicate_engine_name_is_refused_with_a_warning(tenants, caplog):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.030))
+    await a.report_prices(("us-east-1a", 0.030))
     with caplog.at_level(logging.WARNING, logger="platform_pricing.decisions"):
         body = await decide(a)
     assert body["engine"] == "rules" and body["fallback_reason"] is None
@@ -427,7 +405,7 @@ async def test_duplicate_engine_name_is_refused_with_a_warning(tenants, caplog):
 async def test_activated_engine_decides(admin_client, tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.047))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.047))
     assert (await decide(a))["outcome"] == "stay"  # rules: saving under 10 %
     out = await activate(admin_client, "cheapest")
     assert out["active"] is True
@@ -447,7 +425,7 @@ async def test_activated_engine_decides(admin_client, tenants):
 async def test_engine_that_raises_falls_back_to_rules(admin_client, tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     await activate(admin_client, "broken")
     body = await decide(a)
     assert body["engine"] == "rules"
@@ -461,7 +439,7 @@ async def test_engine_that_raises_falls_back_to_rules(admin_client, tenants):
 async def test_engine_over_budget_falls_back(admin_client, tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.030))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     await activate(admin_client, "slow")
     body = await decide(a)
     assert body["engine"] == "rules" and body["requested_engine"] == "slow"
@@ -472,7 +450,7 @@ async def test_engine_over_budget_falls_back(admin_client, tenants):
 async def test_engine_with_an_invalid_answer_falls_back(admin_client, tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.030))
+    await a.report_prices(("us-east-1a", 0.030))
     await activate(admin_client, "wrong")
     body = await decide(a)
     assert body["engine"] == "rules" and body["outcome"] == "stay"
@@ -482,7 +460,7 @@ async def test_engine_with_an_invalid_answer_falls_back(admin_client, tenants):
 async def test_configured_fallback_engine_is_used(admin_client, tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.047))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.047))
     await activate(admin_client, "broken")
     out = await activate(admin_client, "cheapest", "fallback")
     assert out["fallback"] is True
@@ -494,7 +472,7 @@ async def test_configured_fallback_engine_is_used(admin_client, tenants):
 async def test_failing_fallback_engine_gives_way_to_rules(admin_client, tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.030))
+    await a.report_prices(("us-east-1a", 0.030))
     await activate(admin_client, "slow")
     await activate(admin_client, "broken", "fallback")
     body = await decide(a)
@@ -505,7 +483,7 @@ async def test_failing_fallback_engine_gives_way_to_rules(admin_client, tenants)
 async def test_client_engine_overrides_the_platform_choice(admin_client, tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.050), ("us-east-1b", 0.047))
+    await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.047))
     await activate(admin_client, "broken")
     r = await admin_client.patch(f"{API}/clients/{c.id}", json={"engine": "cheapest"})
     assert r.status_code == 200, r.text
@@ -533,7 +511,7 @@ async def test_engine_activation_bad_names(admin_client, tenants):
 async def test_uninstalled_client_engine_falls_back(platform, tenants):
     c = await tenants.client()
     a = await tenants.agent(c)
-    await prices(a, ("us-east-1a", 0.030))
+    await a.report_prices(("us-east-1a", 0.030))
     async with platform.ctx.db.session() as s:  # its plugin was uninstalled since
         await s.execute(update(Client).where(Client.id == c.id).values(engine="gone"))
     body = await decide(a)
