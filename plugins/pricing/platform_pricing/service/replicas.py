@@ -75,6 +75,7 @@ from platform_pricing.models import (
     Switch,
 )
 from platform_pricing.service import pools
+from platform_pricing.service.agents import close_placement, open_placement
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant, get_agent, instance_of_agent, require_client_admin
 
@@ -549,25 +550,13 @@ async def _promote(
     new_cloud_id = replica.cloud_id or placeholder(replica)
     await _check_cloud_id_free(session, instance, new_cloud_id)
     at = utcnow()
-    open_placements = list(
-        await session.scalars(
-            select(Placement).where(
-                Placement.instance_id == instance.id, Placement.ended_at.is_(None)
-            )
+    current = await session.scalar(
+        select(func.max(Placement.started_at)).where(
+            Placement.instance_id == instance.id, Placement.ended_at.is_(None)
         )
     )
-    at = max([at, *(p.started_at for p in open_placements)])
-    for placement in open_placements:
-        placement.ended_at = at
-    session.add(
-        Placement(
-            client_id=instance.client_id,
-            instance_id=instance.id,
-            pool_id=replica.pool_id,
-            lifecycle=replica.lifecycle,
-            started_at=at,
-        )
-    )
+    at = max(at, current) if current is not None else at
+    await close_placement(session, instance.id, at)
     from_price, on_demand = await _latest_price(
         session, instance.client_id, instance.pool_id, instance.lifecycle
     )
@@ -595,6 +584,7 @@ async def _promote(
     instance.pool_id = replica.pool_id
     instance.lifecycle = replica.lifecycle
     instance.last_switch_at = at
+    await open_placement(session, instance, at)
     replica.status = "promoted"
     replica.promoted_at = at
     replica.updated_at = at
