@@ -210,9 +210,7 @@ async def test_delivery_claimed_by_a_dead_process_is_retried_after_its_lease(sho
     assert len(recorder.seen) == 1
 
 
-async def test_claim_never_takes_a_delivery_finished_since_it_was_read(
-    shop, recorder, monkeypatch
-):
+async def test_claim_never_takes_a_delivery_finished_since_it_was_read(shop, recorder, monkeypatch):
     """On SQLite the claim's SELECT runs outside its write transaction: another dispatcher
     may claim, run and finish a row in between. The claim must re-check that it is due."""
     from platform_core.events import dispatcher
