@@ -126,6 +126,27 @@ async def test_policy_max_length_enforced(admin_client, member_client, lab, at):
     assert (await book(member_client, [lab["ids"][3]], at(1, 1))).status_code == 201
 
 
+async def test_policies_combine_by_type_and_matching_tags_only(
+    admin_client, member_client, lab, at
+):
+    for body in (
+        {"name": "s1", "device_type_id": lab["type"]["id"], "max_minutes": 120},
+        {"name": "gpu", "tag": "gpu", "max_minutes": 60},
+        {"name": "fpga", "tag": "fpga", "max_minutes": 30},
+    ):
+        r = await admin_client.post("/api/scheduler/policies", json=body)
+        assert r.status_code == 201, r.text
+    assert (await book(member_client, [lab["ids"][0]], at(1, 1.5))).status_code == 201
+    r = await book(member_client, [lab["ids"][1]], at(1, 2.5))
+    assert r.status_code == 422
+    assert "120 minutes (policy s1)" in r.json()["detail"]
+    r = await book(member_client, [lab["ids"][3]], at(1, 1.5))  # d4 carries "gpu"
+    assert r.status_code == 422
+    assert "60 minutes (policy gpu, s1)" in r.json()["detail"]
+    r = await book(member_client, [lab["ids"][2], lab["ids"][3]], at(3, 1))
+    assert r.status_code == 201, r.text
+
+
 async def test_policy_max_days_ahead_enforced(admin_client, member_client, lab, at):
     await admin_client.post(
         "/api/scheduler/policies",

@@ -3,8 +3,10 @@
 The CLI runs in-process (``CliRunner``, in a worker thread: it runs its own event loop)
 against a ``plugins.toml`` in tmp_path that enables the installed inventory and scheduler
 plus ``fakepower``, an in-test plugin whose power driver records what it is asked to do.
-The data is made through the API of a platform booted on the same SQLite file (the CLI's
-config names a database file, so these tests use SQLite on every run).
+The data is made through the API of a platform booted on the same database as the CLI:
+a SQLite file, or, when ``PLATFORM_TEST_DATABASE_URL`` names a PostgreSQL server, a fresh
+database created on that server for the test and dropped after it (the CLI's config names
+a database URL, not the per-test schema the testing kit uses).
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ import asyncio
 import os
 import sys
 import types
+import uuid
 from importlib.metadata import EntryPoint
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
 from platform_core import PluginMeta, hookimpl
 from platform_core.manager import ENTRY_POINT_GROUP
+from platform_core.testing import TEST_DATABASE_ENV
 
 B = "/api/scheduler/bookings"
 FAKE_MODULE = "platform_scheduler_tests_fakepower"
@@ -58,9 +65,35 @@ def _fake_module() -> types.ModuleType:
     return module
 
 
+async def _admin(server: str, sql: str) -> None:
+    engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
-def database_url(tmp_path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+async def database_url(tmp_path):
+    """A SQLite file, or a fresh PostgreSQL database when the test server is PostgreSQL."""
+    server = os.environ.get(TEST_DATABASE_ENV)
+    if not server or make_url(server).get_backend_name() != "postgresql":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+        return
+    name = f"sched_cli_{uuid.uuid4().hex[:12]}"
+    await _admin(server, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_cli_uses_the_test_database_backend(database_url):
+    """The CLI tests run on PostgreSQL when the test database is PostgreSQL."""
+    server = os.environ.get(TEST_DATABASE_ENV)
+    expected = make_url(server).get_backend_name() if server else "sqlite"
+    assert make_url(database_url).get_backend_name() == expected
 
 
 @pytest.fixture
