@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 from _common import fresh_pg_database, header, make_config, pg_reachable, row
-from platform_pricing import jobs
 from platform_pricing.models import Agent, Client, Instance, Placement, PricePoint
+from platform_pricing.service import maintenance
 from platform_pricing.service.pools import pool_id as get_pool_id
 from sqlalchemy import insert
 
@@ -131,11 +131,11 @@ async def measure(url: str | None, directory: Path, label: str) -> None:
         row(f"{label}: year/500 raw only p99", f"{p99(raw):.1f} ms")
         t0 = time.perf_counter()
         async with ctx.db.session() as s:
-            out = await jobs.aggregate_hours(s, end)
+            out = await maintenance.aggregate_hours(s, end)
         row(f"{label}: hourly_aggregates (a year)", f"{time.perf_counter() - t0:.1f} s {out}")
         t0 = time.perf_counter()
         async with ctx.db.session() as s:
-            out = await jobs.dedup_prices(s, end)
+            out = await maintenance.dedup_prices(s, end)
         row(f"{label}: dedup_prices (525,600 rows)", f"{time.perf_counter() - t0:.2f} s {out}")
         merged = await timed_calls(http, path, params)
         row(f"{label}: year/500 with aggregates p50", f"{statistics.median(merged):.1f} ms")

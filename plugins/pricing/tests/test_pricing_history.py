@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from platform_pricing import jobs
-from platform_pricing.service import history
+from platform_pricing.service import history, maintenance
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant
 
@@ -91,7 +90,7 @@ async def test_history_merges_hourly_aggregates_and_raw_tail(world: Any, platfor
         [(base + timedelta(minutes=10 * k), 0.1 + (k % 17) * 0.01, 1.0) for k in range(3 * 144)],
     )
     async with platform.ctx.db.session() as s:
-        await jobs.aggregate_hours(s, at("2024-03-03T00:00:00"))
+        await maintenance.aggregate_hours(s, at("2024-03-03T00:00:00"))
     params = window("2024-03-01T00:00:00", "2024-03-04T00:00:00", 12)
 
     merged = (await http.get(f"{INST}/{iid}/price-history", params=params)).json()
@@ -122,7 +121,7 @@ async def test_history_narrow_buckets_read_raw_points_only(world: Any, platform:
         cid, p, [("2024-03-01T00:30:00", 1.0, 2.0), ("2024-03-01T05:30:00", 2.0, 2.0)]
     )
     async with platform.ctx.db.session() as s:
-        await jobs.aggregate_hours(s, at("2024-03-02T00:00:00"))
+        await maintenance.aggregate_hours(s, at("2024-03-02T00:00:00"))
 
     body = (
         await http.get(

@@ -22,6 +22,7 @@ from platform_pricing.models import (
     Report,
     Switch,
 )
+from platform_pricing.service import maintenance
 from platform_pricing.settings import PricingSettings
 from sqlalchemy import select
 
@@ -105,8 +106,8 @@ async def test_agent_health_marks_silent_agents_offline_once(platform: Any, worl
             agent = await s.get(Agent, inst.agent_id)
             agent.last_heartbeat_at = beat
 
-    first = await run(platform, jobs.check_agents, now, 600)
-    second = await run(platform, jobs.check_agents, now, 600)
+    first = await run(platform, maintenance.check_agents, now, 600)
+    second = await run(platform, maintenance.check_agents, now, 600)
 
     assert (first, second) == ({"offline": 1}, {"offline": 0})
     statuses = {a.name: a.status for a in await rows(platform, Agent, Agent.id)}
@@ -127,8 +128,8 @@ async def test_dedup_deletes_exact_duplicates_keeping_the_lowest_id(
     await world.prices(cid, p, [("2024-03-05T10:01:00", 0.4, 1.0)])
     await world.prices(c2, p, [(t, 0.5, 1.0)])  # another client's point is not a duplicate
 
-    first = await run(platform, jobs.dedup_prices, at("2024-03-05T11:00:00"))
-    second = await run(platform, jobs.dedup_prices, at("2024-03-05T11:00:00"))
+    first = await run(platform, maintenance.dedup_prices, at("2024-03-05T11:00:00"))
+    second = await run(platform, maintenance.dedup_prices, at("2024-03-05T11:00:00"))
 
     assert (first, second) == ({"deleted": 2}, {"deleted": 0})
     left = [(r.client_id, r.spot_price) for r in await rows(platform, PricePoint, PricePoint.id)]
@@ -154,7 +155,7 @@ async def test_hourly_aggregates_fill_gaps_with_the_last_price(platform: Any, wo
         ],
     )
 
-    out = await run(platform, jobs.aggregate_hours, at("2024-03-05T18:30:00"))
+    out = await run(platform, maintenance.aggregate_hours, at("2024-03-05T18:30:00"))
 
     assert out == {"pools": 1, "hours": 7, "filled": 5}
     got = hourly_view(await rows(platform, HourlyPrice, HourlyPrice.hour))
@@ -174,9 +175,9 @@ async def test_hourly_aggregates_rerun_gives_the_same_rows(platform: Any, world:
     )
     now = at("2024-03-06T00:30:00")
 
-    await run(platform, jobs.aggregate_hours, now)
+    await run(platform, maintenance.aggregate_hours, now)
     before = hourly_view(await rows(platform, HourlyPrice, HourlyPrice.hour))
-    again = await run(platform, jobs.aggregate_hours, now)
+    again = await run(platform, maintenance.aggregate_hours, now)
     after = hourly_view(await rows(platform, HourlyPrice, HourlyPrice.hour))
 
     assert again["hours"] == 0
@@ -194,9 +195,9 @@ async def test_hourly_aggregates_skip_the_current_hour_and_continue_later(
         cid, p, [("2024-03-05T10:05:00", 1.0, 2.0), ("2024-03-05T12:10:00", 5.0, 2.0)]
     )
 
-    await run(platform, jobs.aggregate_hours, at("2024-03-05T12:30:00"))
+    await run(platform, maintenance.aggregate_hours, at("2024-03-05T12:30:00"))
     first = [h.hour for h in await rows(platform, HourlyPrice, HourlyPrice.hour)]
-    await run(platform, jobs.aggregate_hours, at("2024-03-05T13:00:00"))
+    await run(platform, maintenance.aggregate_hours, at("2024-03-05T13:00:00"))
     second = hourly_view(await rows(platform, HourlyPrice, HourlyPrice.hour))
 
     assert first == [at("2024-03-05T10:00:00")]
@@ -215,7 +216,7 @@ async def test_hourly_aggregates_are_per_client_and_pool(platform: Any, world: A
     await world.prices(c2, p, [("2024-03-05T10:05:00", 7.0, 2.0)])
     await world.prices(c1, q, [("2024-03-05T10:05:00", 3.0, 2.0)])
 
-    out = await run(platform, jobs.aggregate_hours, at("2024-03-05T12:00:00"))
+    out = await run(platform, maintenance.aggregate_hours, at("2024-03-05T12:00:00"))
 
     assert out["pools"] == 3
     got = {
@@ -250,8 +251,8 @@ async def test_client_snapshots_previous_day_and_rerun(platform: Any, world: Any
             )
     now = at("2024-03-06T00:05:00")
 
-    await run(platform, jobs.snapshot_clients, now)
-    await run(platform, jobs.snapshot_clients, now)
+    await run(platform, maintenance.snapshot_clients, now)
+    await run(platform, maintenance.snapshot_clients, now)
 
     snaps = [
         s for s in await rows(platform, ClientSnapshot, ClientSnapshot.id) if s.client_id == cid
@@ -281,9 +282,9 @@ async def test_monthly_savings_previous_month_upserted(platform: Any, world: Any
     await world.prices(cid, p, [("2024-01-15T00:00:00", 0.5, 1.0)])
     now = at("2024-03-01T00:30:00")
 
-    out = await run(platform, jobs.store_monthly_savings, now)
+    out = await run(platform, maintenance.store_monthly_savings, now)
     await world.prices(cid, p, [("2024-02-29T00:00:00", 1.0, 1.0)])
-    await run(platform, jobs.store_monthly_savings, now)
+    await run(platform, maintenance.store_monthly_savings, now)
 
     assert out == {"month": "2024-02", "instances": 1}
     stored = await rows(platform, MonthlySavings, MonthlySavings.id)
@@ -293,7 +294,7 @@ async def test_monthly_savings_previous_month_upserted(platform: Any, world: Any
 
 
 async def test_monthly_savings_in_january_stores_december(platform: Any) -> None:
-    out = await run(platform, jobs.store_monthly_savings, at("2024-01-01T00:30:00"))
+    out = await run(platform, maintenance.store_monthly_savings, at("2024-01-01T00:30:00"))
 
     assert out == {"month": "2023-12", "instances": 0}
 
@@ -353,8 +354,8 @@ async def test_retention_deletes_only_rows_past_their_age(platform: Any, world: 
                 )
             )
 
-    first = await run(platform, jobs.apply_retention, now, settings)
-    second = await run(platform, jobs.apply_retention, now, settings)
+    first = await run(platform, maintenance.apply_retention, now, settings)
+    second = await run(platform, maintenance.apply_retention, now, settings)
 
     assert first == {"price_points": 1, "hourly_prices": 1, "decisions": 1, "reports": 1}
     assert second == {"price_points": 0, "hourly_prices": 0, "decisions": 0, "reports": 0}

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from platform_pricing import jobs
 from platform_pricing.models import MonthlySavings
+from platform_pricing.service import maintenance
 
 S = "/api/pricing/savings"
 
@@ -156,7 +156,7 @@ async def test_savings_closed_month_uses_the_stored_rows(world: Any, platform: A
     await world.prices(cid, p, [("2024-03-10T00:00:00", 0.5, 1.0)])
     for _ in range(2):
         async with platform.ctx.db.session() as s:
-            out = await jobs.store_monthly_savings(s, at("2024-04-01T00:30:00"))
+            out = await maintenance.store_monthly_savings(s, at("2024-04-01T00:30:00"))
         assert out == {"month": "2024-03", "instances": 1}
     async with platform.ctx.db.session() as s:
         rows = (await s.execute(MonthlySavings.__table__.select())).all()
