@@ -39,4 +39,4 @@ class PricingSettings(BaseModel):
     hourly_retention_days: int = Field(1100, ge=1, le=36500)
     decisions_retention_days: int = Field(90, ge=1, le=3650)
     reports_retention_days: int = Field(30, ge=1, le=3650)
-    policy: PolicySettings = Field(default_factory=PolicySettings)
+    policy: PolicySettings = PolicySettings()

@@ -107,5 +107,5 @@ async def import_points(session: AsyncSession, client_id: int, points: Iterable[
         for p in batch
     ]
     conn = await session.connection()
-    await conn.execute(insert(PricePoint.__table__), rows)
+    await conn.execute(insert(PricePoint), rows)
     return len(rows)
