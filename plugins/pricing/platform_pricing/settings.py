@@ -14,12 +14,12 @@ class PolicySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_saving_percent: float = Field(10.0, ge=0, le=100)
-    min_saving_per_hour: float = Field(0.005, ge=0)
-    min_seconds_between_switches: int = Field(3600, ge=0, le=30 * 86400)
-    interruption_cooldown_seconds: int = Field(6 * 3600, ge=0, le=30 * 86400)
+    min_saving_percent: float = Field(default=10.0, ge=0, le=100)
+    min_saving_per_hour: float = Field(default=0.005, ge=0)
+    min_seconds_between_switches: int = Field(default=3600, ge=0, le=30 * 86400)
+    interruption_cooldown_seconds: int = Field(default=6 * 3600, ge=0, le=30 * 86400)
     allow_on_demand: bool = True
-    max_price_ratio: float = Field(1.0, gt=0, le=10)
+    max_price_ratio: float = Field(default=1.0, gt=0, le=10)
 
 
 class PricingSettings(BaseModel):
@@ -27,16 +27,16 @@ class PricingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    agent_offline_after_seconds: int = Field(600, ge=30, le=7 * 86400)
-    max_points_per_report: int = Field(5_000, gt=0, le=1_000_000)
-    default_engine: str = Field("rules", min_length=1, max_length=64)
-    engine_budget_ms: float = Field(10.0, gt=0, le=10_000)
-    recent_window_seconds: int = Field(3600, ge=60, le=30 * 86400)
-    interruption_rate_days: int = Field(7, ge=1, le=365)
-    history_max_points: int = Field(5000, ge=1, le=100_000)
+    agent_offline_after_seconds: int = Field(default=600, ge=30, le=7 * 86400)
+    max_points_per_report: int = Field(default=5_000, gt=0, le=1_000_000)
+    default_engine: str = Field(default="rules", min_length=1, max_length=64)
+    engine_budget_ms: float = Field(default=10.0, gt=0, le=10_000)
+    recent_window_seconds: int = Field(default=3600, ge=60, le=30 * 86400)
+    interruption_rate_days: int = Field(default=7, ge=1, le=365)
+    history_max_points: int = Field(default=5000, ge=1, le=100_000)
     emergency_promote: bool = True
-    raw_retention_days: int = Field(400, ge=1, le=3650)
-    hourly_retention_days: int = Field(1100, ge=1, le=36500)
-    decisions_retention_days: int = Field(90, ge=1, le=3650)
-    reports_retention_days: int = Field(30, ge=1, le=3650)
+    raw_retention_days: int = Field(default=400, ge=1, le=3650)
+    hourly_retention_days: int = Field(default=1100, ge=1, le=36500)
+    decisions_retention_days: int = Field(default=90, ge=1, le=3650)
+    reports_retention_days: int = Field(default=30, ge=1, le=3650)
     policy: PolicySettings = PolicySettings()
