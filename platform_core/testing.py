@@ -19,10 +19,14 @@ with migrations applied, and give an authenticated client per role::
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +127,84 @@ class TestPlatform:
                 raise TimeoutError(f"events still pending after {timeout}s")
             await asyncio.sleep(0.01)
 
+    async def deliver_webhooks(self) -> int:
+        """Run one webhook delivery pass now (after :meth:`deliver_events` fanned out)."""
+        from platform_core.webhooks.delivery import deliver_due
+
+        return await deliver_due(self.ctx)
+
     async def aclose(self) -> None:
         """Run shutdown hooks and close clients and the database."""
         await self._stack.aclose()
+
+
+@dataclass(frozen=True)
+class ReceivedWebhook:
+    """One POST a :class:`WebhookReceiver` got: path, headers and the raw body."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def event(self) -> str | None:
+        """The ``Platform-Event`` header: the event's name."""
+        return self.headers.get("Platform-Event")
+
+    def json(self) -> Any:
+        """The body (the event envelope) parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass
+class WebhookReceiver:
+    """A webhook endpoint on 127.0.0.1 for tests: records every POST, answers 200."""
+
+    requests: list[ReceivedWebhook] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> WebhookReceiver:
+        """Serve on a free loopback port in a daemon thread."""
+        received = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append(ReceivedWebhook(self.path, dict(self.headers.items()), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        """The URL to register as the webhook's target."""
+        assert self._server is not None, "receiver not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+
+    def named(self, event: str) -> list[ReceivedWebhook]:
+        """The deliveries of the event ``event``, in arrival order."""
+        return [r for r in self.requests if r.event == event]
+
+    def events(self) -> list[str]:
+        """The event names received, in arrival order."""
+        return [r.event or "" for r in self.requests]
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
 
 
 async def _fresh_schema(server_url: str) -> tuple[str, Callable[[], Awaitable[None]]]:
@@ -252,6 +331,14 @@ async def operator_client(platform: TestPlatform) -> httpx.AsyncClient:
 async def member_client(platform: TestPlatform) -> httpx.AsyncClient:
     """A client authenticated as a new member."""
     return await platform.client_for("member")
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A running :class:`WebhookReceiver` on loopback, closed after the test."""
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.close()
 
 
 @pytest.fixture

@@ -2,61 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from platform_pricing.service import agents as agents_service
 
 from platform_core.webhooks import signing
-from platform_core.webhooks.delivery import deliver_due
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-class Receiver:
-    """A webhook receiver on loopback recording (headers, body) of every POST."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.requests.append((dict(self.headers.items()), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture
@@ -65,14 +19,10 @@ async def platform(platform_factory):
     return await platform_factory(enabled=["pricing"], core={"background": False})
 
 
-async def deliver(platform) -> None:
-    await platform.deliver_events()
-    await deliver_due(platform.ctx)
-
-
 async def test_termination_and_offline_events_reach_webhooks_and_inboxes(
-    platform, tenants, admin_client, receiver
+    platform, tenants, admin_client, webhook_receiver
 ):
+    receiver = webhook_receiver
     r = await admin_client.post(
         "/api/core/webhooks", json={"url": receiver.url, "patterns": ["pricing.*"]}
     )
@@ -91,9 +41,10 @@ async def test_termination_and_offline_events_reach_webhooks_and_inboxes(
             session, NOW + timedelta(hours=2), after_seconds=600
         )
     assert offline == 1
-    await deliver(platform)
+    await platform.deliver_events()
+    await platform.deliver_webhooks()
 
-    names = [h["Platform-Event"] for h, _ in receiver.requests]
+    names = receiver.events()
     assert sorted(set(names)) == [
         "pricing.agent.offline",
         "pricing.agent.registered",
@@ -101,15 +52,11 @@ async def test_termination_and_offline_events_reach_webhooks_and_inboxes(
         "pricing.termination.notice",
     ]
     assert names.count("pricing.termination.notice") == 1
-    for headers, body in receiver.requests:
-        assert signing.verify_signature(secret, headers["Platform-Signature"], body)
-        payload = json.loads(body)["payload"]
-        assert payload["client_id"] == c.id
-    notice = next(
-        json.loads(b)["payload"]
-        for h, b in receiver.requests
-        if h["Platform-Event"] == "pricing.termination.notice"
-    )
+    for got in receiver.requests:
+        assert signing.verify_signature(secret, got.headers["Platform-Signature"], got.body)
+        assert got.json()["payload"]["client_id"] == c.id
+    [notice_delivery] = receiver.named("pricing.termination.notice")
+    notice = notice_delivery.json()["payload"]
     assert notice["agent_id"] == a.id
     assert notice["cloud_id"] == a.body["instance"]["cloud_id"]
 

@@ -12,14 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
-
-from platform_core.webhooks import delivery
 
 B = "/api/scheduler/bookings"
 
@@ -33,49 +28,13 @@ async def platform(platform_factory):
 async def deliver(platform) -> None:
     """Fan out every published event, then run one webhook delivery pass."""
     await platform.deliver_events()
-    await delivery.deliver_due(platform.ctx)
-
-
-class Receiver:
-    """Records every POST (path, headers, raw body) and answers 200."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.requests.append((self.path, dict(self.headers.items()), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def named(self, event: str) -> list[tuple[dict[str, str], bytes]]:
-        return [(h, b) for _, h, b in self.requests if h.get("Platform-Event") == event]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    await platform.deliver_webhooks()
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+def receiver(webhook_receiver):
+    """The core's loopback webhook receiver (``platform_core.testing``)."""
+    return webhook_receiver
 
 
 def signed_by(secret: str, header: str, body: bytes) -> bool:
@@ -100,7 +59,8 @@ async def test_booking_created_and_cancelled_reach_webhook_signed(
     booking = r.json()
     await deliver(platform)
 
-    [(headers, body)] = receiver.named("scheduler.booking.created")
+    [got] = receiver.named("scheduler.booking.created")
+    headers, body = got.headers, got.body
     assert signed_by(secret, headers["Platform-Signature"], body)
     assert not signed_by(secret, headers["Platform-Signature"], body.replace(b"approved", b"x"))
     assert not signed_by("whsec_other", headers["Platform-Signature"], body)
@@ -119,7 +79,8 @@ async def test_booking_created_and_cancelled_reach_webhook_signed(
     r = await member_client.delete(f"{B}/{booking['id']}")
     assert r.status_code in (200, 204), r.text
     await deliver(platform)
-    [(headers, body)] = receiver.named("scheduler.booking.cancelled")
+    [got] = receiver.named("scheduler.booking.cancelled")
+    headers, body = got.headers, got.body
     assert signed_by(secret, headers["Platform-Signature"], body)
     assert json.loads(body)["payload"]["booking_id"] == booking["id"]
     assert len(receiver.named("scheduler.booking.created")) == 1  # not delivered twice
@@ -139,4 +100,4 @@ async def test_webhook_patterns_filter_scheduler_events(
     assert receiver.requests == []
     await member_client.delete(f"{B}/{r.json()['id']}")
     await deliver(platform)
-    assert [h["Platform-Event"] for _, h, _ in receiver.requests] == ["scheduler.booking.cancelled"]
+    assert receiver.events() == ["scheduler.booking.cancelled"]
