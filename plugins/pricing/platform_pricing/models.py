@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -132,6 +133,13 @@ class Placement(PricingBase):
     __table_args__ = (
         Index("ix_pricing_placements_instance", "instance_id", "started_at"),
         Index("ix_pricing_placements_client", "client_id", "started_at"),
+        Index(
+            "uq_pricing_placements_open",
+            "instance_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -147,7 +155,11 @@ class PricePoint(PricingBase):
     """A spot and on-demand price of a pool observed by one of the client's agents."""
 
     __tablename__ = "pricing_price_points"
-    __table_args__ = (Index("ix_pricing_price_points_pool", "client_id", "pool_id", "observed_at"),)
+    # ``id`` last: "the latest point" (ties on observed_at: the latest report) is one index
+    # step on both dialects.
+    __table_args__ = (
+        Index("ix_pricing_price_points_pool", "client_id", "pool_id", "observed_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     client_id: Mapped[int] = mapped_column(Integer)

@@ -163,6 +163,15 @@ async def test_import_prices_all_or_nothing(cli, platform, tmp_path, tenants):
     failed = await cli("import-prices", str(naive), "--client", "acme")
     assert failed.exit_code == 1
     assert "line 2: observed_at" in failed.stderr
+    short = tmp_path / "short.csv"
+    short.write_text(
+        "region,zone,instance_type,spot_price,on_demand_price,observed_at\n"
+        "us-east-1,us-east-1a,m5.large\n",
+        encoding="utf-8",
+    )
+    failed = await cli("import-prices", str(short), "--client", "acme")
+    assert failed.exit_code == 1, failed.output
+    assert "line 2: spot_price" in failed.stderr
     assert (
         await cli("import-prices", str(tmp_path / "nope.csv"), "--client", "acme")
     ).exit_code == 2

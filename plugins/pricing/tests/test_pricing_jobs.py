@@ -117,7 +117,7 @@ async def test_agent_health_marks_silent_agents_offline_once(platform: Any, worl
 # -- dedup --------------------------------------------------------------------------------------
 
 
-async def test_dedup_deletes_exact_duplicates_keeping_the_lowest_id(
+async def test_dedup_deletes_exact_duplicates_keeping_the_latest_report(
     platform: Any, world: Any
 ) -> None:
     cid, _ = await world.client()
@@ -133,7 +133,7 @@ async def test_dedup_deletes_exact_duplicates_keeping_the_lowest_id(
 
     assert (first, second) == ({"deleted": 2}, {"deleted": 0})
     left = [(r.client_id, r.spot_price) for r in await rows(platform, PricePoint, PricePoint.id)]
-    assert left == [(cid, 0.1), (cid, 0.4), (c2, 0.5)]
+    assert left == [(cid, 0.3), (cid, 0.4), (c2, 0.5)]
 
 
 # -- hourly aggregates ------------------------------------------------------------------------

@@ -423,3 +423,16 @@ async def test_termination_report_is_delegated_and_idempotent(platform, agent):
     assert again.status_code == 200 and again.json()["result"] == first.json()["result"]
     terminations = Interruption.kind == "termination"
     assert await _count(platform, Interruption, terminations) == 1
+
+
+@pytest.mark.parametrize("kind", ["termination", "rebalance"])
+async def test_notice_from_the_future_is_refused(tenants, kind):
+    c = await tenants.client()
+    a = await tenants.agent(c)
+    later = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+    r = await a.http.post(
+        f"/api/pricing/agents/{a.id}/reports/{kind}",
+        json={"report_id": f"r-{kind}", "noticed_at": later},
+    )
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["noticed_at"]

@@ -238,3 +238,28 @@ async def test_no_endpoint_reads_or_changes_another_clients_data(
         checked += 1
     assert checked >= 45
     assert await snapshot(a) == before
+
+
+async def test_a_pool_id_only_another_client_knows_is_refused_like_a_missing_one(tenants):
+    a = await tenants.client()
+    b = await tenants.client()
+    a_agent = await tenants.agent(a, region="eu-west-1", zone="eu-west-1c")
+    b_agent = await tenants.agent(b, region="us-west-2", zone="us-west-2a")
+    a_pool = a_agent.body["instance"]["pool_id"]
+    r = await b.http.put(
+        f"/api/pricing/agents/{b_agent.id}/replica-config",
+        json={"enabled": True, "standby_count": 2},
+    )
+    assert r.status_code == 200, r.text
+    url = f"/api/pricing/agents/{b_agent.id}/replicas"
+    theirs = await b.http.post(url, json={"pool_id": a_pool, "lifecycle": "spot"})
+    nowhere = await b.http.post(url, json={"pool_id": MISSING, "lifecycle": "spot"})
+    assert theirs.status_code == nowhere.status_code == 422, theirs.text
+    assert [e["field"] for e in theirs.json()["errors"]] == ["pool_id"]
+    assert "eu-west-1" not in theirs.text
+    forced = await b.admin_http.post(
+        f"/api/pricing/instances/{b_agent.instance_id}/force-switch",
+        json={"pool_id": a_pool, "lifecycle": "spot", "reason": "probe"},
+    )
+    assert forced.status_code == 422, forced.text
+    assert "eu-west-1" not in forced.text

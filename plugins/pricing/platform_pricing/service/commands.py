@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import Conflict, Forbidden, NotFound, ValidationFailed
 from platform_core.db import utcnow
 from platform_core.events.outbox import publish
 from platform_pricing.events import SwitchIssued
-from platform_pricing.models import Agent, Command, Instance, Pool, PricePoint
-from platform_pricing.service import decisions
+from platform_pricing.models import Agent, Command, Instance, Pool
+from platform_pricing.service import decisions, pools
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import (
     Tenant,
@@ -161,13 +161,6 @@ async def issue_switch_command(
     return Issued(made, command, None)
 
 
-async def _pool_known(session: AsyncSession, client_id: int, pool_id: int) -> bool:
-    """Whether the client reported a price for the pool or runs an instance in it."""
-    priced = exists().where(PricePoint.client_id == client_id, PricePoint.pool_id == pool_id)
-    running = exists().where(Instance.client_id == client_id, Instance.pool_id == pool_id)
-    return bool(await session.scalar(select(priced | running)))
-
-
 async def force_switch(
     session: AsyncSession, tenant: Tenant, instance_id: int, data: dict[str, Any]
 ) -> Command:
@@ -193,10 +186,10 @@ async def force_switch(
                 Pool.region == key[0], Pool.zone == key[1], Pool.instance_type == key[2]
             )
         )
-        if pool_id is None or not await _pool_known(session, instance.client_id, pool_id):
+        if pool_id is None or not await pools.known_to(session, instance.client_id, pool_id):
             raise invalid("zone", f"no pool {key[0]}/{key[1]}/{key[2]} known to this client")
     elif pool_id is not None:
-        if await session.get(Pool, pool_id) is None or not await _pool_known(
+        if await session.get(Pool, pool_id) is None or not await pools.known_to(
             session, instance.client_id, pool_id
         ):
             raise invalid("pool_id", f"pool {pool_id} is not known to this client")

@@ -234,7 +234,7 @@ def _inputs_statement() -> Any:
     latest_id = (
         select(PricePoint.id)
         .where(*priced)
-        .order_by(PricePoint.observed_at.desc())
+        .order_by(PricePoint.observed_at.desc(), PricePoint.id.desc())
         .limit(1)
         .correlate(Pool)
         .scalar_subquery()

@@ -80,7 +80,11 @@ async def latest_price(
     )
     if since is not None:
         query = query.where(PricePoint.observed_at >= since)
-    row = (await session.execute(query.order_by(PricePoint.observed_at.desc()).limit(1))).first()
+    row = (
+        await session.execute(
+            query.order_by(PricePoint.observed_at.desc(), PricePoint.id.desc()).limit(1)
+        )
+    ).first()
     return None if row is None else (row[0], float(row[1]), float(row[2]))
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
+from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import NotFound, ValidationFailed
 from platform_pricing.models import Client, PricePoint
+from platform_pricing.schemas.reports import PricePointIn
 from platform_pricing.service.pools import pool_ids
 
 COLUMNS = ("region", "zone", "instance_type", "spot_price", "on_demand_price", "observed_at")
@@ -37,18 +38,9 @@ def _bad(line: int, column: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
-def _price(line: int, column: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _bad(line, column, f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise _bad(line, column, f"must be a finite price >= 0, got {text!r}")
-    return value
-
-
 def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
-    """Rows of a price CSV, validated; ``ValidationFailed`` names the line and column.
+    """Rows of a price CSV, each checked like a point of an agent's pricing report;
+    ``ValidationFailed`` names the line and the column.
 
     ``observed_at`` is ISO 8601 with a UTC offset (``2026-01-01T00:00:00Z``).
     """
@@ -57,23 +49,20 @@ def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
     if missing:
         raise _bad(1, missing[0], f"missing column; the header must hold {', '.join(COLUMNS)}")
     for line, row in enumerate(reader, start=2):
-        for column in ("region", "zone", "instance_type"):
-            if not (row[column] or "").strip():
-                raise _bad(line, column, "is empty")
-        text = (row["observed_at"] or "").strip()
+        values = {c: (row.get(c) or "").strip() for c in COLUMNS}
         try:
-            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise _bad(line, "observed_at", f"not an ISO 8601 timestamp: {text!r}") from None
-        if at.tzinfo is None:
-            raise _bad(line, "observed_at", "needs a UTC offset (e.g. Z or +00:00)")
+            point = PricePointIn.model_validate(values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            column = str(error["loc"][0]) if error["loc"] else "row"
+            raise _bad(line, column, f"{error['msg']} (got {values.get(column, '')!r})") from None
         yield CsvPoint(
-            row["region"].strip(),
-            row["zone"].strip(),
-            row["instance_type"].strip(),
-            _price(line, "spot_price", row["spot_price"]),
-            _price(line, "on_demand_price", row["on_demand_price"]),
-            at,
+            point.region,
+            point.zone,
+            point.instance_type,
+            point.spot_price,
+            point.on_demand_price,
+            point.observed_at,
         )
 
 

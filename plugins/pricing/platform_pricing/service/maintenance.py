@@ -98,18 +98,19 @@ async def check_agents(session: AsyncSession, now: datetime, after_seconds: int)
 
 
 async def dedup_prices(session: AsyncSession, now: datetime) -> dict[str, int]:
-    """Delete price points repeating an earlier one's (client, pool, observed_at); the
-    lowest id of each group stays. ``now`` is unused (the whole table is checked)."""
-    older = aliased(PricePoint)
+    """Delete price points whose (client, pool, observed_at) a later report repeated; the
+    highest id of each group (the latest report) stays, the one the savings integral and
+    the decisions already use. ``now`` is unused (the whole table is checked)."""
+    newer = aliased(PricePoint)
     result = await session.execute(
         delete(PricePoint)
         .where(
             exists()
             .where(
-                older.client_id == PricePoint.client_id,
-                older.pool_id == PricePoint.pool_id,
-                older.observed_at == PricePoint.observed_at,
-                older.id < PricePoint.id,
+                newer.client_id == PricePoint.client_id,
+                newer.pool_id == PricePoint.pool_id,
+                newer.observed_at == PricePoint.observed_at,
+                newer.id > PricePoint.id,
             )
             .correlate(PricePoint)
         )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import exists, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_pricing.models import Pool
+from platform_pricing.models import Instance, Pool, PricePoint
 
 PoolKey = tuple[str, str, str]
 """``(region, zone, instance_type)``."""
@@ -31,6 +31,17 @@ async def pool_id(session: AsyncSession, region: str, zone: str, instance_type: 
     """The id of one pool, created when new."""
     key = (region, zone, instance_type)
     return (await pool_ids(session, {key}))[key]
+
+
+async def known_to(session: AsyncSession, client_id: int, pool_id: int) -> bool:
+    """Whether the client reported a price for the pool or runs an instance in it.
+
+    Pool ids are global; a client may only name the pools it knows, so that pool ids tell
+    nothing about other clients (an unknown pool is refused like a missing one).
+    """
+    priced = exists().where(PricePoint.client_id == client_id, PricePoint.pool_id == pool_id)
+    running = exists().where(Instance.client_id == client_id, Instance.pool_id == pool_id)
+    return bool(await session.scalar(select(priced | running)))
 
 
 async def pools_by_id(session: AsyncSession, ids: set[int]) -> dict[int, Pool]:

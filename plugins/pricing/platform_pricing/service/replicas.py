@@ -53,7 +53,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,6 +76,7 @@ from platform_pricing.models import (
 )
 from platform_pricing.service import pools
 from platform_pricing.service.agents import close_placement, open_placement
+from platform_pricing.service.locking import locked
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant, get_agent, instance_of_agent, require_client_admin
 
@@ -103,20 +104,6 @@ def invalid(field: str, message: str) -> ValidationFailed:
 
 def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
-
-
-async def _locked(session: AsyncSession, model: Any, row_id: int) -> Any:
-    """The current row, locked until the commit (SQLite: the database write lock)."""
-    stmt = select(model).where(model.id == row_id).execution_options(populate_existing=True)
-    if _dialect(session) == "postgresql":
-        return await session.scalar(stmt.with_for_update())
-    await session.execute(
-        update(model)
-        .where(model.id == row_id)
-        .values(id=model.id)
-        .execution_options(synchronize_session=False)
-    )
-    return await session.scalar(stmt)
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -253,16 +240,22 @@ def _require_client(tenant: Tenant) -> None:
         raise Forbidden("replicas are managed with a client token; agents report status only")
 
 
-async def _pool_of(session: AsyncSession, data: dict[str, Any]) -> int | None:
-    """The pool named by ``pool_id`` or by its key; None when neither is given."""
+async def _pool_of(session: AsyncSession, client_id: int, data: dict[str, Any]) -> int | None:
+    """The pool named by ``pool_id`` or by its key; None when neither is given.
+
+    A ``pool_id`` must be one the client knows (priced or running in): any other is a 422,
+    the same as a pool that does not exist, so global pool ids tell nothing about other
+    clients. A key names any pool (created when new, as a price report would).
+    """
     key_fields = ("region", "zone", "instance_type")
     given = [f for f in key_fields if data.get(f) is not None]
     if data.get("pool_id") is not None:
         if given:
             raise invalid(given[0], "give pool_id or region, zone and instance_type, not both")
-        if await session.get(Pool, data["pool_id"]) is None:
-            raise invalid("pool_id", f"pool {data['pool_id']} does not exist")
-        return int(data["pool_id"])
+        pid = int(data["pool_id"])
+        if not await pools.known_to(session, client_id, pid):
+            raise invalid("pool_id", f"pool {pid} is unknown to this client")
+        return pid
     if not given:
         return None
     missing = [f for f in key_fields if f not in given]
@@ -315,10 +308,10 @@ async def create_replica(
     """A new replica (``launching``) within the agent's replica config; 409 beyond it."""
     agent = await get_agent(session, tenant, agent_id)
     _require_client(tenant)
-    pool_id = await _pool_of(session, data)
+    pool_id = await _pool_of(session, agent.client_id, data)
     if pool_id is None:
         raise invalid("pool_id", "give pool_id or region, zone and instance_type")
-    agent = await _locked(session, Agent, agent.id)
+    agent = await locked(session, Agent, agent.id)
     enabled, standby_count, _ = replica_config(agent)
     if not enabled:
         raise Conflict(f"replicas are disabled for agent {agent.id} (replica_config.enabled)")
@@ -359,8 +352,8 @@ async def update_replica(
     """Move a launching replica (pool, lifecycle) or set the cloud id of an active one."""
     agent = await get_agent(session, tenant, agent_id)
     _require_client(tenant)
-    replica = await _locked(session, Replica, (await _replica(session, agent, replica_id)).id)
-    pool_id = await _pool_of(session, changes)
+    replica = await locked(session, Replica, (await _replica(session, agent, replica_id)).id)
+    pool_id = await _pool_of(session, agent.client_id, changes)
     lifecycle = changes.get("lifecycle")
     moves = (pool_id is not None and pool_id != replica.pool_id) or (
         lifecycle is not None and lifecycle != replica.lifecycle
@@ -397,7 +390,7 @@ async def delete_replica(
     """Forget a replica (the agent tears down what is no longer listed); 409 once promoted."""
     agent = await get_agent(session, tenant, agent_id)
     _require_client(tenant)
-    replica = await _locked(session, Replica, (await _replica(session, agent, replica_id)).id)
+    replica = await locked(session, Replica, (await _replica(session, agent, replica_id)).id)
     if replica.status in ("promoting", "promoted"):
         raise Conflict(
             f"replica {replica.id} is {replica.status}: it is the agent's instance now",
@@ -428,8 +421,8 @@ async def report_status(
     _require_reporting_agent(tenant, agent)
     replica = await _replica(session, agent, replica_id)
     if status == "promoted":  # may change the instance: lock it first, as promotions do
-        await _locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
-    replica = await _locked(session, Replica, replica.id)
+        await locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
+    replica = await locked(session, Replica, replica.id)
     if status not in REPORTED.get(replica.status, set()):
         raise Conflict(
             f"replica {replica.id} is {replica.status}: it cannot become {status}",
@@ -452,7 +445,7 @@ async def _confirm_promoted(
     session: AsyncSession, agent: Agent, replica: Replica, cloud_id: str
 ) -> None:
     """The real cloud id of a promoted replica; the instance takes it over a placeholder."""
-    instance = await _locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
+    instance = await locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
     if instance.cloud_id in (replica.cloud_id, placeholder(replica)):
         await _check_cloud_id_free(session, instance, cloud_id)
         instance.cloud_id = cloud_id
@@ -526,7 +519,7 @@ async def _latest_price(
         await session.execute(
             select(PricePoint.spot_price, PricePoint.on_demand_price)
             .where(PricePoint.client_id == client_id, PricePoint.pool_id == pool_id)
-            .order_by(PricePoint.observed_at.desc())
+            .order_by(PricePoint.observed_at.desc(), PricePoint.id.desc())
             .limit(1)
         )
     ).first()
@@ -545,8 +538,8 @@ async def _promote(
     actor: str | None,
 ) -> Replica:
     """Make a claimed (``promoting``) replica the agent's instance; publishes once."""
-    instance = await _locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
-    replica = await _locked(session, Replica, replica_id)
+    instance = await locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
+    replica = await locked(session, Replica, replica_id)
     new_cloud_id = replica.cloud_id or placeholder(replica)
     await _check_cloud_id_free(session, instance, new_cloud_id)
     at = utcnow()
@@ -625,7 +618,7 @@ async def promote_replica(
     replica = await _replica(session, agent, replica_id)
     # Lock order of every promotion: the instance, then the replica (no deadlock with a
     # termination notice promoting a standby of the same agent).
-    await _locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
+    await locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
     if not await _claim(session, replica.id, ("standby",)):
         current = await _replica(session, agent, replica_id)
         raise Conflict(
@@ -731,7 +724,9 @@ async def _standby_for_emergency(
             select(Replica).where(
                 Replica.agent_id == agent.id,
                 Replica.status == "standby",
-                Replica.pool_id != interrupted_pool_id,
+                Replica.sync_status != "failed",
+                # An on-demand standby is safe even in the interrupted pool.
+                or_(Replica.pool_id != interrupted_pool_id, Replica.lifecycle == "on-demand"),
             )
         )
     )
@@ -844,7 +839,7 @@ async def record_termination(
         "promoted": False,
         "duplicate": False,
     }
-    instance = await _locked(session, Instance, instance.id)
+    instance = await locked(session, Instance, instance.id)
     if cloud_id != instance.cloud_id:
         if replica_hit is not None and replica_hit.status in ("launching", "standby", "failed"):
             await session.execute(

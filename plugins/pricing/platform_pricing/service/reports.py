@@ -45,6 +45,7 @@ from platform_pricing.schemas.reports import (
     TerminationReport,
 )
 from platform_pricing.service.agents import close_placement, open_placement
+from platform_pricing.service.locking import locked
 from platform_pricing.service.pools import pool_id, pool_ids
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant
@@ -238,7 +239,10 @@ async def record_switch(
     receipt = await _claim(session, agent, "switch", report, now)
     if receipt.stored is not None:
         return _replay(receipt)
-    instance = await tenancy.instance_of_agent(session, agent.id)
+    # Locked like a promotion locks it: a switch and a promotion never interleave.
+    instance = await locked(
+        session, Instance, (await tenancy.instance_of_agent(session, agent.id)).id
+    )
     command = None
     if report.command_id is not None:
         command = await session.get(Command, report.command_id)
@@ -336,6 +340,8 @@ async def record_termination(
 
     agent = await _reporting_agent(session, tenant, agent_id)
     now = now or utcnow()
+    if report.noticed_at > now + CLOCK_SKEW:
+        raise invalid("noticed_at", "is in the future")
     receipt = await _claim(session, agent, "termination", report, now)
     if receipt.stored is not None:
         return _replay(receipt)
@@ -364,6 +370,8 @@ async def record_rebalance(
     """A rebalance recommendation: one :class:`Interruption` per cloud instance, announced once."""
     agent = await _reporting_agent(session, tenant, agent_id)
     now = now or utcnow()
+    if report.noticed_at > now + CLOCK_SKEW:
+        raise invalid("noticed_at", "is in the future")
     receipt = await _claim(session, agent, "rebalance", report, now)
     if receipt.stored is not None:
         return _replay(receipt)

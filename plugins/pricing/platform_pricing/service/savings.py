@@ -101,6 +101,19 @@ async def load_series(
     series = [savings.PricePoint(at, float(spot), float(od)) for at, spot, od in rows]
     if before is not None:
         series.insert(0, savings.PricePoint(before[0], float(before[1]), float(before[2])))
+    elif not series:
+        # No price yet in force: the pool's first price is assumed to have held since the
+        # placement began (as the arithmetic assumes inside a window), wherever a month ends.
+        after = (
+            await session.execute(
+                select(*columns)
+                .where(*mine, PricePoint.observed_at >= end)
+                .order_by(PricePoint.observed_at, PricePoint.id)
+                .limit(1)
+            )
+        ).first()
+        if after is not None:
+            series.append(savings.PricePoint(after[0], float(after[1]), float(after[2])))
     return series
 
 

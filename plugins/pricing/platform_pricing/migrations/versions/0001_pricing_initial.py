@@ -110,7 +110,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_pricing_price_points_pool",
         "pricing_price_points",
-        ["client_id", "pool_id", "observed_at"],
+        ["client_id", "pool_id", "observed_at", "id"],
         unique=False,
     )
     op.create_table(
@@ -363,6 +363,14 @@ def upgrade() -> None:
         "pricing_placements",
         ["client_id", "started_at"],
         unique=False,
+    )
+    op.create_index(
+        "uq_pricing_placements_open",
+        "pricing_placements",
+        ["instance_id"],
+        unique=True,
+        sqlite_where=sa.text("ended_at IS NULL"),
+        postgresql_where=sa.text("ended_at IS NULL"),
     )
     op.create_index(
         "ix_pricing_placements_instance",
