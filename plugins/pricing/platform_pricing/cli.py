@@ -72,7 +72,8 @@ def list_clients(ctx: typer.Context) -> None:
 
     async def work(platform: Any) -> list[Any]:
         async with platform.db.session() as session:
-            return await clients.list_clients(session, _admin())
+            rows, _ = await clients.list_clients(session, _admin())  # no limit: every client
+            return rows
 
     table = Table("id", "name", "display name", "active", "engine", "created")
     for c in _run(ctx, work):
@@ -135,7 +136,8 @@ def list_agents(
 
     async def work(platform: Any) -> list[Any]:
         async with platform.db.session() as session:
-            rows = await agents.list_agents(session, _admin(), "offline" if offline else None)
+            status = "offline" if offline else None
+            rows, _ = await agents.list_agents(session, _admin(), status)  # no limit: all
             if client is not None:
                 found = await imports.find_client(session, client)
                 rows = [a for a in rows if a.client_id == found.id]

@@ -4,6 +4,7 @@ instances."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from platform_pricing.models import Agent, Placement
 from platform_pricing.service.agents import mark_offline
@@ -148,15 +149,73 @@ async def test_list_agents_is_per_client_with_status_filter(platform, admin_clie
     a, b = await tenants.client(), await tenants.client()
     a1, a2 = await tenants.agent(a), await tenants.agent(a)
     b1 = await tenants.agent(b)
-    assert [x["id"] for x in (await a.http.get(A)).json()] == [a1.id, a2.id]
-    assert [x["id"] for x in (await a1.http.get(A)).json()] == [a1.id]
-    every = {x["id"] for x in (await admin_client.get(A)).json()}
+    assert [x["id"] for x in (await a.http.get(A)).json()["items"]] == [a1.id, a2.id]
+    assert [x["id"] for x in (await a1.http.get(A)).json()["items"]] == [a1.id]
+    every = {x["id"] for x in (await admin_client.get(A, params={"limit": 500})).json()["items"]}
     assert {a1.id, a2.id, b1.id} <= every
     async with platform.ctx.db.session() as s:
         await s.execute(update(Agent).where(Agent.id == a2.id).values(status="offline"))
     r = await a.http.get(A, params={"status": "offline"})
-    assert [x["id"] for x in r.json()] == [a2.id]
+    assert [x["id"] for x in r.json()["items"]] == [a2.id]
     assert (await a.http.get(A, params={"status": "sleeping"})).status_code == 422
+
+
+async def _pages(http: Any, url: str, **params: Any) -> list[dict[str, Any]]:
+    """Every page of a cursor-paged list, following ``next_cursor`` to the end."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while len(out) < 100:
+        query = params | ({"cursor": cursor} if cursor is not None else {})
+        r = await http.get(url, params=query)
+        assert r.status_code == 200, r.text
+        assert set(r.json()) == {"items", "next_cursor"}
+        out.append(r.json())
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    return out
+
+
+async def test_agents_and_instances_are_cursor_paged_by_id(tenants):
+    a, b = await tenants.client(), await tenants.client()
+    mine = [await tenants.agent(a) for _ in range(5)]
+    theirs = await tenants.agent(b)
+
+    for url, key in ((A, "id"), ("/api/pricing/instances", "instance_id")):
+        want = sorted(getattr(x, key) for x in mine)
+        got = await _pages(a.http, url, limit=2)
+        assert [len(page["items"]) for page in got] == [2, 2, 1], url
+        assert [x["id"] for page in got for x in page["items"]] == want, url
+        assert got[-1]["next_cursor"] is None
+        assert [page["next_cursor"] for page in got[:-1]] == [want[1], want[3]]
+        assert {x["client_id"] for page in got for x in page["items"]} == {a.id}
+        # Exactly one full page: no next page.
+        assert (await _pages(a.http, url, limit=5))[0]["next_cursor"] is None
+        # Another client's id as a cursor only moves the start: never shows its rows.
+        after = await _pages(b.http, url, cursor=want[0], limit=1)
+        assert [x["client_id"] for page in after for x in page["items"]] == [b.id]
+        assert getattr(theirs, key) in [x["id"] for page in after for x in page["items"]]
+
+    # The status filter pages too.
+    online = await _pages(a.http, A, status="online", limit=3)
+    assert [x["id"] for page in online for x in page["items"]] == [x.id for x in mine]
+
+
+async def test_agent_list_bad_cursor_or_limit_is_422_naming_the_field(tenants):
+    c = await tenants.client()
+    for url in (A, "/api/pricing/instances", "/api/pricing/clients"):
+        for params, field in [
+            ({"cursor": "x"}, "cursor"),
+            ({"cursor": 0}, "cursor"),
+            ({"cursor": -3}, "cursor"),
+            ({"cursor": 2**31}, "cursor"),
+            ({"limit": 0}, "limit"),
+            ({"limit": 501}, "limit"),
+            ({"limit": "all"}, "limit"),
+        ]:
+            r = await c.http.get(url, params=params)
+            assert r.status_code == 422, (url, params, r.text)
+            assert [e["field"] for e in r.json()["errors"]] == [field], (url, params, r.text)
 
 
 async def test_other_clients_agents_are_not_found(tenants):
@@ -213,7 +272,7 @@ async def test_mark_offline_then_heartbeat_brings_agent_online(platform, tenants
         assert await mark_offline(s, now, 600) == 1
     async with platform.ctx.db.session() as s:
         assert await mark_offline(s, now, 600) == 0
-    agents = {x["id"]: x for x in (await c.http.get(A)).json()}
+    agents = {x["id"]: x for x in (await c.http.get(A)).json()["items"]}
     assert agents[stale.id]["status"] == "offline" and agents[stale.id]["offline_since"]
     assert agents[fresh.id]["status"] == "online"
     (offline,) = await _events(platform, "pricing.agent.offline")
@@ -266,11 +325,11 @@ async def test_instances_are_listed_per_tenant(admin_client, tenants):
     a1 = await tenants.agent(a, zone="us-east-1c", instance_type="c5.xlarge")
     await tenants.agent(b)
     r = await a.http.get("/api/pricing/instances")
-    assert [(i["id"], i["zone"], i["instance_type"]) for i in r.json()] == [
+    assert [(i["id"], i["zone"], i["instance_type"]) for i in r.json()["items"]] == [
         (a1.instance_id, "us-east-1c", "c5.xlarge")
     ]
     assert (await a.http.get(f"/api/pricing/instances/{a1.instance_id}")).status_code == 200
     assert (await b.http.get(f"/api/pricing/instances/{a1.instance_id}")).status_code == 404
-    assert (await a1.http.get("/api/pricing/instances")).json()[0]["id"] == a1.instance_id
+    assert (await a1.http.get("/api/pricing/instances")).json()["items"][0]["id"] == a1.instance_id
     r = await admin_client.get(f"/api/pricing/instances/{a1.instance_id}")
     assert r.status_code == 200 and r.json()["client_id"] == a.id

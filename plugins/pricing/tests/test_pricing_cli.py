@@ -75,7 +75,7 @@ async def test_clients_create_list_and_refuse_duplicates_and_bad_names(cli, admi
     result = await cli("clients", "create", "acme", "--display-name", "Acme Corp")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("client acme created (id ")
-    listed = (await admin_client.get("/api/pricing/clients")).json()
+    listed = (await admin_client.get("/api/pricing/clients")).json()["items"]
     assert [(c["name"], c["display_name"]) for c in listed] == [("acme", "Acme Corp")]
 
     result = await cli("clients", "list")
@@ -88,7 +88,7 @@ async def test_clients_create_list_and_refuse_duplicates_and_bad_names(cli, admi
     bad = await cli("clients", "create", "Not A Slug!")
     assert bad.exit_code == 2
     assert "invalid client" in bad.stderr
-    assert len((await admin_client.get("/api/pricing/clients")).json()) == 1
+    assert len((await admin_client.get("/api/pricing/clients")).json()["items"]) == 1
 
 
 async def test_client_token_works_against_the_api(cli, platform, admin_client):
@@ -98,7 +98,7 @@ async def test_client_token_works_against_the_api(cli, platform, admin_client):
     assert result.exit_code == 0, result.output
     token = result.stdout.strip()
     client = platform.client(token)
-    seen = (await client.get("/api/pricing/clients")).json()
+    seen = (await client.get("/api/pricing/clients")).json()["items"]
     assert [c["name"] for c in seen] == ["acme"]
     # A plain client token may not change the policy; an --admin token may.
     cid = seen[0]["id"]

@@ -64,11 +64,31 @@ async def test_create_client_needs_pricing_admin(member_client, tenants):
 
 async def test_list_clients_admin_sees_all_client_sees_itself(admin_client, tenants):
     a, b = await tenants.client(), await tenants.client()
-    names = {c["name"] for c in (await admin_client.get(C)).json()}
+    names = {c["name"] for c in (await admin_client.get(C, params={"limit": 500})).json()["items"]}
     assert {a.name, b.name} <= names
     r = await a.http.get(C)
     assert r.status_code == 200
-    assert [c["id"] for c in r.json()] == [a.id]
+    assert r.json() == {"items": r.json()["items"], "next_cursor": None}
+    assert [c["id"] for c in r.json()["items"]] == [a.id]
+
+
+async def test_clients_are_cursor_paged_by_id(admin_client, tenants):
+    made = sorted([(await tenants.client()).id for _ in range(3)])
+    seen: list[int] = []
+    cursor = None
+    for _ in range(100):
+        params = {"limit": 2} | ({"cursor": cursor} if cursor is not None else {})
+        body = (await admin_client.get(C, params=params)).json()
+        assert len(body["items"]) <= 2
+        seen += [c["id"] for c in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(set(seen)) and set(made) <= set(seen)
+    mine = await tenants.client()
+    r = await mine.http.get(C, params={"cursor": made[0], "limit": 1})
+    assert r.json() == {"items": [r.json()["items"][0]], "next_cursor": None}
+    assert r.json()["items"][0]["id"] == mine.id
 
 
 async def test_get_other_clients_record_is_not_found(tenants):
@@ -134,7 +154,7 @@ async def test_client_token_scopes_and_listing(admin_client, tenants):
     assert r.status_code == 201
     assert r.json()["scopes"] == ["core:read", "pricing:client", "pricing:client_admin"]
     assert r.json()["token"]
-    listed = (await admin_client.get(f"{C}/{c.id}/tokens")).json()
+    listed = (await admin_client.get(f"{C}/{c.id}/tokens")).json()["items"]
     assert [t["name"] for t in listed] == ["t", "t", "ops"]
     assert all("token" not in t for t in listed)
 
@@ -163,7 +183,7 @@ async def test_token_endpoints_need_pricing_admin(tenants):
 async def test_revoked_client_token_stops_working(admin_client, tenants):
     c = await tenants.client()
     assert (await c.http.get(C)).status_code == 200
-    tokens = (await admin_client.get(f"{C}/{c.id}/tokens")).json()
+    tokens = (await admin_client.get(f"{C}/{c.id}/tokens")).json()["items"]
     r = await admin_client.delete(f"{C}/{c.id}/tokens/{tokens[0]['id']}")
     assert r.status_code == 204
     assert (await c.http.get(C)).status_code == 401
@@ -172,7 +192,7 @@ async def test_revoked_client_token_stops_working(admin_client, tenants):
 
 async def test_revoke_token_of_another_client_is_not_found(admin_client, tenants):
     a, b = await tenants.client(), await tenants.client()
-    tokens = (await admin_client.get(f"{C}/{a.id}/tokens")).json()
+    tokens = (await admin_client.get(f"{C}/{a.id}/tokens")).json()["items"]
     r = await admin_client.delete(f"{C}/{b.id}/tokens/{tokens[0]['id']}")
     assert r.status_code == 404
     assert (await a.http.get(C)).status_code == 200

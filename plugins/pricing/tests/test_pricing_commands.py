@@ -22,7 +22,8 @@ async def issue(client: Any, agent: Any) -> dict[str, Any]:
 async def poll(agent: Any) -> list[dict[str, Any]]:
     r = await agent.http.get(f"{API}/agents/{agent.id}/commands")
     assert r.status_code == 200, r.text
-    return r.json()
+    assert list(r.json()) == ["items"]
+    return r.json()["items"]
 
 
 async def ack(agent: Any, command_id: int, success: bool = True, message: str = "") -> Any:

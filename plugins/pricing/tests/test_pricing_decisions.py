@@ -384,7 +384,8 @@ async def test_engines_are_listed_with_the_platform_choice(tenants):
     c = await tenants.client()
     r = await c.http.get(f"{API}/engines")
     assert r.status_code == 200
-    engines = {e["name"]: e for e in r.json()}
+    assert list(r.json()) == ["items"]
+    engines = {e["name"]: e for e in r.json()["items"]}
     assert set(engines) == {"rules", "cheapest", "broken", "slow", "wrong"}
     assert engines["rules"]["plugin"] == "pricing"  # the impostor was refused
     assert engines["rules"]["active"] and engines["rules"]["fallback"]
@@ -412,7 +413,7 @@ async def test_activated_engine_decides(admin_client, tenants):
     body = await decide(a)
     assert body["engine"] == body["requested_engine"] == "cheapest"
     assert body["outcome"] == "switch"
-    listed = {e["name"]: e["active"] for e in (await c.http.get(f"{API}/engines")).json()}
+    listed = {e["name"]: e["active"] for e in (await c.http.get(f"{API}/engines")).json()["items"]}
     assert listed == {
         "rules": False,
         "cheapest": True,
@@ -504,7 +505,7 @@ async def test_engine_activation_bad_names(admin_client, tenants):
         assert r.status_code == 422
         for http in (c.http, c.admin_http):
             assert (await http.post(f"{API}/engines/cheapest/{key}")).status_code == 403
-    listed = {e["name"]: e for e in (await admin_client.get(f"{API}/engines")).json()}
+    listed = {e["name"]: e for e in (await admin_client.get(f"{API}/engines")).json()["items"]}
     assert listed["rules"]["active"] and listed["rules"]["fallback"]
 
 

@@ -311,6 +311,23 @@ async def test_metrics_time_per_pool_switches_and_savings(world: Any) -> None:
 # -- switches -------------------------------------------------------------------------------
 
 
+async def pages(http: Any, url: str, **params: Any) -> list[dict[str, Any]]:
+    """Every page of a cursor-paged list, following ``next_cursor`` to the end."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = params | ({"cursor": cursor} if cursor is not None else {})
+        r = await http.get(url, params=query)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {"items", "next_cursor"}
+        out.append(body)
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return out
+        assert len(out) < 100, "paging does not end"
+
+
 async def test_switches_filtered_and_paged_newest_first(world: Any) -> None:
     cid, http, p, iid = await setup_one(world)
     iid2 = await world.instance(cid, p)
@@ -319,10 +336,8 @@ async def test_switches_filtered_and_paged_newest_first(world: Any) -> None:
         await world.switch(cid, iid, p, b, f"2024-03-05T1{h}:00:00")
     await world.switch(cid, iid2, p, b, "2024-03-05T12:30:00")
 
-    page = (
-        await http.get(
-            "/api/pricing/switches", params={"instance_id": iid, "limit": 2, "offset": 1}
-        )
+    first = (
+        await http.get("/api/pricing/switches", params={"instance_id": iid, "limit": 2})
     ).json()
     ranged = (
         await http.get(
@@ -331,14 +346,73 @@ async def test_switches_filtered_and_paged_newest_first(world: Any) -> None:
         )
     ).json()
 
-    assert page["total"] == 5
-    assert [s["switched_at"][:19] for s in page["items"]] == [
+    assert [s["switched_at"][:19] for s in first["items"]] == [
+        "2024-03-05T14:00:00",
         "2024-03-05T13:00:00",
-        "2024-03-05T12:00:00",
     ]
-    assert page["items"][0]["to_pool"]["zone"] == "us-east-1b"
+    assert first["next_cursor"] == first["items"][-1]["id"]
+    assert first["items"][0]["to_pool"]["zone"] == "us-east-1b"
     assert {s["instance_id"] for s in ranged["items"]} == {iid, iid2}
-    assert ranged["total"] == 2
+    assert len(ranged["items"]) == 2 and ranged["next_cursor"] is None
+
+
+async def test_switches_pages_cover_every_switch_once_in_time_order(world: Any) -> None:
+    """Keyset on (switched_at, id): switches recorded out of time order, with ties."""
+    cid, http, p, iid = await setup_one(world)
+    b = await world.pool("us-east-1b")
+    times = ["10", "14", "12", "12", "11", "14", "13"]  # insertion (id) order
+    for hh in times:
+        await world.switch(cid, iid, p, b, f"2024-03-05T{hh}:00:00")
+    other_cid, other = await world.client()
+    other_iid = await world.instance(other_cid, p)
+    await world.switch(other_cid, other_iid, p, b, "2024-03-05T12:00:00")
+
+    every = (await http.get("/api/pricing/switches", params={"limit": 500})).json()
+    got = await pages(http, "/api/pricing/switches", limit=2)
+
+    assert every["next_cursor"] is None
+    expected = sorted(every["items"], key=lambda s: (s["switched_at"], s["id"]), reverse=True)
+    assert every["items"] == expected and len(expected) == len(times)
+    assert [len(page["items"]) for page in got] == [2, 2, 2, 1]
+    assert [s for page in got for s in page["items"]] == expected
+    assert got[-1]["next_cursor"] is None
+    assert all(page["next_cursor"] == page["items"][-1]["id"] for page in got[:-1])
+    assert {s["client_id"] for page in got for s in page["items"]} == {cid}
+    # A page that ends exactly at the end has no next page.
+    exact = await pages(http, "/api/pricing/switches", limit=len(times))
+    assert len(exact) == 1 and exact[0]["next_cursor"] is None
+    # Another client pages only through its own switch.
+    theirs = await pages(other, "/api/pricing/switches", limit=1)
+    assert [[s["instance_id"] for s in page["items"]] for page in theirs] == [[other_iid]]
+
+
+async def test_switches_bad_cursor_or_limit_is_422_naming_the_field(world: Any) -> None:
+    cid, http, p, iid = await setup_one(world)
+    await world.switch(cid, iid, p, p, "2024-03-05T10:00:00")
+    mine = (await http.get("/api/pricing/switches")).json()["items"][0]["id"]
+    _, other = await world.client()
+
+    for params, field in [
+        ({"cursor": "abc"}, "cursor"),
+        ({"cursor": 0}, "cursor"),
+        ({"cursor": 2**31}, "cursor"),
+        ({"cursor": mine}, "cursor"),  # another client's switch: not a cursor of this list
+        ({"cursor": 999_999}, "cursor"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"limit": "ten"}, "limit"),
+    ]:
+        r = await other.get("/api/pricing/switches", params=params)
+        assert r.status_code == 422, (params, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [field], (params, r.text)
+    # Another client's switch and a missing one are refused alike (no existence oracle).
+    theirs = await other.get("/api/pricing/switches", params={"cursor": mine})
+    missing = await other.get("/api/pricing/switches", params={"cursor": 999_999})
+    assert {**theirs.json(), "request_id": None} == {**missing.json(), "request_id": None}
+    assert (await http.get("/api/pricing/switches", params={"cursor": mine})).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
 
 
 async def test_switches_of_another_client_are_invisible(world: Any) -> None:
@@ -349,7 +423,7 @@ async def test_switches_of_another_client_are_invisible(world: Any) -> None:
     listing = (await other.get("/api/pricing/switches")).json()
     filtered = await other.get("/api/pricing/switches", params={"instance_id": iid})
 
-    assert listing["total"] == 0
+    assert listing == {"items": [], "next_cursor": None}
     assert filtered.status_code == 404
 
 

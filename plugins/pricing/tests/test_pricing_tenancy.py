@@ -156,7 +156,7 @@ async def seed(platform, tenants, admin_client) -> dict[str, Any]:
         "decision_id": decision.json()["id"],
         "command_id": command["id"],
         "replica_id": replica.json()["id"],
-        "token_id": tokens.json()[0]["id"],
+        "token_id": tokens.json()["items"][0]["id"],
         "secrets": [c.name, agent.body["agent"]["name"], agent.body["instance"]["cloud_id"]],
     }
 

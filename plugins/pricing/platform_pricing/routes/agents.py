@@ -11,15 +11,17 @@ from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession, get_context
 from platform_core.http import IdPath
 from platform_pricing.models import Agent, Instance, Pool
-from platform_pricing.routes.deps import Settings, TenantDep
+from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.agents import (
     AgentOut,
+    AgentPage,
     AgentRegister,
     AgentRegistered,
     AgentStatus,
     HeartbeatIn,
     HeartbeatOut,
     InstanceOut,
+    InstancePage,
     ReplicaConfig,
 )
 from platform_pricing.schemas.reports import (
@@ -31,7 +33,7 @@ from platform_pricing.schemas.reports import (
     TerminationReport,
 )
 from platform_pricing.service import agents as service
-from platform_pricing.service import reports
+from platform_pricing.service import paging, reports
 from platform_pricing.service.reports import ReportResult
 
 router = APIRouter()
@@ -139,14 +141,18 @@ async def register_agent(
     )
 
 
-@router.get("/agents", response_model=list[AgentOut], openapi_extra=ANY_CALLER)
+@router.get("/agents", response_model=AgentPage, openapi_extra=ANY_CALLER)
 async def list_agents(
-    session: DbSession, tenant: TenantDep, status: AgentStatus | None = None
-) -> list[AgentOut]:
-    """The caller's agents by id (admins: every client's), optionally by status."""
-    agents = await service.list_agents(session, tenant, status)
+    session: DbSession,
+    tenant: TenantDep,
+    status: AgentStatus | None = None,
+    cursor: Cursor = None,
+    limit: PageLimit = paging.DEFAULT_LIMIT,
+) -> AgentPage:
+    """The caller's agents by id (admins: every client's), optionally by status; cursor paged."""
+    agents, nxt = await service.list_agents(session, tenant, status, cursor=cursor, limit=limit)
     ids = await service.instance_ids(session, [a.id for a in agents])
-    return [agent_out(a, ids.get(a.id)) for a in agents]
+    return AgentPage(items=[agent_out(a, ids.get(a.id)) for a in agents], next_cursor=nxt)
 
 
 @router.get("/agents/{agent_id}", response_model=AgentOut, openapi_extra=ANY_CALLER)
@@ -266,10 +272,16 @@ async def report_cleanup(
 # -- instances ---------------------------------------------------------------------------------
 
 
-@router.get("/instances", response_model=list[InstanceOut], openapi_extra=ANY_CALLER)
-async def list_instances(session: DbSession, tenant: TenantDep) -> list[InstanceOut]:
-    """The caller's instances by id (an agent: its own)."""
-    return [instance_out(i, p) for i, p in await service.list_instances(session, tenant)]
+@router.get("/instances", response_model=InstancePage, openapi_extra=ANY_CALLER)
+async def list_instances(
+    session: DbSession,
+    tenant: TenantDep,
+    cursor: Cursor = None,
+    limit: PageLimit = paging.DEFAULT_LIMIT,
+) -> InstancePage:
+    """The caller's instances by id (an agent: its own); cursor paged."""
+    rows, nxt = await service.list_instances(session, tenant, cursor=cursor, limit=limit)
+    return InstancePage(items=[instance_out(i, p) for i, p in rows], next_cursor=nxt)
 
 
 @router.get("/instances/{instance_id}", response_model=InstanceOut, openapi_extra=ANY_CALLER)

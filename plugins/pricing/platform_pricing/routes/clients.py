@@ -13,16 +13,19 @@ from platform_core.auth.deps import DbSession, get_context
 from platform_core.auth.models import ApiToken
 from platform_core.http import IdPath
 from platform_pricing.models import Client
-from platform_pricing.routes.deps import Settings, TenantDep
+from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.clients import (
     ClientIn,
     ClientOut,
+    ClientPage,
     ClientPatch,
     ClientTokenCreated,
     ClientTokenIn,
+    ClientTokenList,
     ClientTokenOut,
 )
 from platform_pricing.service import clients as service
+from platform_pricing.service import paging
 from platform_pricing.settings import PricingSettings
 
 router = APIRouter()
@@ -85,12 +88,17 @@ async def create_client(data: ClientIn, session: DbSession, settings: Settings) 
     return client_out(client, settings)
 
 
-@router.get("/clients", response_model=list[ClientOut], openapi_extra=ANY_CALLER)
+@router.get("/clients", response_model=ClientPage, openapi_extra=ANY_CALLER)
 async def list_clients(
-    session: DbSession, tenant: TenantDep, settings: Settings
-) -> list[ClientOut]:
-    """Every client (admins); a client sees only itself."""
-    return [client_out(c, settings) for c in await service.list_clients(session, tenant)]
+    session: DbSession,
+    tenant: TenantDep,
+    settings: Settings,
+    cursor: Cursor = None,
+    limit: PageLimit = paging.DEFAULT_LIMIT,
+) -> ClientPage:
+    """Every client by id (admins); a client sees only itself; cursor paged."""
+    rows, nxt = await service.list_clients(session, tenant, cursor=cursor, limit=limit)
+    return ClientPage(items=[client_out(c, settings) for c in rows], next_cursor=nxt)
 
 
 @router.get("/clients/{client_id}", response_model=ClientOut, openapi_extra=ANY_CALLER)
@@ -159,10 +167,11 @@ async def create_client_token(
     )
 
 
-@router.get("/clients/{client_id}/tokens", response_model=list[ClientTokenOut], openapi_extra=ADMIN)
-async def list_client_tokens(client_id: IdPath, session: DbSession) -> list[ClientTokenOut]:
-    """The client's tokens (admins only; never the secrets)."""
-    return [token_out(t) for t in await service.list_client_tokens(session, client_id)]
+@router.get("/clients/{client_id}/tokens", response_model=ClientTokenList, openapi_extra=ADMIN)
+async def list_client_tokens(client_id: IdPath, session: DbSession) -> ClientTokenList:
+    """The client's tokens (admins only; never the secrets); not paged."""
+    rows = await service.list_client_tokens(session, client_id)
+    return ClientTokenList(items=[token_out(t) for t in rows])
 
 
 @router.delete("/clients/{client_id}/tokens/{token_id}", openapi_extra=ADMIN, **NO_CONTENT)

@@ -11,21 +11,23 @@ from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession, get_context
 from platform_core.http import IdPath
 from platform_pricing.models import Command, Decision
-from platform_pricing.routes.deps import Settings, TenantDep
+from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.decisions import (
     AckIn,
+    CommandList,
     CommandOut,
     CommandPage,
     CommandStatus,
     DecisionOut,
     DecisionPage,
+    EngineList,
     EngineOut,
     ForceSwitchIn,
     IssueOut,
     Outcome,
     PoolOut,
 )
-from platform_pricing.service import commands, decisions
+from platform_pricing.service import commands, decisions, paging
 
 router = APIRouter()
 
@@ -34,7 +36,6 @@ AGENT = requires_scopes("pricing:agent")
 CLIENT_ADMIN = requires_scopes("pricing:client_admin")
 ADMIN = requires_scopes("pricing:admin")
 OptId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
-Limit = Annotated[int, Query(ge=1, le=500)]
 EngineName = Annotated[str, Path(min_length=1, max_length=200, description="An engine's name")]
 
 
@@ -154,8 +155,8 @@ async def list_decisions(
     instance_id: OptId = None,
     outcome: Outcome | None = None,
     engine: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: OptId = None,
-    limit: Limit = 50,
+    cursor: Cursor = None,
+    limit: PageLimit = paging.DEFAULT_LIMIT,
 ) -> DecisionPage:
     """Stored decisions, newest first, filtered by instance, outcome and engine."""
     rows, nxt = await decisions.list_decisions(
@@ -193,12 +194,12 @@ async def force_switch(
     return (await _commands_out(session, [command]))[0]
 
 
-@router.get("/agents/{agent_id}/commands", response_model=list[CommandOut], openapi_extra=AGENT)
-async def poll_commands(
-    agent_id: IdPath, session: DbSession, tenant: TenantDep
-) -> list[CommandOut]:
-    """The agent's pending commands (each poll counts a delivery until acknowledged)."""
-    return await _commands_out(session, await commands.poll(session, tenant, agent_id))
+@router.get("/agents/{agent_id}/commands", response_model=CommandList, openapi_extra=AGENT)
+async def poll_commands(agent_id: IdPath, session: DbSession, tenant: TenantDep) -> CommandList:
+    """The agent's pending commands, oldest first (each poll counts a delivery until
+    acknowledged); not paged: every pending command is delivered on each poll."""
+    rows = await commands.poll(session, tenant, agent_id)
+    return CommandList(items=await _commands_out(session, rows))
 
 
 @router.post(
@@ -222,8 +223,8 @@ async def list_commands(
     status: CommandStatus | None = None,
     agent_id: OptId = None,
     instance_id: OptId = None,
-    cursor: OptId = None,
-    limit: Limit = 50,
+    cursor: Cursor = None,
+    limit: PageLimit = paging.DEFAULT_LIMIT,
 ) -> CommandPage:
     """Commands, newest first, filtered by status, agent and instance."""
     rows, nxt = await commands.list_commands(
@@ -241,13 +242,13 @@ async def list_commands(
 # -- engines --------------------------------------------------------------------------------
 
 
-@router.get("/engines", response_model=list[EngineOut], openapi_extra=ANY)
+@router.get("/engines", response_model=EngineList, openapi_extra=ANY)
 async def list_engines(
     session: DbSession, tenant: TenantDep, settings: Settings, engines: Engines
-) -> list[EngineOut]:
+) -> EngineList:
     """The installed decision engines and the platform's active and fallback choice."""
     rows = await decisions.list_engines(session, engines, settings)
-    return [EngineOut(**r) for r in rows]
+    return EngineList(items=[EngineOut(**r) for r in rows])
 
 
 async def _set(

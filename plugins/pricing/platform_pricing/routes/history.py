@@ -10,7 +10,7 @@ from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession
 from platform_core.db import utcnow
 from platform_core.http import MAX_ID, IdPath
-from platform_pricing.routes.deps import Settings, TenantDep
+from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.history import (
     AvailableOptions,
     CurrentPricing,
@@ -22,7 +22,7 @@ from platform_pricing.schemas.history import (
     SwitchPage,
     Timestamp,
 )
-from platform_pricing.service import history, savings
+from platform_pricing.service import history, paging, savings
 
 router = APIRouter()
 
@@ -108,10 +108,10 @@ async def list_switches(
     instance_id: OptId = None,
     start: Annotated[Timestamp | None, Query(description="switched at or after")] = None,
     end: Annotated[Timestamp | None, Query(description="switched before")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: Cursor = None,
+    limit: PageLimit = paging.DEFAULT_LIMIT,
 ) -> SwitchPage:
-    """The caller's switch history, newest first."""
+    """The caller's switch history, newest first (by ``switched_at``, then id), cursor paged."""
     return SwitchPage.model_validate(
         await history.list_switches(
             session,
@@ -119,8 +119,8 @@ async def list_switches(
             instance_id=instance_id,
             start=start,
             end=end,
+            cursor=cursor,
             limit=limit,
-            offset=offset,
         )
     )
 

@@ -87,6 +87,20 @@ class InstanceOut(BaseModel):
     created_at: datetime
 
 
+class AgentPage(BaseModel):
+    """A page of agents by id; pass ``next_cursor`` as ``cursor`` for the next (keyset: id)."""
+
+    items: list[AgentOut]
+    next_cursor: int | None
+
+
+class InstancePage(BaseModel):
+    """A page of instances by id; pass ``next_cursor`` as ``cursor`` for the next (keyset: id)."""
+
+    items: list[InstanceOut]
+    next_cursor: int | None
+
+
 class AgentRegistered(BaseModel):
     """The registered agent, its instance and its token (shown in this response only)."""
 

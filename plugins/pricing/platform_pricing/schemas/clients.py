@@ -65,6 +65,13 @@ class ClientOut(BaseModel):
     created_at: datetime
 
 
+class ClientPage(BaseModel):
+    """A page of clients by id; pass ``next_cursor`` as ``cursor`` for the next (keyset: id)."""
+
+    items: list[ClientOut]
+    next_cursor: int | None
+
+
 class ClientTokenIn(BaseModel):
     """A new API token of a client: plain (``pricing:client``) or client admin."""
 
@@ -89,6 +96,12 @@ class ClientTokenOut(BaseModel):
     revoked_at: datetime | None
     last_used_at: datetime | None
     state: Literal["active", "expired", "revoked"]
+
+
+class ClientTokenList(BaseModel):
+    """A client's tokens (a small bounded list: not paged)."""
+
+    items: list[ClientTokenOut]
 
 
 class ClientTokenCreated(BaseModel):

@@ -85,6 +85,12 @@ class CommandPage(BaseModel):
     next_cursor: int | None
 
 
+class CommandList(BaseModel):
+    """An agent's pending commands, oldest first (a small bounded list: not paged)."""
+
+    items: list[CommandOut]
+
+
 class AckIn(BaseModel):
     """An agent's acknowledgement of a command: whether it carried it out, and a message."""
 
@@ -128,3 +134,9 @@ class EngineOut(BaseModel):
     plugin: str
     active: bool
     fallback: bool
+
+
+class EngineList(BaseModel):
+    """The installed decision engines (a small bounded list: not paged)."""
+
+    items: list[EngineOut]

@@ -151,12 +151,16 @@ class SwitchOut(BaseModel):
 
 
 class SwitchPage(BaseModel):
-    """A page of switches, newest first."""
+    """A page of switches, newest first; pass ``next_cursor`` as ``cursor`` for the next.
+
+    Keyset: ``(switched_at, id)`` descending. ``switched_at`` is the time the agent reported,
+    which need not follow the id order, so the id alone is not a correct key for this order;
+    ties on ``switched_at`` are broken by id. ``next_cursor`` is the id of the page's last
+    switch (null on the last page); a cursor that is not a switch of the list is a 422.
+    """
 
     items: list[SwitchOut]
-    total: int
-    limit: int
-    offset: int
+    next_cursor: int | None
 
 
 class InstanceSavingsOut(SavingsFigures):

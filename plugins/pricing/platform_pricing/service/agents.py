@@ -25,6 +25,7 @@ from platform_core.errors import Conflict, Forbidden
 from platform_core.events.outbox import publish
 from platform_pricing import events, tenancy
 from platform_pricing.models import Agent, Command, Instance, Placement, Pool
+from platform_pricing.service import paging
 from platform_pricing.service.clients import retire_users
 from platform_pricing.service.locking import locked
 from platform_pricing.service.pools import pool_id
@@ -138,14 +139,22 @@ async def register_agent(
     return Registration(agent, instance, secret, created)
 
 
-async def list_agents(session: AsyncSession, tenant: Tenant, status: str | None) -> list[Agent]:
-    """The caller's agents (an agent sees itself only), by id, optionally by status."""
-    query = select(Agent).where(tenant.where(Agent.client_id)).order_by(Agent.id)
+async def list_agents(
+    session: AsyncSession,
+    tenant: Tenant,
+    status: str | None,
+    *,
+    cursor: int | None = None,
+    limit: int | None = None,
+) -> tuple[list[Agent], int | None]:
+    """A page of the caller's agents (an agent sees itself only) by id, optionally by status,
+    and the next page's cursor (None at the end; ``limit`` None: every agent)."""
+    query = select(Agent).where(tenant.where(Agent.client_id))
     if tenant.kind == "agent":
         query = query.where(Agent.id == tenant.agent_id)
     if status is not None:
         query = query.where(Agent.status == status)
-    return list((await session.scalars(query)).all())
+    return await paging.page_by_id(session, query, Agent.id, cursor=cursor, limit=limit)
 
 
 async def get_agent(session: AsyncSession, tenant: Tenant, agent_id: int) -> Agent:
@@ -245,17 +254,26 @@ async def set_replica_config(
 # -- instances ---------------------------------------------------------------------------------
 
 
-async def list_instances(session: AsyncSession, tenant: Tenant) -> list[tuple[Instance, Pool]]:
-    """The caller's instances with their pools, by id (an agent sees its own only)."""
+async def list_instances(
+    session: AsyncSession,
+    tenant: Tenant,
+    *,
+    cursor: int | None = None,
+    limit: int | None = None,
+) -> tuple[list[tuple[Instance, Pool]], int | None]:
+    """A page of the caller's instances with their pools, by id (an agent sees its own only),
+    and the next page's cursor (None at the end; ``limit`` None: every instance)."""
     query = (
         select(Instance, Pool)
         .join(Pool, Pool.id == Instance.pool_id)
         .where(tenant.where(Instance.client_id))
-        .order_by(Instance.id)
     )
     if tenant.kind == "agent":
         query = query.where(Instance.agent_id == tenant.agent_id)
-    return [(i, p) for i, p in (await session.execute(query)).all()]
+    rows, nxt = await paging.page_by_id(
+        session, query, Instance.id, cursor=cursor, limit=limit, scalars=False
+    )
+    return [(i, p) for i, p in rows], nxt
 
 
 async def get_instance(

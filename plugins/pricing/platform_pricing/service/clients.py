@@ -30,6 +30,7 @@ from platform_pricing.models import (
     MonthlySavings,
     PricePoint,
 )
+from platform_pricing.service import paging
 from platform_pricing.settings import PolicySettings
 from platform_pricing.tenancy import CLIENT_ADMIN_SCOPE, CLIENT_SCOPE, Tenant
 
@@ -77,11 +78,18 @@ async def create_client(
     return client
 
 
-async def list_clients(session: AsyncSession, tenant: Tenant) -> list[Client]:
-    """Every client for the admin; a client sees only itself."""
+async def list_clients(
+    session: AsyncSession,
+    tenant: Tenant,
+    *,
+    cursor: int | None = None,
+    limit: int | None = None,
+) -> tuple[list[Client], int | None]:
+    """A page of clients by id (the admin: every client; a client sees only itself) and the
+    next page's cursor (None at the end; ``limit`` None: every client)."""
     _refuse_agents(tenant)
-    rows = await session.scalars(select(Client).where(tenant.where(Client.id)).order_by(Client.id))
-    return list(rows.all())
+    stmt = select(Client).where(tenant.where(Client.id))
+    return await paging.page_by_id(session, stmt, Client.id, cursor=cursor, limit=limit)
 
 
 async def get_client(session: AsyncSession, tenant: Tenant, client_id: int) -> Client:

@@ -24,7 +24,7 @@ from platform_core.db import utcnow
 from platform_core.events.outbox import publish
 from platform_pricing.events import SwitchIssued
 from platform_pricing.models import Agent, Command, Instance, Pool
-from platform_pricing.service import decisions, pools
+from platform_pricing.service import decisions, paging, pools
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import (
     Tenant,
@@ -304,12 +304,9 @@ async def list_commands(
         stmt = stmt.where(Command.agent_id == agent_id)
     if instance_id is not None:
         stmt = stmt.where(Command.instance_id == instance_id)
-    if cursor is not None:
-        stmt = stmt.where(Command.id < cursor)
-    rows = list((await session.scalars(stmt.order_by(Command.id.desc()).limit(limit + 1))).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, rows[-1].id if more and rows else None
+    return await paging.page_by_id(
+        session, stmt, Command.id, cursor=cursor, limit=limit, descending=True
+    )
 
 
 async def pools_of(session: AsyncSession, commands: list[Command]) -> dict[int, Pool]:

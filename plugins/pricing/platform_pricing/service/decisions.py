@@ -55,6 +55,7 @@ from platform_pricing.models import (
     Pool,
     PricePoint,
 )
+from platform_pricing.service import paging
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant
 
@@ -527,9 +528,6 @@ async def list_decisions(
         stmt = stmt.where(Decision.outcome == outcome)
     if engine is not None:
         stmt = stmt.where(Decision.engine == engine)
-    if cursor is not None:
-        stmt = stmt.where(Decision.id < cursor)
-    rows = list((await session.scalars(stmt.order_by(Decision.id.desc()).limit(limit + 1))).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, rows[-1].id if more and rows else None
+    return await paging.page_by_id(
+        session, stmt, Decision.id, cursor=cursor, limit=limit, descending=True
+    )

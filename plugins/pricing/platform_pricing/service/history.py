@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, and_, bindparam, cast, func, select
+from sqlalchemy import BigInteger, Float, and_, bindparam, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -27,6 +27,7 @@ from platform_pricing.models import (
     PricePoint,
     Switch,
 )
+from platform_pricing.service import paging
 from platform_pricing.service import savings as savings_service
 from platform_pricing.settings import PricingSettings
 
@@ -499,13 +500,18 @@ async def list_switches(
     instance_id: int | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    cursor: int | None = None,
     limit: int = 50,
-    offset: int = 0,
 ) -> dict[str, Any]:
-    """The caller's switches, newest first (an agent sees its own instance's only).
+    """A page of the caller's switches, newest first (an agent sees its own instance's only).
+
+    Keyset on ``(switched_at, id)`` descending: ``switched_at`` is the agent's reported time,
+    so it need not follow the id order. ``cursor`` is the id of the previous page's last
+    switch; the next page holds the switches strictly before it in that order.
 
     :raises NotFound: ``instance_id`` is not visible to the caller.
-    :raises ValidationFailed: ``start`` not before ``end``.
+    :raises ValidationFailed: ``start`` not before ``end``; ``cursor`` not a switch the caller
+        sees.
     """
     if start is not None and end is not None and start >= end:
         raise ValidationFailed(
@@ -525,16 +531,21 @@ async def list_switches(
         conditions.append(Switch.switched_at >= start)
     if end is not None:
         conditions.append(Switch.switched_at < end)
-    where = and_(*conditions)
-    total = await session.scalar(select(func.count()).select_from(Switch).where(where))
-    rows = await session.scalars(
-        select(Switch)
-        .where(where)
-        .order_by(Switch.switched_at.desc(), Switch.id.desc())
-        .limit(limit)
-        .offset(offset)
+    after = None
+    if cursor is not None:
+        last = await session.scalar(
+            select(Switch.switched_at).where(Switch.id == cursor, *conditions)
+        )
+        if last is None:
+            raise paging.invalid_cursor()
+        after = or_(Switch.switched_at < last, and_(Switch.switched_at == last, Switch.id < cursor))
+    items, next_cursor = await paging.fetch_page(
+        session,
+        select(Switch).where(and_(*conditions)),
+        order_by=[Switch.switched_at.desc(), Switch.id.desc()],
+        limit=limit,
+        after=after,
     )
-    items = list(rows)
     pool_ids = {s.to_pool_id for s in items} | {s.from_pool_id for s in items if s.from_pool_id}
     pools = {
         p.id: p for p in await session.scalars(select(Pool).where(Pool.id.in_(pool_ids or {0})))
@@ -565,9 +576,7 @@ async def list_switches(
             }
             for s in items
         ],
-        "total": int(total or 0),
-        "limit": limit,
-        "offset": offset,
+        "next_cursor": next_cursor,
     }
 
 
