@@ -21,10 +21,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -224,6 +228,69 @@ async def _fresh_schema(server_url: str) -> tuple[str, Callable[[], Awaitable[No
 
 
 PlatformFactory = Callable[..., Awaitable[TestPlatform]]
+
+
+LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+"""The server :func:`fresh_database` uses when ``PLATFORM_TEST_DATABASE_URL`` is unset."""
+
+
+@asynccontextmanager
+async def fresh_database(backend: str, directory: Path) -> AsyncIterator[str]:
+    """The URL of a fresh, empty database, removed afterwards.
+
+    ``backend`` is ``sqlite`` (a file in ``directory``) or ``postgresql`` (a new database on
+    the server of ``PLATFORM_TEST_DATABASE_URL``, else :data:`LOCAL_POSTGRES`). Use it for
+    tests whose subprocesses need a database of their own (a real ``platformctl serve``).
+    """
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / f'fresh-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    server = os.environ.get(TEST_DATABASE_ENV) or LOCAL_POSTGRES
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def served(config: Path, *, timeout: float = 30.0) -> AsyncIterator[str]:
+    """Run ``platformctl serve`` with the ``plugins.toml`` at ``config`` on a free loopback
+    port until the block ends; yields its base URL once ``/healthz`` answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "platformctl"), "serve", "--port", str(port)],
+        env={**os.environ, "PLATFORM_CONFIG": str(config)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while True:
+                try:
+                    if (await client.get(base + "/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None:
+                    error = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"platformctl serve exited: {error}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"platformctl serve did not answer within {timeout}s")
+                await asyncio.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture

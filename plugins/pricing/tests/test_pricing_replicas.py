@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,10 +29,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from platform_core.events.models import EventRecord
-from platform_core.testing import TEST_DATABASE_ENV
+from platform_core.testing import fresh_database, served
 
 API = "/api/pricing"
-PG_SERVER = os.environ.get(TEST_DATABASE_ENV) or "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 REGION, ITYPE = "us-east-1", "m5.large"
 
 
@@ -814,32 +809,6 @@ async def test_manual_promotion_racing_notices_promotes_once(platform, fleet):
 # -- exactly once at a running server (SQLite and PostgreSQL) ---------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _pg_database() -> str | None:
-    name = f"pricing_{uuid.uuid4().hex[:12]}"
-    engine = create_async_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception:  # no PostgreSQL server reachable
-        return None
-    finally:
-        await engine.dispose()
-    return name
-
-
-async def _drop_pg(name: str) -> None:
-    engine = create_async_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
-
-
 async def _admin_token(config_path: Path) -> str:
     """Migrate the database and create an admin with a token."""
     from platform_core.app import boot
@@ -870,44 +839,15 @@ async def _admin_token(config_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def server(request, tmp_path):
     """A ``platformctl serve`` subprocess with pricing on a fresh database: (base, token, url)."""
-    pg_name = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'race.db'}"
-    else:
-        pg_name = await _pg_database()
-        assert pg_name, "PostgreSQL is needed for this test"
-        url = PG_SERVER.rsplit("/", 1)[0] + f"/{pg_name}"
-    config = tmp_path / "plugins.toml"
-    config.write_text(
-        f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_level = "WARNING"\n'
-        '[plugins]\nenabled = ["pricing"]\n'
-    )
-    token = await _admin_token(config)
-    port = _free_port()
-    env = {**os.environ, "PLATFORM_CONFIG": str(config)}
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "platformctl"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(base + "/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "server did not start"
-            await asyncio.sleep(0.2)
-    yield base, token, url
-    proc.terminate()
-    proc.wait(10)
-    if pg_name:
-        await _drop_pg(pg_name)
+    async with fresh_database(request.param, tmp_path) as url:
+        config = tmp_path / "plugins.toml"
+        config.write_text(
+            f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_level = "WARNING"\n'
+            '[plugins]\nenabled = ["pricing"]\n'
+        )
+        token = await _admin_token(config)
+        async with served(config) as base:
+            yield base, token, url
 
 
 async def test_concurrent_notices_at_a_running_server_act_once(server):

@@ -9,49 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from platform_core.testing import TEST_DATABASE_ENV
-
-PG_SERVER = os.environ.get(TEST_DATABASE_ENV) or "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _pg_database() -> str | None:
-    name = f"sched_{uuid.uuid4().hex[:12]}"
-    engine = create_async_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception:  # no PostgreSQL server reachable
-        return None
-    finally:
-        await engine.dispose()
-    return name
-
-
-async def _drop_pg(name: str) -> None:
-    engine = create_async_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
+from platform_core.testing import fresh_database, served
 
 
 async def _prepare(config_path: Path) -> tuple[str, int]:
@@ -94,44 +59,15 @@ async def _prepare(config_path: Path) -> tuple[str, int]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def server(request, tmp_path):
     """A ``platformctl serve`` subprocess with inventory and scheduler on a fresh database."""
-    pg_name = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'race.db'}"
-    else:
-        pg_name = await _pg_database()
-        assert pg_name, "PostgreSQL is needed for this test"
-        url = PG_SERVER.rsplit("/", 1)[0] + f"/{pg_name}"
-    config = tmp_path / "plugins.toml"
-    config.write_text(
-        f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_level = "WARNING"\n'
-        '[plugins]\nenabled = ["inventory", "scheduler"]\n'
-    )
-    token, device_id = await _prepare(config)
-    port = _free_port()
-    env = {**os.environ, "PLATFORM_CONFIG": str(config)}
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "platformctl"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as client:
-        while True:
-            try:
-                if (await client.get(base + "/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "server did not start"
-            await asyncio.sleep(0.2)
-    yield base, token, device_id
-    proc.terminate()
-    proc.wait(10)
-    if pg_name:
-        await _drop_pg(pg_name)
+    async with fresh_database(request.param, tmp_path) as url:
+        config = tmp_path / "plugins.toml"
+        config.write_text(
+            f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_level = "WARNING"\n'
+            '[plugins]\nenabled = ["inventory", "scheduler"]\n'
+        )
+        token, device_id = await _prepare(config)
+        async with served(config) as base:
+            yield base, token, device_id
 
 
 async def test_concurrent_overlapping_bookings_exactly_one_succeeds(server):
