@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from platform_core._deprecation import moved_names
+
 
 class Database:
     """Owns the engine and the session factory; create once per process."""
@@ -120,3 +122,14 @@ NAMING_CONVENTION = {
 def plugin_metadata() -> MetaData:
     """A fresh ``MetaData`` with the platform's constraint naming convention."""
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
+moved_names(
+    __name__,
+    {
+        "utcnow": "platform_core.utcnow",
+        "UTCDateTime": "platform_core.UTCDateTime",
+        "plugin_metadata": "platform_core.plugin_metadata",
+    },
+)

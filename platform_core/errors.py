@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from platform_core._deprecation import moved_names
+
 
 class PlatformError(Exception):
     """Base of every error the platform reports to a client as problem+json."""
@@ -113,3 +115,25 @@ class StrictModeError(Exception):
         lines = "; ".join(f"{name}: {reason}" for name, reason in failures.items())
         super().__init__(f"strict mode: refusing to start, plugins failed: {lines}")
         self.failures = failures
+
+
+# Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
+moved_names(
+    __name__,
+    {
+        "PlatformError": "platform_core.PlatformError",
+        "BadRequest": "platform_core.BadRequest",
+        "Unauthorized": "platform_core.Unauthorized",
+        "Forbidden": "platform_core.Forbidden",
+        "NotFound": "platform_core.NotFound",
+        "Conflict": "platform_core.Conflict",
+        "PayloadTooLarge": "platform_core.PayloadTooLarge",
+        "UnsupportedMediaType": "platform_core.UnsupportedMediaType",
+        "ValidationFailed": "platform_core.ValidationFailed",
+        "TooManyRequests": "platform_core.TooManyRequests",
+        "ServiceUnavailable": "platform_core.ServiceUnavailable",
+        "PluginError": "platform_core.PluginError",
+        "ConfigError": "platform_core.ConfigError",
+        "StrictModeError": "platform_core.StrictModeError",
+    },
+)

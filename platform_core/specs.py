@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from platform_core._deprecation import moved_names
+
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
@@ -117,3 +119,19 @@ class HealthCheck:
     name: str
     check: Callable[[], Awaitable[Any]]
     timeout: float = 2.0
+
+
+# Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
+moved_names(
+    __name__,
+    {
+        "ROLES": "platform_core.ROLES",
+        "PluginMeta": "platform_core.PluginMeta",
+        "Models": "platform_core.Models",
+        "Permission": "platform_core.Permission",
+        "JobSpec": "platform_core.JobSpec",
+        "EventHandler": "platform_core.EventHandler",
+        "NotificationRule": "platform_core.NotificationRule",
+        "HealthCheck": "platform_core.HealthCheck",
+    },
+)

@@ -14,8 +14,8 @@ from sqlalchemy import inspect, select, text, update
 from typer import Typer
 from typer.testing import CliRunner
 
-from platform_core import hookimpl
-from platform_core.db import utcnow
+from platform_core import hookimpl, utcnow
+from platform_core.app import boot
 from platform_core.manager import PluginState
 from platform_core.migrate import downgrade, status
 
@@ -212,7 +212,7 @@ async def test_user_deleted_handler_removes_the_users_notes_idempotently(platfor
 
 
 async def test_cli_count_prints_number_of_notes(platform_factory, tmp_path):
-    # A SQLite file of its own: the command connects by URL, without the test schema.
+    # A SQLite file of its own: the command boots its own platform, without the test schema.
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     platform = await platform_factory(enabled=["example"], database_url=url)
     member_client = await platform.client_for("member")
@@ -221,9 +221,8 @@ async def test_cli_count_prints_number_of_notes(platform_factory, tmp_path):
     root, group = Typer(), Typer()
     platform.ctx.plugins.call("platform_cli", cli=group)
     root.add_typer(group, name="example")  # as platformctl mounts it
-    url = platform.ctx.db.url.render_as_string(hide_password=False)
-    args = ["example", "count", "--database-url", url]
-    result = await asyncio.to_thread(CliRunner().invoke, root, args)
+    booted = boot(platform.ctx.config, database_url=url)  # what platformctl hands commands
+    result = await asyncio.to_thread(CliRunner().invoke, root, ["example", "count"], obj=booted)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "2"
 

@@ -1,15 +1,16 @@
 """Booting the platform for a command and running its async work to completion.
 
-Plugin commands use these too: ``ctx.obj`` of a ``platformctl <plugin> ...`` command is the
-booted platform, and ``run(ctx.obj, coro)`` runs ``coro`` and closes the database.
+A plugin command gets the booted platform as ``ctx.obj`` and runs its async work with
+``platform_core.run_command(ctx.obj, coro)``; ``run`` here is the CLI's own.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from platform_core._deprecation import moved_names
 
 if TYPE_CHECKING:
     from platform_core.config import Config
@@ -47,12 +48,19 @@ def boot_platform(config: Config | None = None) -> PlatformContext:
 
 
 def run(ctx: PlatformContext, coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` in a fresh event loop, then dispose of the database engine."""
+    """Run ``coro`` in a fresh event loop, then dispose of the database engine.
 
-    async def main() -> T:
-        try:
-            return await coro
-        finally:
-            await ctx.db.dispose()
+    Plugins: use :func:`platform_core.run_command` (this path is deprecated for them).
+    """
+    from platform_core.running import run_command
 
-    return asyncio.run(main())
+    return run_command(ctx, coro)
+
+
+# Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
+moved_names(
+    __name__,
+    {
+        "run": "platform_core.run_command",
+    },
+)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platform_core._deprecation import moved_names
 from platform_core.auth.cache import CredentialCache
 from platform_core.auth.service import Principal, resolve_credential
 from platform_core.context import PlatformContext
@@ -134,3 +135,16 @@ DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 Caller = Annotated[Principal, Depends(current_principal)]
 """A route parameter type: the authenticated caller."""
+
+
+# Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
+moved_names(
+    __name__,
+    {
+        "get_context": "platform_core.get_context",
+        "DbSession": "platform_core.DbSession",
+        "Caller": "platform_core.Caller",
+        "get_session": "platform_core.DbSession",
+        "current_principal": "platform_core.Caller",
+    },
+)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from platform_core._deprecation import moved_names
 from platform_core.base import CoreBase
 from platform_core.db import UTCDateTime, utcnow
 
@@ -42,3 +43,13 @@ class ApiToken(CoreBase):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
+moved_names(
+    __name__,
+    {
+        "User": "platform_core.User",
+        "ApiToken": "platform_core.ApiToken",
+    },
+)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platform_core._deprecation import moved_names
 from platform_core.auth.models import ApiToken, User
 from platform_core.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from platform_core.auth.tokens import decode_jwt, is_api_token, new_api_token, token_digest
@@ -227,3 +228,19 @@ async def resolve_credential(
     held = role_scopes.get(user.role, frozenset())
     asked = frozenset(str(claims.get("scope", "")).split())
     return Principal(user.id, user.username, user.role, held & asked)
+
+
+# Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
+moved_names(
+    __name__,
+    {
+        "Principal": "platform_core.Principal",
+        "create_user": "platform_core.create_user",
+        "get_user": "platform_core.get_user",
+        "create_token": "platform_core.create_token",
+        "list_tokens": "platform_core.list_tokens",
+        "revoke_token": "platform_core.revoke_token",
+        "token_state": "platform_core.token_state",
+        "parse_duration": "platform_core.parse_duration",
+    },
+)

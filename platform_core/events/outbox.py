@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platform_core._deprecation import moved_names
 from platform_core.db import utcnow
 from platform_core.errors import ValidationFailed
 from platform_core.events.models import EventRecord
@@ -119,3 +120,14 @@ def publish(
     if not sa_event.contains(sync, "after_commit", _wake_all):
         sa_event.listen(sync, "after_commit", _wake_all)
     return uid
+
+
+# Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
+moved_names(
+    __name__,
+    {
+        "Event": "platform_core.Event",
+        "publish": "platform_core.publish",
+        "DeliveredEvent": "platform_core.DeliveredEvent",
+    },
+)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platform_core._deprecation import moved_names
 from platform_core.auth.models import User
 from platform_core.calling import call_with_available
 from platform_core.context import PlatformContext
@@ -130,3 +131,12 @@ async def mark_all_read(session: AsyncSession, user_id: int) -> int:
         .values(read_at=utcnow())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
+moved_names(
+    __name__,
+    {
+        "users_with_role": "platform_core.users_with_role",
+    },
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 
@@ -23,14 +23,13 @@ def import_file(
     """Import devices from a CSV or JSON file, all or nothing."""
     from rich.console import Console
 
-    from platform_core.errors import PlatformError
+    from platform_core import PlatformError, run_command
     from platform_inventory import transfer
     from platform_inventory.service import Audit
     from platform_inventory.settings import InventorySettings
-    from platformctl.runtime import run
 
     platform = ctx.obj
-    settings = cast(InventorySettings, platform.plugin_settings("inventory"))
+    settings = platform.settings_for("inventory", InventorySettings)
     console = Console(stderr=True)
     size = file.stat().st_size
     if size > settings.max_import_bytes:
@@ -64,7 +63,7 @@ def import_file(
                 )
 
     try:
-        result = run(platform, work())
+        result = run_command(platform, work())
     except PlatformError as exc:
         console.print(f"[red]error:[/] {exc.detail}")
         for issue in exc.extra.get("errors", [])[:50]:
@@ -86,8 +85,8 @@ def export_file(
     ids: Annotated[bool, typer.Option("--ids", help="Include device ids.")] = False,
 ) -> None:
     """Export every device as CSV or JSON."""
+    from platform_core import run_command
     from platform_inventory import transfer
-    from platformctl.runtime import run
 
     if format not in ("csv", "json"):
         raise typer.BadParameter("csv or json", param_hint="--format")
@@ -104,7 +103,7 @@ def export_file(
             if output:
                 out.close()
 
-    run(platform, work())
+    run_command(platform, work())
 
 
 def register(cli: typer.Typer) -> None:

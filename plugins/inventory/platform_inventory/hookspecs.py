@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pluggy
+from platform_core import hookspec
 
 if TYPE_CHECKING:
-    from platform_core.context import PlatformContext
-
-hookspec = pluggy.HookspecMarker("platform_core")
+    from platform_core import PlatformContext
 
 
 @hookspec

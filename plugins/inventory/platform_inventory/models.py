@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from platform_core.db import UTCDateTime, plugin_metadata, utcnow
+from platform_core import UTCDateTime, plugin_metadata, utcnow
 
 STATUSES = ("planned", "active", "offline", "maintenance", "retired")
 FACES = ("front", "rear")

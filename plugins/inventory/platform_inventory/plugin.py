@@ -15,7 +15,7 @@ from platform_core import HealthCheck, Models, Permission, PluginMeta, hookimpl
 if TYPE_CHECKING:
     import typer
 
-    from platform_core.context import PlatformContext
+    from platform_core import PlatformContext
 
 
 @hookimpl

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from platform_core.auth.deps import Caller, DbSession, get_context
-from platform_core.http import IdPath
+from platform_core import Caller, DbSession, IdPath, get_context
 from platform_inventory import service, transfer
 from platform_inventory.schemas import (
     ChangePage,
@@ -55,7 +54,7 @@ NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 
 
 def _settings(request: Request) -> InventorySettings:
-    return cast(InventorySettings, get_context(request).plugin_settings("inventory"))
+    return get_context(request).settings_for("inventory", InventorySettings)
 
 
 def _limit(request: Request, limit: int | None) -> int:

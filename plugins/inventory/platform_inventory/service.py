@@ -20,8 +20,7 @@ from sqlalchemy import Select, and_, delete, func, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core.errors import Conflict, NotFound, ValidationFailed
-from platform_core.events.outbox import publish
+from platform_core import Conflict, NotFound, PlatformContext, ValidationFailed, publish
 from platform_inventory import events
 from platform_inventory.models import (
     CableEnd,
@@ -61,7 +60,7 @@ class Audit:
     request_id: str | None = None
 
 
-def hook_veto(hook: Any, ctx: Any) -> Veto:
+def hook_veto(hook: Any, ctx: PlatformContext) -> Veto:
     """A ``Veto`` calling each implementation of ``hook`` and naming the plugin of each reason."""
 
     async def veto(device: dict[str, Any], action: str) -> list[tuple[str, str]]:

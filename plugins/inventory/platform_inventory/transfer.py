@@ -25,9 +25,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core.db import utcnow
-from platform_core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from platform_core.events.outbox import publish
+from platform_core import PayloadTooLarge, UnsupportedMediaType, ValidationFailed, publish, utcnow
 from platform_inventory import service
 from platform_inventory.events import ImportCompleted
 from platform_inventory.models import (

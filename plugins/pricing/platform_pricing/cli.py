@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from platform_core import PlatformContext
 
 CLI_ACTOR = "cli"
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -25,11 +28,10 @@ def _admin() -> Any:
 def _run(ctx: typer.Context, work: Any) -> Any:
     from rich.console import Console
 
-    from platform_core.errors import PlatformError
-    from platformctl.runtime import run
+    from platform_core import PlatformError, run_command
 
     try:
-        return run(ctx.obj, work(ctx.obj))
+        return run_command(ctx.obj, work(ctx.obj))
     except PlatformError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc.detail}")
         raise typer.Exit(1) from None
@@ -52,7 +54,7 @@ def create_client(
         Console(stderr=True).print(f"[red]error:[/] invalid client: {exc}")
         raise typer.Exit(2) from None
 
-    async def work(platform: Any) -> int:
+    async def work(platform: PlatformContext) -> int:
         async with platform.db.session() as session:
             client = await clients.create_client(
                 session, name=checked.name, display_name=checked.display_name
@@ -70,7 +72,7 @@ def list_clients(ctx: typer.Context) -> None:
 
     from platform_pricing.service import clients
 
-    async def work(platform: Any) -> list[Any]:
+    async def work(platform: PlatformContext) -> list[Any]:
         async with platform.db.session() as session:
             rows, _ = await clients.list_clients(session, _admin())  # no limit: every client
             return rows
@@ -104,7 +106,7 @@ def client_token(
 
     from platform_pricing.service import clients, imports
 
-    async def work(platform: Any) -> str:
+    async def work(platform: PlatformContext) -> str:
         async with platform.db.session() as session:
             found = await imports.find_client(session, client)
             _, secret = await clients.create_client_token(
@@ -134,7 +136,7 @@ def list_agents(
 
     from platform_pricing.service import agents, imports
 
-    async def work(platform: Any) -> list[Any]:
+    async def work(platform: PlatformContext) -> list[Any]:
         async with platform.db.session() as session:
             status = "offline" if offline else None
             rows, _ = await agents.list_agents(session, _admin(), status)  # no limit: all
@@ -173,7 +175,7 @@ def import_prices(
     from rich.console import Console
     from rich.progress import Progress
 
-    from platform_core.errors import PlatformError
+    from platform_core import PlatformError
     from platform_pricing.service import imports
 
     if not file.is_file():
@@ -186,7 +188,7 @@ def import_prices(
         Console(stderr=True).print(f"[red]error:[/] {file}: {exc.detail}")
         raise typer.Exit(1) from None
 
-    async def work(platform: Any) -> int:
+    async def work(platform: PlatformContext) -> int:
         done = 0
         async with platform.db.session() as session:
             found = await imports.find_client(session, client)
@@ -219,7 +221,7 @@ def savings(
         Console(stderr=True).print(f"[red]error:[/] --month must be YYYY-MM, got {month!r}")
         raise typer.Exit(2)
 
-    async def work(platform: Any) -> dict[str, Any]:
+    async def work(platform: PlatformContext) -> dict[str, Any]:
         async with platform.db.session() as session:
             found = await imports.find_client(session, client)
             return await savings_service.savings_report(

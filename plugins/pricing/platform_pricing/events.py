@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from platform_core.events.outbox import Event
+from platform_core import Event
 
 
 class PricingEvent(Event):

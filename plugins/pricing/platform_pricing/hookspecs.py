@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pluggy
+from platform_core import hookspec
 
 if TYPE_CHECKING:
     from platform_pricing.engines import DecisionEngine
-
-hookspec = pluggy.HookspecMarker("platform_core")
 
 
 @hookspec

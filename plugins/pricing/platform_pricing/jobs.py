@@ -14,8 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from platform_core import JobSpec
-from platform_core.db import utcnow
+from platform_core import JobSpec, PlatformContext, utcnow
 from platform_pricing.service.maintenance import (
     aggregate_hours,
     apply_retention,
@@ -27,50 +26,50 @@ from platform_pricing.service.maintenance import (
 from platform_pricing.settings import PricingSettings
 
 
-def _settings(ctx: Any) -> PricingSettings:
-    settings: PricingSettings = ctx.plugin_settings("pricing")
+def _settings(ctx: PlatformContext) -> PricingSettings:
+    settings = ctx.settings_for("pricing", PricingSettings)
     return settings
 
 
-async def agent_health(ctx: Any) -> dict[str, int]:
+async def agent_health(ctx: PlatformContext) -> dict[str, int]:
     """Mark silent agents offline."""
     after = _settings(ctx).agent_offline_after_seconds
     async with ctx.db.session() as session:
         return await check_agents(session, utcnow(), after)
 
 
-async def dedup_prices_job(ctx: Any) -> dict[str, int]:
+async def dedup_prices_job(ctx: PlatformContext) -> dict[str, int]:
     """Delete exact duplicate price points."""
     async with ctx.db.session() as session:
         return await dedup_prices(session, utcnow())
 
 
-async def hourly_aggregates(ctx: Any) -> dict[str, int]:
+async def hourly_aggregates(ctx: PlatformContext) -> dict[str, int]:
     """Aggregate full hours (with gap filling)."""
     async with ctx.db.session() as session:
         return await aggregate_hours(session, utcnow())
 
 
-async def client_snapshots(ctx: Any) -> dict[str, int]:
+async def client_snapshots(ctx: PlatformContext) -> dict[str, int]:
     """Snapshot every client for yesterday."""
     async with ctx.db.session() as session:
         return await snapshot_clients(session, utcnow())
 
 
-async def monthly_savings(ctx: Any) -> dict[str, Any]:
+async def monthly_savings(ctx: PlatformContext) -> dict[str, Any]:
     """Store last month's savings."""
     async with ctx.db.session() as session:
         return await store_monthly_savings(session, utcnow())
 
 
-async def retention(ctx: Any) -> dict[str, int]:
+async def retention(ctx: PlatformContext) -> dict[str, int]:
     """Delete rows past their retention."""
     settings = _settings(ctx)
     async with ctx.db.session() as session:
         return await apply_retention(session, utcnow(), settings)
 
 
-def job_specs(ctx: Any) -> list[JobSpec]:
+def job_specs(ctx: PlatformContext) -> list[JobSpec]:
     """The six periodic jobs (``pricing.agent_health``, ...), schedules in UTC."""
 
     def spec(name: str, func: Any, doc: str, **when: Any) -> JobSpec:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from platform_core.db import UTCDateTime, plugin_metadata, utcnow
+from platform_core import UTCDateTime, plugin_metadata, utcnow
 
 LIFECYCLES = ("spot", "on-demand")
 AGENT_STATUSES = ("online", "offline")

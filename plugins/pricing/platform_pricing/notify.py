@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from platform_core import NotificationRule
-from platform_core.notifications.service import users_with_role
+from platform_core import NotificationRule, users_with_role
 from platform_pricing.models import Client
 
 

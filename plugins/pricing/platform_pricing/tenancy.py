@@ -13,8 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Forbidden, NotFound
-from platform_core.auth.service import Principal
+from platform_core import Forbidden, NotFound, Principal
 from platform_pricing.models import Agent, Client, Instance
 
 ADMIN_SCOPE = "pricing:admin"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from platform_pricing.models import PricePoint
 from sqlalchemy import select
 
-from platform_core.auth.models import User
+from platform_core import User
 
 C = "/api/pricing/clients"
 

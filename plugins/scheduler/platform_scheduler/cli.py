@@ -5,15 +5,18 @@ Commands act as the admin CLI user ``cli`` directly on the database (no HTTP).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from platform_core import PlatformContext, Principal
 
 CLI_ACTOR = "cli"
 
 
-def _principal() -> Any:
-    from platform_core.auth.service import Principal
+def _principal() -> Principal:
+    from platform_core import Principal
 
     return Principal(user_id=0, username=CLI_ACTOR, role="admin", scopes=frozenset())
 
@@ -21,11 +24,10 @@ def _principal() -> Any:
 def _run(ctx: typer.Context, work: Any) -> Any:
     from rich.console import Console
 
-    from platform_core.errors import PlatformError
-    from platformctl.runtime import run
+    from platform_core import PlatformError, run_command
 
     try:
-        return run(ctx.obj, work(ctx.obj))
+        return run_command(ctx.obj, work(ctx.obj))
     except PlatformError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc.detail}")
         raise typer.Exit(1) from None
@@ -43,7 +45,7 @@ def list_bookings(
 
     from platform_scheduler import service
 
-    async def work(platform: Any) -> list[tuple[Any, list[int]]]:
+    async def work(platform: PlatformContext) -> list[tuple[Any, list[int]]]:
         async with platform.db.session() as session:
             rows, _ = await service.list_bookings(
                 session, _principal(), status=status, device_id=device, limit=limit
@@ -70,7 +72,7 @@ def _decide(ctx: typer.Context, verb: str, booking_id: int, note: str | None) ->
 
     from platform_scheduler import service
 
-    async def work(platform: Any) -> str:
+    async def work(platform: PlatformContext) -> str:
         async with platform.db.session() as session:
             if verb == "approve":
                 b = await service.approve_booking(session, booking_id, _principal(), note)
@@ -124,7 +126,7 @@ def power(
         Console(stderr=True).print("[red]error:[/] action must be on, off or cycle")
         raise typer.Exit(2)
 
-    async def work(platform: Any) -> dict[str, Any]:
+    async def work(platform: PlatformContext) -> dict[str, Any]:
         return await power_service.power_action(platform, device, action, _principal(), force=force)
 
     result = _run(ctx, work)

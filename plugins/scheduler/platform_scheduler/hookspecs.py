@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pluggy
-
-hookspec = pluggy.HookspecMarker("platform_core")
+from platform_core import hookspec
 
 
 @hookspec

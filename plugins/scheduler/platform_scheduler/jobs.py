@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from platform_core import JobSpec
-from platform_core.auth.service import Principal
-from platform_core.db import utcnow
+from platform_core import JobSpec, PlatformContext, Principal, utcnow
 from platform_scheduler import power, service
 from platform_scheduler.settings import SchedulerSettings
 
@@ -15,7 +13,7 @@ SYSTEM = Principal(user_id=0, username="scheduler", role="admin", scopes=frozens
 """The actor of power actions the jobs take (recorded in the audit)."""
 
 
-async def start_bookings(ctx: Any) -> dict[str, int]:
+async def start_bookings(ctx: PlatformContext) -> dict[str, int]:
     """Approved bookings whose start passed become active (and are powered on if asked)."""
     async with ctx.db.session() as session:
         started = await service.start_due(session, utcnow())
@@ -24,7 +22,7 @@ async def start_bookings(ctx: Any) -> dict[str, int]:
     return {"started": len(started), "powered_on": powered}
 
 
-async def end_bookings(ctx: Any) -> dict[str, int]:
+async def end_bookings(ctx: PlatformContext) -> dict[str, int]:
     """Active bookings whose end passed complete (and are powered off if asked)."""
     async with ctx.db.session() as session:
         ended = await service.end_due(session, utcnow())
@@ -33,23 +31,23 @@ async def end_bookings(ctx: Any) -> dict[str, int]:
     return {"ended": len(ended), "powered_off": powered}
 
 
-async def expire_bookings(ctx: Any) -> dict[str, int]:
+async def expire_bookings(ctx: PlatformContext) -> dict[str, int]:
     """Pending bookings whose start passed unapproved become expired."""
     async with ctx.db.session() as session:
         return {"expired": len(await service.expire_pending(session, utcnow()))}
 
 
-async def remind_bookings(ctx: Any) -> dict[str, int]:
+async def remind_bookings(ctx: PlatformContext) -> dict[str, int]:
     """Remind owners of approved bookings starting within ``reminder_minutes``."""
-    settings: SchedulerSettings = ctx.plugin_settings("scheduler")
+    settings = ctx.settings_for("scheduler", SchedulerSettings)
     ahead = timedelta(minutes=settings.reminder_minutes)
     async with ctx.db.session() as session:
         return {"reminded": await service.send_reminders(session, utcnow(), ahead)}
 
 
-def job_specs(ctx: Any) -> list[JobSpec]:
+def job_specs(ctx: PlatformContext) -> list[JobSpec]:
     """The four periodic jobs (``scheduler.start_bookings``, ...)."""
-    settings: SchedulerSettings = ctx.plugin_settings("scheduler")
+    settings = ctx.settings_for("scheduler", SchedulerSettings)
     every = timedelta(seconds=settings.job_interval_seconds)
 
     def spec(name: str, func: Any, doc: str) -> JobSpec:

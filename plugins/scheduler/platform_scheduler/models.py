@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from platform_core.db import UTCDateTime, plugin_metadata, utcnow
+from platform_core import UTCDateTime, plugin_metadata, utcnow
 
 STATUSES = ("pending", "approved", "active", "completed", "rejected", "cancelled", "expired")
 HOLDING = ("pending", "approved", "active")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from platform_core import NotificationRule
-from platform_core.notifications.service import users_with_role
+from platform_core import NotificationRule, users_with_role
 
 
 async def _owner(event: Any) -> list[int]:

@@ -23,7 +23,7 @@ from platform_core import (
 if TYPE_CHECKING:
     import typer
 
-    from platform_core.context import PlatformContext
+    from platform_core import PlatformContext
 
 EVERYONE = ("admin", "operator", "member")
 APPROVERS = ("admin", "operator")

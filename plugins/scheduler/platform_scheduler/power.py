@@ -14,13 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from platform_inventory import service as inventory
+from platform_inventory import api as inventory
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core.auth.service import Principal
-from platform_core.db import utcnow
-from platform_core.errors import Conflict, Forbidden, NotFound, PlatformError
+from platform_core import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PlatformContext,
+    PlatformError,
+    Principal,
+    utcnow,
+)
 from platform_scheduler.models import Booking, PowerAudit, PowerConfig, Slot
 from platform_scheduler.service import invalid
 from platform_scheduler.settings import SchedulerSettings
@@ -348,7 +354,13 @@ async def holders(
 
 
 async def _audit(
-    ctx: Any, device_id: int, actor: str, action: str, forced: bool, result: str, detail: str
+    ctx: PlatformContext,
+    device_id: int,
+    actor: str,
+    action: str,
+    forced: bool,
+    result: str,
+    detail: str,
 ) -> None:
     async with ctx.db.session() as session:
         session.add(
@@ -368,7 +380,7 @@ async def _audit(
 
 
 async def power_action(
-    ctx: Any,
+    ctx: PlatformContext,
     device_id: int,
     action: str,
     caller: Principal,
@@ -382,7 +394,7 @@ async def power_action(
     booking (admins may pass ``force``); 403 for a member who does not hold the device
     now; 502 when the BMC or PDU fails. ``check=False`` is for the scheduler's own jobs.
     """
-    settings: SchedulerSettings = ctx.plugin_settings("scheduler")
+    settings = ctx.settings_for("scheduler", SchedulerSettings)
     if action not in ACTIONS:
         raise invalid("action", f"one of {', '.join(ACTIONS)}")
     if force and not caller.is_admin:
@@ -423,7 +435,9 @@ async def power_action(
     return {"device_id": device_id, "action": action, "result": "ok", "forced": force}
 
 
-async def switch_configured(ctx: Any, device_ids: list[int], action: str, actor: Principal) -> int:
+async def switch_configured(
+    ctx: PlatformContext, device_ids: list[int], action: str, actor: Principal
+) -> int:
     """Power the devices that have a config (the scheduler's own start/end/release actions).
 
     Switching off or cycling never cuts power to a device in use: a device is skipped (and
@@ -458,9 +472,9 @@ async def switch_configured(ctx: Any, device_ids: list[int], action: str, actor:
     return done
 
 
-async def power_state(ctx: Any, device_id: int) -> dict[str, Any]:
+async def power_state(ctx: PlatformContext, device_id: int) -> dict[str, Any]:
     """The device's power state as its driver reports it (502 when the driver fails)."""
-    settings: SchedulerSettings = ctx.plugin_settings("scheduler")
+    settings = ctx.settings_for("scheduler", SchedulerSettings)
     async with ctx.db.session() as session:
         config = await get_config(session, device_id)
         target = target_for(config, settings)

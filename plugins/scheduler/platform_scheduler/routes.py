@@ -8,9 +8,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import requires_scopes
-from platform_core.auth.deps import Caller, DbSession, get_context
-from platform_core.http import IdPath
+from platform_core import Caller, DbSession, IdPath, get_context, requires_scopes
 from platform_scheduler import power, service
 from platform_scheduler.models import Booking
 from platform_scheduler.schemas import (
@@ -54,7 +52,7 @@ BAD_GATEWAY: dict[int | str, dict[str, Any]] = {
 
 
 def _settings(request: Request) -> SchedulerSettings:
-    return cast(SchedulerSettings, get_context(request).plugin_settings("scheduler"))
+    return get_context(request).settings_for("scheduler", SchedulerSettings)
 
 
 async def _out(session: AsyncSession, bookings: list[Booking]) -> list[BookingOut]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from platform_inventory import service as inventory
+from platform_inventory import api as inventory
 from sqlalchemy import (
     String,
     bindparam,
@@ -47,10 +47,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
-from platform_core.auth.service import Principal
-from platform_core.db import utcnow
-from platform_core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from platform_core.events.outbox import publish
+from platform_core import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PlatformContext,
+    Principal,
+    ValidationFailed,
+    publish,
+    utcnow,
+)
 from platform_scheduler import events
 from platform_scheduler.models import HOLDING, Booking, Policy, Slot, WriteLock
 from platform_scheduler.settings import SchedulerSettings
@@ -663,7 +669,9 @@ async def release_booking(
     return booking
 
 
-async def release_and_power_off(ctx: Any, booking_id: int, caller: Principal) -> Booking:
+async def release_and_power_off(
+    ctx: PlatformContext, booking_id: int, caller: Principal
+) -> Booking:
     """Early release, committed, then power off like the end job when ``power_off_end``.
 
     The power-off runs after the commit (the devices are free by then); a failing driver

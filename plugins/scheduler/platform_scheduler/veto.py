@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from platform_core.db import utcnow
+from platform_core import PlatformContext, utcnow
 from platform_scheduler import service
 
 
-async def reason(ctx: Any, device: dict[str, Any], action: str) -> str | None:
+async def reason(ctx: PlatformContext, device: dict[str, Any], action: str) -> str | None:
     """A reason to refuse deleting or retiring a device with current or future bookings.
 
     Reads committed bookings on a session of its own (the inventory's request holds its own).

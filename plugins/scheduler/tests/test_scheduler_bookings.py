@@ -311,7 +311,7 @@ async def test_release_active_booking_frees_rest_of_window(platform, member_clie
 
     now = datetime.now(UTC) - timedelta(minutes=1)
     async with platform.ctx.db.session() as session:
-        from platform_core.auth.service import Principal
+        from platform_core import Principal
 
         owner = Principal(user_id=1, username="x", role="admin", scopes=frozenset())
         [b] = await service.create_booking(

@@ -145,7 +145,7 @@ async def racing(platform):
     """A device and two principals for service-level races on the test database."""
     from platform_inventory import service as inventory
 
-    from platform_core.auth.service import Principal
+    from platform_core import Principal
 
     audit = inventory.Audit("t")
     async with platform.ctx.db.session() as session:
@@ -167,7 +167,7 @@ async def test_create_racing_an_uncommitted_booking(racing, first_commits):
     409 naming A's booking if A commits, or its booking if A rolls back."""
     from platform_scheduler import service
 
-    from platform_core.errors import Conflict
+    from platform_core import Conflict
 
     ctx, device_id, (a, b) = racing
     settings = ctx.plugin_settings("scheduler")

@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from platform_core import hookimpl
-from platform_core.auth.service import Principal
+from platform_core import Principal, hookimpl
 from platform_core.calling import call_with_available
 
 B = "/api/scheduler/bookings"

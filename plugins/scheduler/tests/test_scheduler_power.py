@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_core.auth.service import Principal
+from platform_core import Principal
 
 OID = "1.3.6.1.4.1.318.1.1.4.4.2.1.3"
 SYSTEM_UUID = "27946b59-9e44-4fa7-8e91-f3527a1ef094"

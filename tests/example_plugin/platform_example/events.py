@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core.events.outbox import Event
-from platform_core.notifications.service import users_with_role
-from platform_core.specs import EventHandler, NotificationRule
+from platform_core import Event, EventHandler, NotificationRule, users_with_role
 
 if TYPE_CHECKING:
-    from platform_core.context import PlatformContext
+    from platform_core import PlatformContext
 
 log = logging.getLogger("platform_example.events")
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pluggy
-
-hookspec = pluggy.HookspecMarker("platform_core")
+from platform_core import hookspec
 
 
 @hookspec

@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from platform_core.db import utcnow
-from platform_core.specs import JobSpec
+from platform_core import JobSpec, utcnow
 from platform_example import service
 from platform_example.settings import ExampleSettings
 
 if TYPE_CHECKING:
-    from platform_core.context import PlatformContext
+    from platform_core import PlatformContext
 
 log = logging.getLogger("platform_example.jobs")
 
@@ -22,7 +21,7 @@ def purge_expired(ctx: PlatformContext) -> Callable[[], Awaitable[int]]:
     """A job function deleting notes older than ``retention_days`` (none when unset)."""
 
     async def run() -> int:
-        settings = cast(ExampleSettings, ctx.plugin_settings("example"))
+        settings = ctx.settings_for("example", ExampleSettings)
         if settings.retention_days is None:
             return 0
         cutoff = utcnow() - timedelta(days=settings.retention_days)

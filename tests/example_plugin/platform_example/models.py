@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from platform_core.db import UTCDateTime, plugin_metadata, utcnow
+from platform_core import UTCDateTime, plugin_metadata, utcnow
 
 
 class ExampleBase(DeclarativeBase):

@@ -20,13 +20,13 @@ from platform_core import (
     Permission,
     PluginMeta,
     hookimpl,
+    utcnow,
 )
-from platform_core.db import utcnow
 
 if TYPE_CHECKING:
     import typer
 
-    from platform_core.context import PlatformContext
+    from platform_core import PlatformContext
 
 log = logging.getLogger("platform_example")
 

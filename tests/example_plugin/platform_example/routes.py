@@ -6,8 +6,7 @@ from typing import cast
 
 from fastapi import APIRouter, Request, Response
 
-from platform_core import PUBLIC, requires_scopes
-from platform_core.auth.deps import Caller, DbSession, get_context
+from platform_core import PUBLIC, Caller, DbSession, get_context, requires_scopes
 from platform_example import service
 from platform_example.schemas import NoteCreate, NoteOut, NoteStats, NoteUpdate, Ping
 from platform_example.settings import ExampleSettings
@@ -16,7 +15,7 @@ router = APIRouter()
 
 
 def _settings(request: Request) -> ExampleSettings:
-    return cast(ExampleSettings, get_context(request).plugin_settings("example"))
+    return get_context(request).settings_for("example", ExampleSettings)
 
 
 def _validate(request: Request) -> service.Validate:

@@ -14,8 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core.errors import Conflict, NotFound, ValidationFailed
-from platform_core.events.outbox import publish
+from platform_core import Conflict, NotFound, ValidationFailed, publish
 from platform_example.events import NoteCreated
 from platform_example.models import Note
 from platform_example.schemas import NoteCreate, NoteUpdate

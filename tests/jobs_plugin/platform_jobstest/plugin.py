@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from platform_core import JobSpec, PluginMeta, hookimpl
+from platform_core import JobSpec, PlatformContext, PluginMeta, hookimpl
 
 
 class JobsTestSettings(BaseModel):
@@ -20,24 +20,24 @@ class JobsTestSettings(BaseModel):
     slow_seconds: float = 4.0
 
 
-def _record(ctx: Any, kind: str, run: Any) -> None:
-    settings = ctx.plugin_settings("jobstest")
+def _record(ctx: PlatformContext, kind: str, run: Any) -> None:
+    settings = ctx.settings_for("jobstest", JobsTestSettings)
     if settings.record_file:
         line = f"{kind} {run.scheduled_for.isoformat()} {run.id} {run.attempt} {os.getpid()}\n"
         with open(settings.record_file, "a", encoding="utf-8") as fh:
             fh.write(line)
 
 
-async def tick(ctx: Any, run: Any) -> str:
+async def tick(ctx: PlatformContext, run: Any) -> str:
     """Record the slot this run is for."""
     _record(ctx, "tick", run)
     return str(run.scheduled_for.isoformat())
 
 
-async def slow(ctx: Any, run: Any) -> str:
+async def slow(ctx: PlatformContext, run: Any) -> str:
     """Record its start, sleep ``slow_seconds``, record its end."""
     _record(ctx, "slow-start", run)
-    await asyncio.sleep(ctx.plugin_settings("jobstest").slow_seconds)
+    await asyncio.sleep(ctx.settings_for("jobstest", JobsTestSettings).slow_seconds)
     _record(ctx, "slow-end", run)
     return "slept"
 
@@ -64,9 +64,9 @@ def platform_settings() -> type[BaseModel]:
 
 
 @hookimpl
-def platform_jobs(ctx: Any) -> list[JobSpec]:
+def platform_jobs(ctx: PlatformContext) -> list[JobSpec]:
     """A periodic job and on-demand ones."""
-    settings = ctx.plugin_settings("jobstest")
+    settings = ctx.settings_for("jobstest", JobsTestSettings)
     return [
         JobSpec("tick", tick, every=timedelta(milliseconds=settings.tick_ms)),
         JobSpec("slow", slow, timeout=60),

@@ -7,9 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import requires_scopes
-from platform_core.auth.deps import DbSession, get_context
-from platform_core.http import IdPath
+from platform_core import DbSession, IdPath, get_context, requires_scopes
 from platform_pricing.models import Agent, Instance, Pool
 from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.agents import (

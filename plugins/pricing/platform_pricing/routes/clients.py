@@ -7,11 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from platform_core import requires_scopes
-from platform_core.auth import service as auth
-from platform_core.auth.deps import DbSession, get_context
-from platform_core.auth.models import ApiToken
-from platform_core.http import IdPath
+from platform_core import ApiToken, DbSession, IdPath, get_context, requires_scopes, token_state
 from platform_pricing.models import Client
 from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.clients import (
@@ -61,7 +57,7 @@ def token_out(token: ApiToken) -> ClientTokenOut:
         expires_at=token.expires_at,
         revoked_at=token.revoked_at,
         last_used_at=token.last_used_at,
-        state=auth.token_state(token),  # type: ignore[arg-type]
+        state=token_state(token),  # type: ignore[arg-type]
     )
 
 

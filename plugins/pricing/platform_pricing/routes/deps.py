@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from platform_core.auth.deps import Caller, DbSession, get_context
+from platform_core import Caller, DbSession, get_context
 from platform_pricing import tenancy
 from platform_pricing.service import paging
 from platform_pricing.settings import PricingSettings
@@ -19,7 +19,7 @@ async def current_tenant(session: DbSession, caller: Caller) -> tenancy.Tenant:
 
 def current_settings(request: Request) -> PricingSettings:
     """``[plugins.pricing]`` of the running platform."""
-    return cast(PricingSettings, get_context(request).plugin_settings("pricing"))
+    return get_context(request).settings_for("pricing", PricingSettings)
 
 
 TenantDep = Annotated[tenancy.Tenant, Depends(current_tenant)]

@@ -6,10 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from platform_core import requires_scopes
-from platform_core.auth.deps import DbSession
-from platform_core.db import utcnow
-from platform_core.http import MAX_ID, IdPath
+from platform_core import MAX_ID, DbSession, IdPath, requires_scopes, utcnow
 from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.history import (
     AvailableOptions,

@@ -11,9 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import requires_scopes
-from platform_core.auth.deps import DbSession
-from platform_core.http import IdPath
+from platform_core import DbSession, IdPath, requires_scopes
 from platform_pricing.models import Replica
 from platform_pricing.routes.deps import TenantDep
 from platform_pricing.schemas.replicas import (

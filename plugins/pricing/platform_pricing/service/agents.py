@@ -19,10 +19,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core.auth import service as auth
-from platform_core.db import utcnow
-from platform_core.errors import Conflict, Forbidden
-from platform_core.events.outbox import publish
+from platform_core import (
+    Conflict,
+    Forbidden,
+    create_token,
+    create_user,
+    get_user,
+    list_tokens,
+    publish,
+    utcnow,
+)
 from platform_pricing import events, tenancy
 from platform_pricing.models import Agent, Command, Instance, Placement, Pool
 from platform_pricing.service import paging
@@ -71,7 +77,7 @@ async def register_agent(
     created = agent is None
     await _check_cloud_id(session, client_id, spec["cloud_id"], agent.id if agent else None)
     if agent is None:
-        user = await auth.create_user(
+        user = await create_user(
             session, f"{AGENT_USER_PREFIX}{client_id}-{uuid.uuid4().hex[:16]}", "member", None
         )
         agent = Agent(
@@ -103,7 +109,7 @@ async def register_agent(
         await session.flush()
         _open_placement(session, instance, now)
     else:
-        user = await auth.get_user(session, agent.user_id)
+        user = await get_user(session, agent.user_id)
         await _revoke_tokens(session, agent.user_id)
         agent.version = data.get("version") or agent.version
         agent.registered_at = now
@@ -119,7 +125,7 @@ async def register_agent(
             await close_placement(session, instance.id, now)
             instance.pool_id, instance.lifecycle = pid, spec["lifecycle"]
             _open_placement(session, instance, now)
-    _, secret = await auth.create_token(
+    _, secret = await create_token(
         session,
         user,
         scopes=[AGENT_SCOPE],
@@ -354,6 +360,6 @@ def _announce_online(session: AsyncSession, agent: Agent, tenant: Tenant) -> Non
 
 async def _revoke_tokens(session: AsyncSession, user_id: int) -> None:
     now = utcnow()
-    for token in await auth.list_tokens(session, user_id):
+    for token in await list_tokens(session, user_id):
         if token.revoked_at is None:
             token.revoked_at = now

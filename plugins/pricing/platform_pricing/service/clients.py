@@ -17,10 +17,21 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core.auth import service as auth
-from platform_core.auth.models import ApiToken, User
-from platform_core.db import utcnow
-from platform_core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from platform_core import (
+    ApiToken,
+    Conflict,
+    Forbidden,
+    NotFound,
+    User,
+    ValidationFailed,
+    create_token,
+    create_user,
+    get_user,
+    list_tokens,
+    parse_duration,
+    revoke_token,
+    utcnow,
+)
 from platform_pricing import tenancy
 from platform_pricing.models import (
     Agent,
@@ -59,7 +70,7 @@ async def create_client(
     """Create a client and its robot user; ``Conflict`` when the name is taken."""
     if await session.scalar(select(Client.id).where(Client.name == name)) is not None:
         raise Conflict(f"client {name!r} already exists", field="name")
-    user = await auth.create_user(session, CLIENT_USER_PREFIX + name, "member", None)
+    user = await create_user(session, CLIENT_USER_PREFIX + name, "member", None)
     client = Client(
         name=name,
         display_name=display_name,
@@ -165,16 +176,16 @@ async def create_client_token(
 ) -> tuple[ApiToken, str]:
     """A new token of the client's robot user; returns the record and the secret."""
     client = await _client(session, client_id)
-    user = await auth.get_user(session, client.user_id)
+    user = await get_user(session, client.user_id)
     # core:read lets the client read its own inbox (/api/core/notifications) and /me.
     scopes = [CORE_READ, CLIENT_SCOPE] + ([CLIENT_ADMIN_SCOPE] if admin else [])
-    return await auth.create_token(
+    return await create_token(
         session,
         user,
         scopes=scopes,
         known_scopes=known_scopes,
         role_scopes=role_scopes.get(user.role, frozenset()),
-        expires_in=auth.parse_duration(expires_in) if expires_in else None,
+        expires_in=parse_duration(expires_in) if expires_in else None,
         name=name,
     )
 
@@ -182,13 +193,13 @@ async def create_client_token(
 async def list_client_tokens(session: AsyncSession, client_id: int) -> list[ApiToken]:
     """The client's tokens (never their secrets)."""
     client = await _client(session, client_id)
-    return await auth.list_tokens(session, client.user_id)
+    return await list_tokens(session, client.user_id)
 
 
 async def revoke_client_token(session: AsyncSession, client_id: int, token_id: int) -> ApiToken:
     """Revoke one of the client's tokens (idempotent); 404 for another user's token."""
     client = await _client(session, client_id)
-    return await auth.revoke_token(session, token_id, owner_id=client.user_id)
+    return await revoke_token(session, token_id, owner_id=client.user_id)
 
 
 async def retire_users(session: AsyncSession, user_ids: Iterable[int]) -> None:

@@ -19,9 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, Forbidden, NotFound, ValidationFailed
-from platform_core.db import utcnow
-from platform_core.events.outbox import publish
+from platform_core import Conflict, Forbidden, NotFound, ValidationFailed, publish, utcnow
 from platform_pricing.events import SwitchIssued
 from platform_pricing.models import Agent, Command, Instance, Pool
 from platform_pricing.service import decisions, paging, pools

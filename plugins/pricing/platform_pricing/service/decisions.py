@@ -43,8 +43,7 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from platform_core import Conflict, NotFound, ValidationFailed
-from platform_core.db import utcnow
+from platform_core import Conflict, NotFound, ValidationFailed, utcnow
 from platform_pricing import engines as eng
 from platform_pricing.models import (
     Client,

@@ -58,9 +58,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, Forbidden, NotFound, ValidationFailed
-from platform_core.db import utcnow
-from platform_core.events.outbox import publish
+from platform_core import Conflict, Forbidden, NotFound, ValidationFailed, publish, utcnow
 from platform_pricing import events
 from platform_pricing.models import (
     Agent,

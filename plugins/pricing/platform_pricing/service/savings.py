@@ -24,8 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import NotFound, ValidationFailed
-from platform_core.db import utcnow
+from platform_core import NotFound, ValidationFailed, utcnow
 from platform_pricing import savings, tenancy
 from platform_pricing.models import Instance, MonthlySavings, Placement, PricePoint
 

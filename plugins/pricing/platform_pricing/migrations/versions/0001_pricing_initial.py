@@ -8,7 +8,7 @@ Create Date: 2026-11-22
 import sqlalchemy as sa
 from alembic import op
 
-from platform_core.db import UTCDateTime
+from platform_core import UTCDateTime
 
 revision = "pricing_0001"
 down_revision = None
