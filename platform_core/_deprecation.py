@@ -25,6 +25,8 @@ _MOVED: dict[str, dict[str, str]] = {}
 class PlatformDeprecationWarning(DeprecationWarning):
     """A deprecated platform API was used; the message names its replacement."""
 
+    __module__ = "platform_core"
+
 
 def _from_outside(frame: types.FrameType | None) -> bool:
     """True when the code reading the attribute belongs to neither the core nor the CLI."""

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from platform_core import Caller, DbSession, IdPath, get_context
 from platform_inventory import service, transfer
 from platform_inventory.schemas import (
+    ChangeOut,
     ChangePage,
     ConnectionIn,
     ConnectionOut,
@@ -483,7 +484,7 @@ async def list_changes(
         cursor=cursor,
         limit=_limit(request, limit),
     )
-    return ChangePage(items=rows, next_cursor=nxt)
+    return ChangePage(items=[ChangeOut.model_validate(r) for r in rows], next_cursor=nxt)
 
 
 IMPORT_BODY = {

@@ -803,7 +803,7 @@ async def list_devices(
         else:
             stmt = stmt.where(tuple_(column, Device.id) > tuple_(value, payload["i"]))
     if key == "id":
-        order = [Device.id.desc() if desc else Device.id]
+        order: list[Any] = [Device.id.desc() if desc else Device.id]
     else:
         order = [column.desc(), Device.id.desc()] if desc else [column, Device.id]
     rows = list((await session.execute(stmt.order_by(*order).limit(limit + 1))).scalars())

@@ -20,7 +20,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -216,7 +216,7 @@ async def _import_catalogue(
         (t.manufacturer_id, t.model) for t in (await session.execute(select(DeviceType))).scalars()
     }
     for i, item in enumerate(doc.get("device_types") or [], start=1):
-        maker = makers.get(item.get("manufacturer")) if isinstance(item, dict) else None
+        maker = makers.get(item.get("manufacturer", "")) if isinstance(item, dict) else None
         if maker is None or not isinstance(item.get("model"), str):
             issues.add(i, f"device_types.{i}", "needs a known manufacturer and a model")
             continue
@@ -237,7 +237,7 @@ async def _import_catalogue(
             continue
         if item["name"] in locations:
             continue
-        parent = locations.get(item.get("parent")) if item.get("parent") else None
+        parent = locations.get(item["parent"]) if item.get("parent") else None
         if item.get("parent") and parent is None:
             issues.add(i, f"locations.{i}.parent", "unknown (list parents first)")
             continue
@@ -246,7 +246,7 @@ async def _import_catalogue(
         locations[item["name"]] = await service.create_location(session, data, audit)
     racks = {(r.location_id, r.name) for r in (await session.execute(select(Rack))).scalars()}
     for i, item in enumerate(doc.get("racks") or [], start=1):
-        loc = locations.get(item.get("location")) if isinstance(item, dict) else None
+        loc = locations.get(item.get("location", "")) if isinstance(item, dict) else None
         if loc is None or not isinstance(item.get("name"), str):
             issues.add(i, f"racks.{i}", "needs a name and a known location")
             continue
@@ -660,7 +660,7 @@ class _Planner:
                 insert(Port).returning(Port.id, sort_by_parameter_order=True), part
             )
             for p, pid in zip(part, res.scalars().all(), strict=True):
-                existing[(p["device_id"], p["name"])] = pid
+                existing[cast(tuple[int, str], (p["device_id"], p["name"]))] = pid
         await self._write_links(session, rows, ids, existing, audit, now, changes)
         for start in range(0, len(changes), 5000):
             await session.execute(insert(Change), changes[start : start + 5000])

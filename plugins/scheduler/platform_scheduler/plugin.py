@@ -113,6 +113,8 @@ async def inventory_device_delete_veto(
     """Refuse deleting or retiring a device with current or future bookings."""
     from platform_scheduler.veto import reason
 
+    if ctx is None:  # fail closed: bookings cannot be checked without the platform
+        raise RuntimeError("the scheduler's delete veto needs the platform context")
     return await reason(ctx, device, action)
 
 

@@ -57,7 +57,9 @@ class PowerTarget:
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     community: str | None = field(default=None, repr=False)
-    settings: SchedulerSettings = field(default_factory=SchedulerSettings, repr=False)
+    settings: SchedulerSettings = field(
+        default_factory=lambda: SchedulerSettings.model_validate({}), repr=False
+    )
 
 
 class PowerDriver(Protocol):

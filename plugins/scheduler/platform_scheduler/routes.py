@@ -32,6 +32,7 @@ from platform_scheduler.schemas import (
     Recommendations,
     Status,
     Timestamp,
+    _AvailabilityData,
 )
 from platform_scheduler.settings import SchedulerSettings
 
@@ -201,7 +202,9 @@ async def availability(
     # The service's own output (~14,000 slots for 1,000 devices over a week) is serialized
     # once, in Rust, to the JSON of ``Availability``: validating it again cost more than
     # computing it.
-    return Response(AVAILABILITY_JSON.dump_json(body), media_type="application/json")
+    return Response(
+        AVAILABILITY_JSON.dump_json(cast(_AvailabilityData, body)), media_type="application/json"
+    )
 
 
 @router.get("/recommendations", response_model=Recommendations)

@@ -28,11 +28,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from platform_inventory import api as inventory
 from sqlalchemy import (
     String,
+    Table,
     bindparam,
     func,
     insert,
@@ -65,9 +66,9 @@ APPROVERS = ("admin", "operator")
 START_GRACE = timedelta(minutes=5)
 MAX_WINDOW = timedelta(days=31)
 HORIZON = timedelta(days=7)
-SLOTS = Slot.__table__
+SLOTS = cast(Table, Slot.__table__)
 POLICIES = Policy.__table__
-WRITE_LOCK = WriteLock.__table__
+WRITE_LOCK = cast(Table, WriteLock.__table__)
 OWNER_LOCK = 0x53434844
 """First key of the PostgreSQL advisory lock serializing one owner's bookings ('SCHD')."""
 
@@ -422,7 +423,7 @@ def occurrences(
     step = timedelta(days=1 if frequency == "daily" else 7)
     if end - start > step:
         raise invalid("end", f"a {frequency} booking lasts at most {step.days} day(s)")
-    windows = []
+    windows: list[tuple[datetime, datetime]] = []
     k = 0
     while start + k * step < until:
         if len(windows) >= limit:
@@ -924,7 +925,7 @@ async def _devices_of(
         await device_info(session, device_id, "device_id")  # 422 when it does not exist
         by, target = "device", device_id
     else:
-        by, target = "type", device_type_id
+        by, target = "type", cast(int, device_type_id)  # not None: exactly one was given
     rows = await _core(session, _listing(by), {"target": target})
     return by, target, [(r[0], r[1]) for r in rows]
 
