@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m platform_core.lintcontracts --check
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
