@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -245,7 +245,20 @@ def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> None:
                 tags=[rec.name],
                 dependencies=[Depends(plugin_guard(rec.name))],
                 responses=PROBLEM_RESPONSES,
+                generate_unique_id_function=operation_id(rec.name),
             )
+
+
+def operation_id(plugin: str) -> Callable[[APIRoute], str]:
+    """Operation ids ``<plugin>_<route function>`` (``scheduler_create_booking``).
+
+    Short and stable names for generated clients; a test checks that they are unique.
+    """
+
+    def generate(route: APIRoute) -> str:
+        return f"{plugin}_{route.name}".lower()
+
+    return generate
 
 
 def _annotate_router(router: APIRouter, plugin: str) -> None:
@@ -379,7 +392,14 @@ def _set_plugin_gauge(ctx: PlatformContext, metrics: Metrics) -> None:
 def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) -> None:
     """Liveness, readiness and metrics: outside /api, never behind a plugin."""
 
-    @app.get("/healthz", tags=["ops"], openapi_extra={PUBLIC_KEY: True, "security": []})
+    ops_id = operation_id("ops")
+
+    @app.get(
+        "/healthz",
+        tags=["ops"],
+        openapi_extra={PUBLIC_KEY: True, "security": []},
+        generate_unique_id_function=ops_id,
+    )
     async def healthz() -> dict[str, str]:
         """Liveness: the process serves requests."""
         return {"status": "ok"}
@@ -387,6 +407,7 @@ def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) 
     @app.get(
         "/readyz",
         tags=["ops"],
+        generate_unique_id_function=ops_id,
         openapi_extra={PUBLIC_KEY: True, "security": []},
         responses={503: {"description": "Not ready"}},
     )
@@ -403,6 +424,7 @@ def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) 
     @app.get(
         "/metrics",
         tags=["ops"],
+        generate_unique_id_function=ops_id,
         openapi_extra={PUBLIC_KEY: True, "security": []},
         response_class=Response,
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},

@@ -106,7 +106,7 @@ def _walk(package: str) -> list[str]:
 
 def _http_free(plugin: InstalledPlugin) -> list[str]:
     """The plugin's modules that must not import FastAPI (all but routes, wiring and CLI)."""
-    out = []
+    out: list[str] = []
     for module in _walk(plugin.package)[1:]:
         parts = module.split(".")[1:]
         if parts[0] in HTTP_MODULES or "migrations" in parts:
@@ -243,7 +243,7 @@ def write(pyproject: Path, section: dict[str, Any]) -> None:
     if "importlinter" in tool:
         del tool["importlinter"]
     generated = tomlkit.parse(render(section))
-    tool.add("importlinter", generated["tool"]["importlinter"])  # type: ignore[index]
+    tool.add("importlinter", generated["tool"]["importlinter"])
     pyproject.write_text(tomlkit.dumps(doc), encoding="utf-8")
 
 

@@ -45,7 +45,23 @@ from platform_core.auth import service
 from platform_core.auth.models import User
 from platform_core.config import Config, CoreSettings
 from platform_core.context import PlatformContext
+from platform_core.events.models import EventRecord
 from platform_core.migrate import upgrade
+from platform_core.notifications.models import Notification
+from platform_core.webhooks.signing import verify_signature
+
+__all__ = [
+    "TEST_DATABASE_ENV",
+    "EventRecord",
+    "Notification",
+    "PlatformFactory",
+    "ReceivedWebhook",
+    "TestPlatform",
+    "WebhookReceiver",
+    "fresh_database",
+    "served",
+    "verify_signature",
+]
 
 TEST_DATABASE_ENV = "PLATFORM_TEST_DATABASE_URL"
 

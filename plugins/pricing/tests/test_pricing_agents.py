@@ -10,7 +10,7 @@ from platform_pricing.models import Agent, Placement
 from platform_pricing.service.agents import mark_offline
 from sqlalchemy import select, update
 
-from platform_core.events.models import EventRecord
+from platform_core.testing import EventRecord
 
 A = "/api/pricing/agents"
 

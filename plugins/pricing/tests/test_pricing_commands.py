@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from platform_core.events.models import EventRecord
+from platform_core.testing import EventRecord
 
 API = "/api/pricing"
 

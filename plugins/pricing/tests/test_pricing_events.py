@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from platform_pricing.service import agents as agents_service
 
-from platform_core.webhooks import signing
+from platform_core.testing import verify_signature
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -53,7 +53,7 @@ async def test_termination_and_offline_events_reach_webhooks_and_inboxes(
     ]
     assert names.count("pricing.termination.notice") == 1
     for got in receiver.requests:
-        assert signing.verify_signature(secret, got.headers["Platform-Signature"], got.body)
+        assert verify_signature(secret, got.headers["Platform-Signature"], got.body)
         assert got.json()["payload"]["client_id"] == c.id
     [notice_delivery] = receiver.named("pricing.termination.notice")
     notice = notice_delivery.json()["payload"]

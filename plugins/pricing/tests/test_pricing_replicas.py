@@ -28,8 +28,7 @@ from platform_pricing.tenancy import instance_of_agent
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from platform_core.events.models import EventRecord
-from platform_core.testing import fresh_database, served
+from platform_core.testing import EventRecord, fresh_database, served
 
 API = "/api/pricing"
 REGION, ITYPE = "us-east-1", "m5.large"
@@ -535,7 +534,7 @@ async def test_concurrent_manual_promotions_promote_once(platform, fleet):
 
 
 async def test_promotion_notifies_the_client(platform, fleet):
-    from platform_core.notifications.models import Notification
+    from platform_core.testing import Notification
 
     c, a = fleet
     rep = await _standby(c, a)

@@ -20,7 +20,7 @@ from platform_pricing.models import (
 )
 from sqlalchemy import func, select
 
-from platform_core.events.models import EventRecord
+from platform_core.testing import EventRecord
 
 MAX_POINTS = 50
 
