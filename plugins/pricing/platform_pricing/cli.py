@@ -116,7 +116,7 @@ def client_token(
                 admin=admin,
                 expires_in=expires_in,
                 known_scopes=frozenset(platform.permissions),
-                role_scopes=platform.state["role_scopes"],
+                role_scopes=platform.scopes_by_role,
             )
             return secret
 

@@ -125,12 +125,12 @@ async def register_agent(
         tenant,
         data.model_dump(),
         known_scopes=frozenset(ctx.permissions),
-        role_scopes=ctx.state["role_scopes"],
+        role_scopes=ctx.scopes_by_role,
     )
     if not reg.created:
         response.status_code = 200
         # The old tokens are revoked: they must stop working at once in this process too.
-        ctx.state["credential_cache"].clear()
+        ctx.forget_credentials()
     _, pool = await service.get_instance(session, tenant, reg.instance.id)
     return AgentRegistered(
         agent=agent_out(reg.agent, reg.instance.id),
@@ -165,7 +165,7 @@ async def delete_agent(
 ) -> Response:
     """Delete an agent with its instance and history (client admin); its token stops working."""
     await service.delete_agent(session, tenant, agent_id)
-    get_context(request).state["credential_cache"].clear()
+    get_context(request).forget_credentials()
     return Response(status_code=204)
 
 

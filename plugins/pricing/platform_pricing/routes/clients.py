@@ -69,7 +69,7 @@ def _engine_names(request: Request) -> set[str]:
 
 def _forget_credentials(request: Request) -> None:
     # Revoked tokens must stop working at once in this process (the core does the same).
-    get_context(request).state["credential_cache"].clear()
+    get_context(request).forget_credentials()
 
 
 @router.post("/clients", response_model=ClientOut, status_code=201, openapi_extra=ADMIN)
@@ -152,7 +152,7 @@ async def create_client_token(
         admin=data.admin,
         expires_in=data.expires_in,
         known_scopes=frozenset(ctx.permissions),
-        role_scopes=ctx.state["role_scopes"],
+        role_scopes=ctx.scopes_by_role,
     )
     return ClientTokenCreated(
         id=token.id,
