@@ -66,7 +66,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 _DATABASE_ERRORS = (sa_exc.SQLAlchemyError, asyncpg.PostgresError, sqlite3.Error)
-_DATABASE_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.", "platform_core.db")
+_DATABASE_PACKAGES = ("sqlalchemy.", "asyncpg.", "aiosqlite.")
 
 
 def _raised_by_database(exc: BaseException) -> bool:
@@ -77,7 +77,7 @@ def _raised_by_database(exc: BaseException) -> bool:
         tb = err.__traceback__
         while tb is not None:
             module = str(tb.tb_frame.f_globals.get("__name__", ""))
-            if module.startswith(_DATABASE_MODULES):
+            if module.startswith(_DATABASE_PACKAGES) or module == "platform_core.db":
                 return True
             tb = tb.tb_next
     return False
