@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 
-from platform_core import problems
+from platform_core import db_outage, problems
 from platform_core.auth.cache import CredentialCache
 from platform_core.auth.deps import PUBLIC_KEY, SCOPES_KEY, plugin_guard, route_scopes
 from platform_core.config import Config, load_config, secret_key
@@ -79,7 +79,14 @@ def boot(
     """
     config = config or load_config()
     plugins = PlatformPlugins(config, internal=internal_plugins(), extra=extra_plugins).load()
-    db = Database(database_url or config.core.database_url, schema=schema)
+    timeouts = config.core.database
+    db = Database(
+        database_url or config.core.database_url,
+        schema=schema,
+        connect_timeout=timeouts.connect_timeout_seconds,
+        statement_timeout=timeouts.statement_timeout_seconds,
+        pool_timeout=timeouts.pool_timeout_seconds,
+    )
     ctx = PlatformContext(config=config, db=db, plugins=plugins, secret_key=secret_key(config))
     ctx.state["credential_cache"] = CredentialCache(config.core.auth.cache_seconds)
     _collect_permissions(ctx)
@@ -373,7 +380,12 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     app.state.platform = ctx
     app.state.metrics = metrics
     problems.install(app)
+    db_outage.install(app)  # database outages: 503 + Retry-After instead of 500
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body=ctx.config.core.max_body_bytes)
+    if ctx.config.core.trusted_proxies:  # outermost: the client address every layer sees
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=ctx.config.core.trusted_proxies)
     _mount_core_endpoints(app, ctx, metrics)
     _mount_plugin_routes(app, ctx)
     _strict_check(ctx)

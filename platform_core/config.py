@@ -16,6 +16,7 @@ defaults. The file's layout::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from platform_core.errors import ConfigError
@@ -50,6 +51,17 @@ class JobsSettings(BaseModel):
     history_days: int = Field(default=30, gt=0)
     lease_seconds: int = Field(default=60, ge=5)
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    concurrency: int = Field(
+        default=4, gt=0, le=1000, description="runs one serve process executes at once"
+    )
+
+
+class DatabaseSettings(BaseModel):
+    """``[core.database]``: how long to wait for the database before answering 503."""
+
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    statement_timeout_seconds: float = Field(default=10.0, gt=0, le=86400)
+    pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
 class EventsSettings(BaseModel):
@@ -82,10 +94,28 @@ class CoreSettings(BaseSettings):
     log_level: str = "INFO"
     metrics_public: bool = True
     background: bool = True
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks whose X-Forwarded-For/-Proto headers are believed",
+    )
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        """Each entry is an IP address or a network in CIDR notation."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/8)"
+                ) from None
+        return [entry.strip() for entry in value]
 
     @classmethod
     def settings_customise_sources(

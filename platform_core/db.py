@@ -3,6 +3,13 @@
 SQLite (the embedded default) gets WAL, foreign keys and a busy timeout; PostgreSQL
 is used as is. ``schema`` confines every table to one PostgreSQL schema (tests use a
 fresh schema per test).
+
+Nothing waits for the database for long (``[core.database]``): opening a connection is
+bounded by ``connect_timeout`` (asyncpg's ``timeout``), one statement by
+``statement_timeout`` (PostgreSQL's ``statement_timeout``, and asyncpg's client-side
+``command_timeout`` a second later for a server that stopped answering; SQLite's busy
+timeout), and waiting for a pooled connection by ``pool_timeout``. A request that runs
+into one of them answers 503 (see :mod:`platform_core.db_outage`).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +32,58 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from platform_core._deprecation import moved_names
+CONNECT_TIMEOUT = 5.0
+"""Default seconds to open a connection (``[core.database] connect_timeout_seconds``)."""
+STATEMENT_TIMEOUT = 10.0
+"""Default seconds one statement may run or wait (``statement_timeout_seconds``)."""
+POOL_TIMEOUT = 10.0
+"""Default seconds to wait for a free pooled connection (``pool_timeout_seconds``)."""
+CLIENT_GRACE = 1.0
+"""Seconds the driver waits beyond the server's ``statement_timeout`` before giving up."""
 
 
 class Database:
     """Owns the engine and the session factory; create once per process."""
 
-    def __init__(self, url: str, *, schema: str | None = None, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        echo: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        statement_timeout: float = STATEMENT_TIMEOUT,
+        pool_timeout: float = POOL_TIMEOUT,
+    ) -> None:
         self.url = make_url(url)
         self.schema = schema
+        self.connect_timeout = connect_timeout
+        self.statement_timeout = statement_timeout
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
-            kwargs["poolclass"] = NullPool if database in (None, "", ":memory:") else None
-            kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        elif schema:
-            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
-        if not self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": statement_timeout}
+            if database in (None, "", ":memory:"):
+                kwargs["poolclass"] = NullPool
+            else:
+                kwargs["pool_timeout"] = pool_timeout
+        else:
+            server_settings = {"statement_timeout": str(max(1, round(statement_timeout * 1000)))}
+            if schema:
+                server_settings["search_path"] = schema
+            kwargs["connect_args"] = {
+                "timeout": connect_timeout,
+                "command_timeout": statement_timeout + CLIENT_GRACE,
+                "server_settings": server_settings,
+            }
+            kwargs["pool_timeout"] = pool_timeout
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            busy_ms = max(1, round(statement_timeout * 1000))
+            event.listen(self.engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms))
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -70,17 +107,29 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def table_names(self) -> set[str]:
+        """The tables that exist in this database (its schema, on PostgreSQL)."""
+        if self.is_sqlite:
+            query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        else:
+            query = (
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            )
+        async with self.engine.connect() as conn:
+            return set((await conn.scalars(text(query))).all())
+
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_ms: int, dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cur.close()
 
 

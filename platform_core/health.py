@@ -18,6 +18,30 @@ async def _run(name: str, check: Any, timeout: float) -> dict[str, Any]:
     return {"name": name, "ok": True}
 
 
+async def database_ready(ctx: PlatformContext) -> None:
+    """Raise unless the database answers and holds every active plugin's tables.
+
+    ``SELECT 1`` alone passes on a database whose tables were dropped (or that was reset
+    and never migrated) while every request fails; this also checks that each table of
+    the active plugins' models, and each plugin's alembic version table, exists.
+    """
+    await ctx.db.ping()
+    present = await ctx.db.table_names()
+    active = {r.name for r in ctx.plugins.active_records()}
+    missing = sorted(
+        name
+        for target in ctx.state.get("migration_targets", [])
+        if target.plugin in active
+        for name in [target.version_table, *(t.name for t in target.metadata.tables.values())]
+        if name not in present
+    )
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise RuntimeError(
+            f"missing tables: {', '.join(missing[:5])}{more} (run `platformctl db upgrade`)"
+        )
+
+
 async def run_checks(ctx: PlatformContext) -> tuple[bool, list[dict[str, Any]]]:
     """Run every check concurrently; ``(all ok, per-check results)``."""
     jobs = [_run(f"{plugin}.{c.name}", c.check, c.timeout) for plugin, c in ctx.health_checks]

@@ -414,3 +414,20 @@ async def test_prune_deletes_finished_runs_older_than_history_days(platform_fact
         ("queued", True),
         ("succeeded", False),
     ]
+
+
+async def test_concurrency_setting_bounds_the_runs_executed_at_once(platform_factory):
+    tracker = Tracker()
+    jobs = FAST["jobs"] | {"concurrency": 2}
+    platform = await boot(
+        platform_factory, JobSpec("wide", tracker.job(0.3), overlap=True), jobs=jobs
+    )
+    runs = [await service.enqueue(platform.ctx, "demo.wide") for _ in range(6)]
+
+    async def all_done() -> bool:
+        found = [await service.get_run(platform.ctx, r.id) for r in runs]
+        return all(r.state == "succeeded" for r in found)
+
+    await wait_until(all_done)
+    assert tracker.calls == 6
+    assert tracker.max_running == 2  # the default, 4, would run four at once

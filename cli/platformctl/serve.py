@@ -62,4 +62,13 @@ def serve(
     ctx = boot(cfg)
     if run(ctx, prepare_database(ctx, migrate=migrate)) == 0:
         note(FIRST_ADMIN_HINT)
-    uvicorn.run(create_app(ctx), host=host, port=port, log_config=None, server_header=False)
+    # X-Forwarded-For is believed only from [core] trusted_proxies, which the app applies;
+    # uvicorn's own default would trust it from any loopback peer.
+    uvicorn.run(
+        create_app(ctx),
+        host=host,
+        port=port,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+    )

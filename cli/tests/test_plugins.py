@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tomllib
 import types
@@ -205,3 +206,93 @@ def test_plugins_new_scaffolds_into_the_given_directory(cli, monkeypatch, tmp_pa
     assert calls == [("billing", tmp_path / "plugins")]
     assert f"created {tmp_path / 'plugins' / 'billing'}" in result.stdout
     assert "platformctl plugins enable billing" in result.stderr
+
+
+WHEEL_PLUGIN = {
+    "pyproject.toml": """\
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "platform-wheeltest"
+version = "0.3.0"
+requires-python = ">=3.11"
+dependencies = ["platform-core>=0.1,<1"]
+
+[project.entry-points."platform_core.plugins"]
+wheeltest = "platform_wheeltest.plugin"
+
+[tool.setuptools]
+packages = ["platform_wheeltest"]
+""",
+    "platform_wheeltest/__init__.py": "",
+    "platform_wheeltest/plugin.py": """\
+from platform_core import PluginMeta, hookimpl
+
+
+@hookimpl
+def platform_plugin_meta():
+    return PluginMeta(core=">=0.1,<1", description="built into a wheel by a test")
+""",
+}
+
+
+def test_plugins_install_of_a_real_wheel_into_a_fresh_environment(tmp_path):
+    """Build a plugin wheel, ``platformctl plugins install`` it with the real pip into a
+    throwaway virtual environment (offline), and find it discovered and enabled there."""
+    import importlib.metadata
+    import site
+    import subprocess
+    import sysconfig
+
+    source = tmp_path / "src"
+    for name, text in WHEEL_PLUGIN.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text, encoding="utf-8")
+    offline = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*build, "-w", str(tmp_path / "dist"), str(source)], check=True, env=offline)
+    (wheel,) = (tmp_path / "dist").glob("platform_wheeltest-0.3.0-*.whl")
+
+    # A fresh environment layered over this one (platform-core, the CLI and pip come from
+    # here, like --system-site-packages would bring them): installs land in the new one only.
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    ours = sysconfig.get_path("purelib")
+    assert ours in site.getsitepackages()
+    Path(purelib, "_outer_env.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+
+    config = tmp_path / "plugins.toml"
+    config.write_text('[core]\nlog_format = "text"\n\n[plugins]\nenabled = []\n')
+    env = {**offline, "PLATFORM_CONFIG": str(config)}
+
+    def platformctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(python), "-m", "platformctl", *args], env=env, capture_output=True, text=True
+        )
+
+    installed = platformctl("plugins", "install", str(wheel))
+    assert installed.returncode == 0, installed.stderr
+    assert f"installed and enabled wheeltest in {config}" in installed.stdout
+    assert _enabled(config) == ["wheeltest"]
+    listed = platformctl("plugins", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["wheeltest"] == {
+        "name": "wheeltest",
+        "version": "0.3.0",
+        "enabled": True,
+        "state": "active",
+        "reason": "",
+    }
+    assert list(Path(purelib).glob("platform_wheeltest-0.3.0.dist-info"))
+    with pytest.raises(importlib.metadata.PackageNotFoundError):  # not in this environment
+        importlib.metadata.version("platform-wheeltest")

@@ -3,6 +3,10 @@
 Counts failed attempts per key (user name, client address) inside a window. With several
 server processes each keeps its own counts, so the effective limit is per process; this is
 documented in docs/operations.md.
+
+The client address is the TCP peer's: ``X-Forwarded-For`` is believed only from the
+proxies in ``[core] trusted_proxies`` (empty by default), which the app applies before any
+route sees the request, so a client cannot rotate a made-up address past the limit.
 """
 
 from __future__ import annotations

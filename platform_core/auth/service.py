@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +32,8 @@ class Principal:
     role: str
     scopes: frozenset[str]
     token_id: int | None = None
+    expires_at: datetime | None = None
+    """When the credential stops being valid (None: never); caches must not outlive it."""
 
     @property
     def is_admin(self) -> bool:
@@ -214,7 +216,7 @@ async def resolve_credential(
         now = utcnow()
         if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
             token.last_used_at = now  # coarse, to keep hot paths free of writes
-        return Principal(user.id, user.username, user.role, scopes, token.id)
+        return Principal(user.id, user.username, user.role, scopes, token.id, token.expires_at)
     claims = decode_jwt(secret_key, credential)
     if claims is None:
         return None
@@ -227,7 +229,8 @@ async def resolve_credential(
         return None
     held = role_scopes.get(user.role, frozenset())
     asked = frozenset(str(claims.get("scope", "")).split())
-    return Principal(user.id, user.username, user.role, held & asked)
+    expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    return Principal(user.id, user.username, user.role, held & asked, expires_at=expires_at)
 
 
 # Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).

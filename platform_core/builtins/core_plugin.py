@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +50,10 @@ def platform_routes() -> list[Any]:
 
 @hookimpl
 def platform_health(ctx: PlatformContext) -> list[HealthCheck]:
-    """The database answers ``SELECT 1``."""
-    return [HealthCheck("database", ctx.db.ping)]
+    """The database answers and holds every active plugin's tables."""
+    from platform_core.health import database_ready
+
+    return [HealthCheck("database", partial(database_ready, ctx))]
 
 
 @hookimpl

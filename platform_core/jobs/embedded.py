@@ -5,9 +5,9 @@ Used when ``[core.jobs] broker_url`` is unset. Two loops run in the server proce
 - the **scheduler** sleeps until the next periodic slot falls and enqueues it (a row in
   ``core_job_runs``);
 - the **runner** claims due queued runs (woken at once by an enqueue in this process,
-  otherwise every ``poll_seconds``), executes up to :data:`CONCURRENCY` of them at a time
-  as asyncio tasks, and declares runs whose lease expired ``lost`` (a server that was
-  killed mid-job) so they run again.
+  otherwise every ``poll_seconds``), executes up to ``[core.jobs] concurrency`` (default 4)
+  of them at a time as asyncio tasks, and declares runs whose lease expired ``lost`` (a
+  server that was killed mid-job) so they run again.
 
 Several server processes on one database are safe: slots are deduplicated by the
 database and claims are conditional updates.
@@ -29,7 +29,7 @@ from platform_core.jobs.planner import SlotPlanner
 log = logging.getLogger("platform_core.jobs")
 
 CONCURRENCY = 4
-"""Runs executed at once by one process (override with ``ctx.state["jobs_concurrency"]``)."""
+"""The default of ``[core.jobs] concurrency``: runs executed at once by one process."""
 MAX_SLEEP = 60.0
 
 
@@ -46,8 +46,12 @@ async def wait_for_any(events: list[asyncio.Event], timeout: float) -> None:
 
 
 def concurrency(ctx: PlatformContext) -> int:
-    """How many runs this process executes at once."""
-    return max(1, int(ctx.state.get("jobs_concurrency", CONCURRENCY)))
+    """How many runs this process executes at once: ``[core.jobs] concurrency``.
+
+    ``ctx.state["jobs_concurrency"]`` overrides it (``platformctl worker --concurrency``).
+    """
+    configured = ctx.state.get("jobs_concurrency", ctx.config.core.jobs.concurrency)
+    return max(1, int(configured))
 
 
 async def run_scheduler(ctx: PlatformContext, stop: asyncio.Event) -> None:
