@@ -343,7 +343,7 @@ async def test_delivery_fails_when_retry_window_is_over(hooks, admin, receiver):
 
 async def test_delivery_fails_quickly_with_tiny_retry_window(platform_factory, receiver):
     platform = await platform_factory(
-        core={"background": False, "webhooks": {"retry_hours": 0.0001}}  # 0.36 s
+        core={"background": False, "webhooks": {"retry_hours": 0.002}}  # 7.2 s
     )
     admin = await platform.client_for("admin")
     await register(admin, receiver.url())
@@ -352,8 +352,11 @@ async def test_delivery_fails_quickly_with_tiny_retry_window(platform_factory, r
     await pump(platform)
     [d] = await deliveries(platform)
     assert d.state == "pending"
-    assert (d.next_attempt_at - d.created_at).total_seconds() <= 0.37
-    await asyncio.sleep(0.4)
+    assert (d.next_attempt_at - d.created_at).total_seconds() <= 7.2  # not the 10 s backoff
+    async with platform.ctx.db.session() as session:  # the window is over (no sleeping)
+        await session.execute(
+            update(WebhookDelivery).values(created_at=utcnow() - timedelta(seconds=8))
+        )
     await make_due(platform)
     await delivery.deliver_due(platform.ctx)
     [d] = await deliveries(platform)
@@ -828,7 +831,9 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(hooks, admin,
     assert not verify("whsec_someone-else", header, req.body)
     ping = (await admin.post(f"/api/core/webhooks/{hook['id']}/test")).json()
     assert ping["succeeded"] is True
-    assert verify(old, receiver.requests[-1].headers["Platform-Signature"], receiver.requests[-1].body)
+    assert verify(
+        old, receiver.requests[-1].headers["Platform-Signature"], receiver.requests[-1].body
+    )
 
 
 async def test_after_the_overlap_only_the_new_secret_signs(hooks, admin, receiver):
@@ -1063,7 +1068,9 @@ async def test_allowed_network_admits_names_resolving_into_it(platform_factory, 
     port = receiver.url().split(":")[2].split("/")[0]
     fake_dns["loop.corp.test"] = ["127.0.0.1"]
     await register(admin, f"http://loop.corp.test:{port}/net")
-    ping = await admin.post("/api/core/webhooks", json={"url": "http://10.0.0.1/", "patterns": ["*"]})
+    ping = await admin.post(
+        "/api/core/webhooks", json={"url": "http://10.0.0.1/", "patterns": ["*"]}
+    )
     assert ping.status_code == 422  # 10/8 is not in the allowed network
     await emit(platform, "inventory.device.created")
     await pump(platform)
@@ -1154,3 +1161,17 @@ def test_ip_literals_are_read_as_the_resolver_reads_them(host, address):
 )
 def test_public_addresses(address, public):
     assert targets.is_public(ipaddress.ip_address(address)) is public
+
+
+async def test_localhost_counts_as_loopback(platform_factory, receiver, fake_dns):
+    platform = await platform_factory(
+        core={"background": False, "webhooks": {"allow": ["127.0.0.0/8"]}}
+    )
+    admin = await platform.client_for("admin")
+    port = receiver.url().split(":")[2].split("/")[0]
+    fake_dns["localhost"] = ["127.0.0.1"]
+    await register(admin, f"http://localhost:{port}/local")
+    fake_dns["localhost"] = ["127.0.0.1", "::1"]  # ::1 is not in allow: every address counts
+    r = await admin.post("/api/core/webhooks", json={"url": "http://localhost/", "patterns": ["*"]})
+    assert r.status_code == 422
+    assert "localhost (::1) is not a public address" in r.json()["detail"]

@@ -6,7 +6,10 @@ webhook. This loop (``("webhooks", run_webhook_deliveries)`` in the ``serve`` an
 conditional UPDATE, and ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes
 share the work without sending a delivery twice at the same time), POSTs each one with
 httpx (``[core.webhooks] timeout_seconds`` for the whole request, redirects not
-followed) and records a :class:`WebhookAttempt` per try.
+followed) and records a :class:`WebhookAttempt` per try. The client connects only to
+allowed addresses (:mod:`platform_core.webhooks.targets`: the host is resolved and every
+address checked at each connection), and signs with the current secret and, during a
+rotation's overlap, the previous one too.
 
 A 2xx answer is success. Anything else (other status, timeout, connection error) is
 retried with exponential backoff (10 s, 20 s, 40 s, ... capped at an hour) until

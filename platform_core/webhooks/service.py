@@ -227,9 +227,7 @@ async def rotate_secret(
     """
     if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
         raise _invalid("overlap_hours", f"between 0 and {MAX_OVERLAP_HOURS:g} hours")
-    hook = await session.scalar(
-        select(Webhook).where(Webhook.id == webhook_id).with_for_update()
-    )
+    hook = await session.scalar(select(Webhook).where(Webhook.id == webhook_id).with_for_update())
     if hook is None:
         raise NotFound(f"webhook {webhook_id} not found")
     now = utcnow()

@@ -4,8 +4,9 @@ A webhook URL is checked twice:
 
 * at registration (:func:`check_url`): an IP literal in any spelling (``169.254.169.254``,
   ``2852039166``, ``0251.0376.0251.0376``, ``0xa9fea9fe``, ``[::ffff:169.254.169.254]``),
-  a cloud metadata name (``metadata.google.internal``) or ``localhost`` is refused when its
-  address is not allowed, and so is a name that resolves to such an address right now;
+  a cloud metadata name (``metadata.google.internal``) or ``localhost`` (as ``127.0.0.1``)
+  is refused when its address is not allowed, and so is a name that resolves to such an
+  address right now;
 * at every connection (:class:`GuardedBackend`, the network backend of the delivery
   client): the host is resolved, **every** address is checked, and the connection is made
   to a checked address, never by name again, so a DNS answer that changed since
@@ -48,10 +49,11 @@ METADATA_HOSTS = frozenset(
         "instance-data",
         "instance-data.ec2.internal",
         "metadata.azure.internal",
-        "localhost",
     }
 )
-"""Names refused by name (unless allowed): cloud metadata services and ``localhost``."""
+"""Cloud metadata service names: refused by name unless ``allow`` names them."""
+
+LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
 
 NOT_PUBLIC = (
     ipaddress.IPv4Network("192.0.0.0/24"),  # IETF protocol assignments (Oracle metadata .192)
@@ -172,8 +174,10 @@ def parse_allow(entries: Iterable[str]) -> tuple[tuple[IPNetwork, ...], frozense
         except ValueError:
             pass
         name = normalise_host(entry)
-        if "/" in name or ":" in name or not all(
-            part and (part.replace("-", "").isalnum()) for part in name.split(".")
+        if (
+            "/" in name
+            or ":" in name
+            or not all(part and (part.replace("-", "").isalnum()) for part in name.split("."))
         ):
             raise ValueError(f"{raw!r} is neither a network (CIDR or address) nor a host name")
         hosts.add(name)
@@ -199,9 +203,9 @@ class TargetPolicy:
 
     def address_allowed(self, ip: IPAddress) -> bool:
         """True for a public address or one inside an allowed network."""
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            if self.address_allowed(ip.ipv4_mapped):
-                return True
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        if mapped is not None and self.address_allowed(mapped):
+            return True
         return is_public(ip) or any(ip.version == n.version and ip in n for n in self.networks)
 
 
@@ -236,8 +240,12 @@ async def checked_addresses(
             raise _refused(host, literal)
         return [literal]
     named_ok = policy.host_allowed(name)
-    if not named_ok and (name in METADATA_HOSTS or name.endswith(".localhost")):
+    if not named_ok and name in METADATA_HOSTS:
         raise _refused(host)
+    is_localhost = name in ("localhost", "ip6-localhost") or name.endswith(".localhost")
+    if is_localhost and not named_ok and not policy.address_allowed(LOOPBACK):
+        # Loopback by definition (RFC 6761), whatever a resolver says: as 127.0.0.1.
+        raise _refused(host, LOOPBACK)
     try:
         async with asyncio.timeout(timeout or RESOLVE_TIMEOUT):
             found = await resolve(name, port)
@@ -303,9 +311,11 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with a :class:`GuardedBackend`: no proxy, no unix socket."""
 
     def __init__(self, policy: TargetPolicy, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
+        # The parent keeps all its state in ``_pool`` (its request, enter, exit and close
+        # methods use nothing else); build that pool here with the guarded backend rather
+        # than let the parent build one (and a costly SSL context) only to replace it.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=httpx.create_ssl_context(),  # SSL_CERT_FILE/DIR still apply
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -18,9 +18,9 @@ from platform_inventory import service as inventory
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platform_core.auth.ratelimit import SlidingWindowLimiter
 from platform_core.auth.service import Principal
 from platform_core.db import utcnow
-from platform_core.auth.ratelimit import SlidingWindowLimiter
 from platform_core.errors import Conflict, Forbidden, NotFound, PlatformError, TooManyRequests
 from platform_scheduler.models import Booking, PowerAudit, PowerConfig, Slot
 from platform_scheduler.service import invalid
