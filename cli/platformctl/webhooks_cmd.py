@@ -158,7 +158,7 @@ def test(webhook_id: WebhookId) -> None:
     result = run(ctx, service.send_test(ctx, webhook_id, actor="platformctl"))
     if not result.succeeded:
         raise CliError(
-            f"test event not delivered: {result.error} ({result.duration_ms} ms; "
+            f"test event not delivered: {result.detail or result.error} ({result.duration_ms} ms; "
             f"delivery {result.delivery_id})"
         )
     say(f"delivered: HTTP {result.status_code} in {result.duration_ms} ms")

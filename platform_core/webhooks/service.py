@@ -185,9 +185,10 @@ async def update_webhook(
     Deactivating a webhook gives up its pending deliveries (state ``failed``, error
     ``webhook deactivated``); they can be redelivered once it is active again.
     """
+    checked = await check_target(url, policy) if url is not None else None  # before any query
     hook = await get_webhook(session, webhook_id)
-    if url is not None:
-        hook.url = await check_target(url, policy)
+    if checked is not None:
+        hook.url = checked
     if patterns is not None:
         hook.patterns = validate_patterns(patterns)
     if description is not None:
@@ -337,7 +338,11 @@ async def redeliver(session: AsyncSession, webhook_id: int, delivery_id: int) ->
 
 @dataclass(frozen=True)
 class PingResult:
-    """The outcome of a test ping: recorded in the delivery log like any delivery."""
+    """The outcome of a test ping: recorded in the delivery log like any delivery.
+
+    ``error`` is as the delivery log has it; ``detail`` the full cause (server side only:
+    the CLI prints it, the API does not return it).
+    """
 
     delivery_id: int
     event_id: str
@@ -345,6 +350,7 @@ class PingResult:
     status_code: int | None
     error: str | None
     duration_ms: int
+    detail: str | None = None
 
 
 async def send_test(
@@ -408,6 +414,7 @@ async def send_test(
         status_code=outcome.status_code,
         error=outcome.error,
         duration_ms=outcome.duration_ms,
+        detail=outcome.detail,
     )
 
 
