@@ -22,13 +22,18 @@ SYSTEM_UUID = "27946b59-9e44-4fa7-8e91-f3527a1ef094"
 
 @pytest.fixture
 def platform_settings():
-    """Credentials the power configs refer to (never returned by the API)."""
+    """Credentials the power configs refer to (never returned by the API).
+
+    Reads get 20 s instead of the default 5: pysnmp's first call loads MIBs, which takes
+    seconds on a loaded CI machine (the read timeout has its own test below).
+    """
     return {
         "scheduler": {
             "credentials": {
                 "bmc": {"username": "admin", "password": "s3cret-bmc"},
                 "pdu": {"community": "private"},
-            }
+            },
+            "power_read_timeout": 20,
         }
     }
 
