@@ -47,6 +47,7 @@ from platform_core.specs import (
 if TYPE_CHECKING:
     from platform_core.auth.deps import Caller, DbSession, get_context
     from platform_core.auth.models import ApiToken, User
+    from platform_core.auth.ratelimit import SlidingWindowLimiter
     from platform_core.auth.service import (
         Principal,
         create_token,
@@ -92,6 +93,7 @@ _LAZY: dict[str, str] = {
     "MAX_ID": "platform_core.http",
     "PlatformContext": "platform_core.context",
     "Principal": "platform_core.auth.service",
+    "SlidingWindowLimiter": "platform_core.auth.ratelimit",
     "UTCDateTime": "platform_core.db",
     "User": "platform_core.auth.models",
     "create_token": "platform_core.auth.service",
@@ -154,6 +156,7 @@ __all__ = [
     "PluginMeta",
     "Principal",
     "ServiceUnavailable",
+    "SlidingWindowLimiter",
     "StrictModeError",
     "TooManyRequests",
     "UTCDateTime",

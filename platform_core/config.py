@@ -73,10 +73,25 @@ class EventsSettings(BaseModel):
 
 
 class WebhooksSettings(BaseModel):
-    """``[core.webhooks]``: delivery timeout and how long failures are retried."""
+    """``[core.webhooks]``: delivery timeout, retries, secret rotation and allowed targets.
+
+    ``allow`` lists networks (``127.0.0.0/8``, ``10.1.2.3``, ``fd00::/8``) and host names
+    webhooks may be sent to besides public addresses (private, loopback, link-local and
+    metadata addresses are refused otherwise; see docs/webhooks.md).
+    """
 
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     retry_hours: float = Field(default=24.0, gt=0, le=24 * 7)
+    rotation_overlap_hours: float = Field(default=24.0, ge=0, le=24 * 7)
+    allow: list[str] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("allow")
+    @classmethod
+    def _check_allow(cls, value: list[str]) -> list[str]:
+        from platform_core.webhooks.targets import parse_allow
+
+        parse_allow(value)  # ValueError names the bad entry
+        return value
 
 
 class CoreSettings(BaseSettings):

@@ -64,6 +64,9 @@ __all__ = [
 ]
 
 TEST_DATABASE_ENV = "PLATFORM_TEST_DATABASE_URL"
+TEST_WEBHOOK_ALLOW = ("127.0.0.0/8", "::1")
+"""``[core.webhooks] allow`` of the platforms the fixtures boot: loopback, where
+:class:`WebhookReceiver` listens (a real deployment refuses loopback targets by default)."""
 
 
 class TestPlatform:
@@ -316,6 +319,8 @@ async def platform_factory(tmp_path: Path) -> AsyncIterator[PlatformFactory]:
     Arguments: ``enabled`` (installed plugins to enable), ``settings`` (``{plugin: table}``),
     ``extra_plugins`` (``{name: plugin object}``), ``core`` (``[core]`` keys),
     ``migrate`` (apply migrations, default True), ``start`` (run startup hooks, default True).
+    Webhooks may target loopback (:data:`TEST_WEBHOOK_ALLOW`) unless ``core["webhooks"]``
+    has its own ``allow``.
     """
     closers: list[Callable[[], Awaitable[None]]] = []
     count = 0
@@ -336,6 +341,10 @@ async def platform_factory(tmp_path: Path) -> AsyncIterator[PlatformFactory]:
         core_options = {"secret_key": "test-secret-key-" + "x" * 32, "log_format": "text"} | dict(
             core or {}
         )
+        webhooks = core_options.get("webhooks")
+        if webhooks is None or isinstance(webhooks, dict):
+            # Test receivers listen on loopback: allow it unless the test says otherwise.
+            core_options["webhooks"] = {"allow": list(TEST_WEBHOOK_ALLOW)} | dict(webhooks or {})
         server = os.environ.get(TEST_DATABASE_ENV)
         if database_url is None and server:
             schema, drop = await _fresh_schema(server)

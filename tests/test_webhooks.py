@@ -10,24 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ipaddress
 import json
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
+from platform_core.config import CoreSettings
 from platform_core.db import utcnow
 from platform_core.events.dispatcher import fan_out
 from platform_core.events.outbox import publish
-from platform_core.webhooks import delivery, signing
-from platform_core.webhooks.models import WebhookAttempt, WebhookDelivery
+from platform_core.webhooks import delivery, service, signing, targets
+from platform_core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "webhooks.md"
 
@@ -338,7 +343,7 @@ async def test_delivery_fails_when_retry_window_is_over(hooks, admin, receiver):
 
 async def test_delivery_fails_quickly_with_tiny_retry_window(platform_factory, receiver):
     platform = await platform_factory(
-        core={"background": False, "webhooks": {"retry_hours": 0.0001}}  # 0.36 s
+        core={"background": False, "webhooks": {"retry_hours": 0.002}}  # 7.2 s
     )
     admin = await platform.client_for("admin")
     await register(admin, receiver.url())
@@ -347,8 +352,11 @@ async def test_delivery_fails_quickly_with_tiny_retry_window(platform_factory, r
     await pump(platform)
     [d] = await deliveries(platform)
     assert d.state == "pending"
-    assert (d.next_attempt_at - d.created_at).total_seconds() <= 0.37
-    await asyncio.sleep(0.4)
+    assert (d.next_attempt_at - d.created_at).total_seconds() <= 7.2  # not the 10 s backoff
+    async with platform.ctx.db.session() as session:  # the window is over (no sleeping)
+        await session.execute(
+            update(WebhookDelivery).values(created_at=utcnow() - timedelta(seconds=8))
+        )
     await make_due(platform)
     await delivery.deliver_due(platform.ctx)
     [d] = await deliveries(platform)
@@ -478,7 +486,7 @@ async def test_unreachable_receiver_is_recorded_as_error(hooks, admin, receiver)
     await pump(hooks)
     [d] = await deliveries(hooks)
     assert d.state == "pending" and d.last_status is None
-    assert "Connect" in (d.last_error or "")
+    assert d.last_error == delivery.CONNECTION_FAILED  # the cause is in the server log only
 
 
 async def test_slow_receiver_times_out_and_is_retried(platform_factory, receiver):
@@ -626,10 +634,13 @@ async def test_create_returns_secret_once_and_never_again(hooks, admin, receiver
     assert [h["id"] for h in listed] == [hook["id"]]
 
 
-async def test_rotate_secret_signs_later_deliveries_with_new_secret(hooks, admin, receiver):
+async def test_rotate_secret_without_overlap_signs_with_new_secret_only(hooks, admin, receiver):
     hook = await register(admin, receiver.url())
-    r = await admin.post(f"/api/core/webhooks/{hook['id']}/rotate-secret")
+    r = await admin.post(
+        f"/api/core/webhooks/{hook['id']}/rotate-secret", params={"overlap_hours": 0}
+    )
     assert r.status_code == 200, r.text
+    assert r.json()["rotation_overlap_until"] is None
     new = r.json()["secret"]
     assert new != hook["secret"] and new.startswith("whsec_")
     await emit(hooks, "inventory.device.created")
@@ -736,10 +747,11 @@ async def test_test_ping_reports_failure_without_retrying(hooks, admin, receiver
     hook = await register(admin, receiver.url(), is_active=False)
     receiver.status = 500
     result = (await admin.post(f"/api/core/webhooks/{hook['id']}/test")).json()
-    assert (result["succeeded"], result["status_code"]) == (False, 500)
-    assert result["error"] == "HTTP 500: nope"
+    assert (result["succeeded"], result["status_code"]) == (False, None)
+    assert result["error"] == service.TEST_FAILED  # one wording whatever the cause
     [d] = await deliveries(hooks)
     assert d.state == "failed"
+    assert (d.last_status, d.last_error) == (500, "HTTP 500: nope")  # the log keeps it
 
 
 async def test_test_ping_to_slow_receiver_returns_within_timeout(platform_factory, receiver):
@@ -753,7 +765,9 @@ async def test_test_ping_to_slow_receiver_returns_within_timeout(platform_factor
     r = await admin.post(f"/api/core/webhooks/{hook['id']}/test")
     assert time.monotonic() - started < 1.5
     assert r.status_code == 200
-    assert r.json()["error"] == "timed out after 0.3s"
+    assert r.json()["error"] == service.TEST_FAILED
+    [d] = await deliveries(platform)
+    assert d.last_error == "timed out after 0.3s"
 
 
 async def test_test_ping_for_unknown_webhook_is_404(hooks, admin):
@@ -786,3 +800,378 @@ async def test_attempts_are_recorded_per_try(hooks, admin, receiver):
     async with hooks.ctx.db.session() as session:
         attempts = list((await session.scalars(select(WebhookAttempt).order_by("id"))).all())
     assert [a.status_code for a in attempts] == [500, 200]
+
+
+# --- secret rotation with an overlap window ----------------------------------------------
+
+
+def v1_signatures(header: str) -> list[str]:
+    """The ``v1=`` signatures of a Platform-Signature header, in order."""
+    return [p.split("=", 1)[1] for p in header.split(",") if p.startswith("v1=")]
+
+
+async def test_rotation_signs_with_both_secrets_during_the_overlap(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    old = hook["secret"]
+    before = utcnow()
+    r = await admin.post(f"/api/core/webhooks/{hook['id']}/rotate-secret")  # default: 24 h
+    assert r.status_code == 200, r.text
+    new = r.json()["secret"]
+    until = datetime.fromisoformat(r.json()["rotation_overlap_until"])
+    assert timedelta(hours=23.9) < until - before < timedelta(hours=24.1)
+    listed = (await admin.get(f"/api/core/webhooks/{hook['id']}")).json()
+    assert datetime.fromisoformat(listed["rotation_overlap_until"]) == until
+    await emit(hooks, "inventory.device.created")
+    await pump(hooks)
+    [req] = receiver.requests
+    header = req.headers["Platform-Signature"]
+    assert len(v1_signatures(header)) == 2
+    verify = doc_verify()  # receivers holding either secret accept the delivery
+    assert verify(new, header, req.body) and verify(old, header, req.body)
+    assert not verify("whsec_someone-else", header, req.body)
+    ping = (await admin.post(f"/api/core/webhooks/{hook['id']}/test")).json()
+    assert ping["succeeded"] is True
+    assert verify(
+        old, receiver.requests[-1].headers["Platform-Signature"], receiver.requests[-1].body
+    )
+
+
+async def test_after_the_overlap_only_the_new_secret_signs(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    r = await admin.post(
+        f"/api/core/webhooks/{hook['id']}/rotate-secret", params={"overlap_hours": 1}
+    )
+    new = r.json()["secret"]
+    async with hooks.ctx.db.session() as session:  # an hour later
+        await session.execute(
+            update(Webhook)
+            .where(Webhook.id == hook["id"])
+            .values(previous_secret_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert (await admin.get(f"/api/core/webhooks/{hook['id']}")).json()[
+        "rotation_overlap_until"
+    ] is None
+    await emit(hooks, "inventory.device.created")
+    await pump(hooks)
+    [req] = receiver.requests
+    header = req.headers["Platform-Signature"]
+    assert len(v1_signatures(header)) == 1
+    assert signing.verify_signature(new, header, req.body)
+    assert not signing.verify_signature(hook["secret"], header, req.body)
+
+
+async def test_rotating_again_keeps_only_the_replaced_secret(hooks, admin, receiver):
+    hook = await register(admin, receiver.url())
+    url = f"/api/core/webhooks/{hook['id']}/rotate-secret"
+    second = (await admin.post(url)).json()["secret"]
+    third = (await admin.post(url)).json()["secret"]
+    await emit(hooks, "inventory.device.created")
+    await pump(hooks)
+    [req] = receiver.requests
+    header = req.headers["Platform-Signature"]
+    assert signing.verify_signature(third, header, req.body)
+    assert signing.verify_signature(second, header, req.body)
+    assert not signing.verify_signature(hook["secret"], header, req.body)
+
+
+async def test_rotation_overlap_setting_and_bounds(platform_factory, receiver):
+    platform = await platform_factory(
+        core={"background": False, "webhooks": {"rotation_overlap_hours": 0}}
+    )
+    admin = await platform.client_for("admin")
+    hook = await register(admin, receiver.url())
+    url = f"/api/core/webhooks/{hook['id']}/rotate-secret"
+    assert (await admin.post(url)).json()["rotation_overlap_until"] is None
+    r = await admin.post(url, params={"overlap_hours": 169})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "overlap_hours" in r.text
+    assert (await admin.post(url, params={"overlap_hours": 2})).json()["rotation_overlap_until"]
+
+
+# --- allowed targets ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def strict(platform_factory):
+    """A platform with the default target policy: public addresses only (nothing allowed)."""
+    return await platform_factory(
+        core={"background": False, "webhooks": {"timeout_seconds": 2, "allow": []}}
+    )
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Replace the resolver: ``fake_dns[name] = [addresses]``; unknown names do not resolve.
+
+    Every lookup is recorded in ``fake_dns.lookups``.
+    """
+
+    class FakeDns(dict):
+        lookups: list[str]
+
+    table = FakeDns()
+    table.lookups = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        table.lookups.append(host)
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(table[host])
+
+    monkeypatch.setattr(targets, "resolve", resolve)
+    return table
+
+
+@pytest.fixture
+def no_connect(monkeypatch):
+    """Fail (and record) any TCP connection the delivery client would open."""
+    attempts: list[tuple[str, int]] = []
+
+    async def refuse(self, host, port, *args, **kwargs):
+        attempts.append((host, port))
+        raise httpcore.ConnectError("test: no connection may be opened here")
+
+    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://LOCALHOST./hook",
+        "http://api.localhost/hook",
+        "http://[::1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[::ffff:a9fe:a9fe]/",
+        "http://2852039166/",
+        "http://0xa9fea9fe/",
+        "http://0xa9.0xfe.0xa9.0xfe/",
+        "http://169.254.43518/",
+        "http://0177.1/",
+        "http://10.0.0.1/hook",
+        "http://172.16.5.4/",
+        "http://192.168.1.1/",
+        "http://100.100.100.200/",
+        "http://[fe80::1]/",
+        "http://0.0.0.0:9000/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "https://[2002:a9fe:a9fe::1]/",
+    ],
+)
+async def test_registration_refuses_non_public_targets(strict, url, fake_dns):
+    admin = await strict.client_for("admin")
+    r = await admin.post("/api/core/webhooks", json={"url": url, "patterns": ["*"]})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    [error] = r.json()["errors"]
+    assert error["field"] == "url"
+    assert "not a public address" in error["message"]
+    assert "allow" in error["message"]
+    assert fake_dns.lookups == []  # literals and refused names need no lookup
+
+
+async def test_registration_refuses_a_name_resolving_to_a_private_address(strict, fake_dns):
+    admin = await strict.client_for("admin")
+    fake_dns["hooks.corp.test"] = ["10.0.0.1"]
+    fake_dns["mixed.corp.test"] = ["93.184.215.14", "169.254.169.254"]
+    fake_dns["public.corp.test"] = ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
+    for name, ip in (("hooks.corp.test", "10.0.0.1"), ("mixed.corp.test", "169.254.169.254")):
+        r = await admin.post(
+            "/api/core/webhooks", json={"url": f"https://{name}/h", "patterns": ["*"]}
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == "url"
+        assert f"{name} ({ip}) is not a public address" in r.json()["detail"]
+    r = await admin.post(
+        "/api/core/webhooks", json={"url": "https://public.corp.test/h", "patterns": ["*"]}
+    )
+    assert r.status_code == 201, r.text
+    hook = r.json()
+    r = await admin.patch(
+        f"/api/core/webhooks/{hook['id']}", json={"url": "https://hooks.corp.test/h"}
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url"
+    # A name that does not resolve now is accepted: every connection is checked anyway.
+    r = await admin.post(
+        "/api/core/webhooks", json={"url": "https://later.corp.test/h", "patterns": ["*"]}
+    )
+    assert r.status_code == 201, r.text
+
+
+async def test_connection_is_refused_when_dns_changed_to_a_private_address(
+    strict, fake_dns, no_connect
+):
+    admin = await strict.client_for("admin")
+    fake_dns["hooks.corp.test"] = ["93.184.215.14"]  # public at registration
+    hook = await register(admin, "https://hooks.corp.test/h")
+    fake_dns["hooks.corp.test"] = ["10.0.0.1"]  # then the name points inside
+    fake_dns.lookups.clear()
+    await emit(strict, "inventory.device.created")
+    await pump(strict)
+    [d] = await deliveries(strict)
+    assert (d.state, d.last_status, d.last_error) == ("pending", None, delivery.TARGET_REFUSED)
+    assert fake_dns.lookups == ["hooks.corp.test"]
+    assert no_connect == []  # refused before any socket was opened
+    fake_dns["hooks.corp.test"] = ["93.184.215.14", "::ffff:10.0.0.1"]  # one bad address
+    r = await admin.post(f"/api/core/webhooks/{hook['id']}/test")
+    assert r.json() == {**r.json(), "succeeded": False, "error": service.TEST_FAILED}
+    assert no_connect == []
+
+
+async def test_a_webhook_stored_before_the_policy_is_refused_at_connect(strict, receiver):
+    async with strict.ctx.db.session() as session:  # registered while loopback was allowed
+        session.add(Webhook(url=receiver.url(), patterns=["*"], secret="whsec_x"))
+    await emit(strict, "inventory.device.created")
+    await pump(strict)
+    [d] = await deliveries(strict)
+    assert d.last_error == delivery.TARGET_REFUSED
+    assert receiver.requests == []
+
+
+async def test_allowed_host_name_connects_to_the_checked_address(
+    platform_factory, receiver, fake_dns
+):
+    # The name exists only in the fake resolver: the request can only arrive if the
+    # client connected to the address the check returned, not by looking the name up again.
+    platform = await platform_factory(
+        core={"background": False, "webhooks": {"allow": ["Hooks.Corp.Test"]}}
+    )
+    admin = await platform.client_for("admin")
+    port = receiver.url().split(":")[2].split("/")[0]
+    fake_dns["hooks.corp.test"] = ["127.0.0.1"]
+    hook = await register(admin, f"http://hooks.corp.test:{port}/named")
+    await emit(platform, "inventory.device.created")
+    await pump(platform)
+    [req] = receiver.requests
+    assert req.path == "/named"
+    assert req.headers["Host"] == f"hooks.corp.test:{port}"
+    assert signing.verify_signature(hook["secret"], req.headers["Platform-Signature"], req.body)
+    # Another name resolving to loopback is still refused (only the named host is allowed).
+    fake_dns["other.corp.test"] = ["127.0.0.1"]
+    r = await admin.post(
+        "/api/core/webhooks", json={"url": f"http://other.corp.test:{port}/", "patterns": ["*"]}
+    )
+    assert r.status_code == 422
+
+
+async def test_allowed_network_admits_names_resolving_into_it(platform_factory, receiver, fake_dns):
+    platform = await platform_factory(
+        core={"background": False, "webhooks": {"allow": ["127.0.0.0/8"]}}
+    )
+    admin = await platform.client_for("admin")
+    port = receiver.url().split(":")[2].split("/")[0]
+    fake_dns["loop.corp.test"] = ["127.0.0.1"]
+    await register(admin, f"http://loop.corp.test:{port}/net")
+    ping = await admin.post(
+        "/api/core/webhooks", json={"url": "http://10.0.0.1/", "patterns": ["*"]}
+    )
+    assert ping.status_code == 422  # 10/8 is not in the allowed network
+    await emit(platform, "inventory.device.created")
+    await pump(platform)
+    assert [r.path for r in receiver.requests] == ["/net"]
+
+
+async def test_test_ping_reports_one_failure_for_closed_port_and_other_service(hooks, admin):
+    # A TCP service on loopback that is not HTTP, and a port nobody listens on.
+    server = await asyncio.start_server(_not_http, "127.0.0.1", 0)
+    other_port = server.sockets[0].getsockname()[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    answers = []
+    try:
+        for port in (closed_port, other_port):
+            hook = await register(admin, f"http://127.0.0.1:{port}/")
+            r = await admin.post(f"/api/core/webhooks/{hook['id']}/test")
+            assert r.status_code == 200, r.text
+            body = r.json()
+            answers.append((body["succeeded"], body["status_code"], body["error"]))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert answers == [(False, None, service.TEST_FAILED)] * 2
+    logged = [d.last_error for d in await deliveries(hooks)]
+    assert logged == [delivery.CONNECTION_FAILED] * 2
+
+
+async def _not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+    await writer.drain()
+    writer.close()
+
+
+def test_allow_entries_are_validated_naming_the_key():
+    with pytest.raises(ValidationError) as err:
+        CoreSettings(webhooks={"allow": ["127.0.0.0/8", "not a host/"]})
+    assert "allow" in str(err.value) and "not a host/" in str(err.value)
+    settings = CoreSettings(webhooks={"allow": ["10.0.0.0/8", "[::1]", "hooks.corp.test"]})
+    policy = targets.TargetPolicy.from_allow(settings.webhooks.allow)
+    assert policy.host_allowed("HOOKS.corp.test.")
+    assert policy.address_allowed(ipaddress.ip_address("10.9.8.7"))
+    assert policy.address_allowed(ipaddress.ip_address("::1"))
+    assert not policy.address_allowed(ipaddress.ip_address("192.168.0.1"))
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("2852039166", "169.254.169.254"),
+        ("0xa9fea9fe", "169.254.169.254"),
+        ("0251.0376.0251.0376", "169.254.169.254"),
+        ("169.254.43518", "169.254.169.254"),
+        ("0x7f.1", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("[::ffff:169.254.169.254]", "::ffff:a9fe:a9fe"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("example.com", None),
+        ("1.2.3.4.5", None),
+        ("256.1.1.1", None),
+        ("0x1g", None),
+    ],
+)
+def test_ip_literals_are_read_as_the_resolver_reads_them(host, address):
+    found = targets.ip_literal(host)
+    assert (str(found) if found else None) == address
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:4700::1111", True),
+        ("::ffff:93.184.215.14", True),
+        ("169.254.169.254", False),
+        ("fd00:ec2::254", False),
+        ("::ffff:169.254.169.254", False),
+        ("64:ff9b::a9fe:a9fe", False),
+        ("2002:0a00:0001::1", False),
+        ("100.64.0.1", False),
+        ("192.0.0.192", False),
+        ("224.0.0.251", False),
+        ("ff02::1", False),
+        ("240.0.0.1", False),
+        ("::", False),
+    ],
+)
+def test_public_addresses(address, public):
+    assert targets.is_public(ipaddress.ip_address(address)) is public
+
+
+async def test_localhost_counts_as_loopback(platform_factory, receiver, fake_dns):
+    platform = await platform_factory(
+        core={"background": False, "webhooks": {"allow": ["127.0.0.0/8"]}}
+    )
+    admin = await platform.client_for("admin")
+    port = receiver.url().split(":")[2].split("/")[0]
+    fake_dns["localhost"] = ["127.0.0.1"]
+    await register(admin, f"http://localhost:{port}/local")
+    fake_dns["localhost"] = ["127.0.0.1", "::1"]  # ::1 is not in allow: every address counts
+    r = await admin.post("/api/core/webhooks", json={"url": "http://localhost/", "patterns": ["*"]})
+    assert r.status_code == 422
+    assert "localhost (::1) is not a public address" in r.json()["detail"]

@@ -30,6 +30,7 @@ def add(
 ) -> None:
     """Register a webhook and print ONLY its signing secret on stdout (shown this once)."""
     from platform_core.webhooks import service
+    from platform_core.webhooks.delivery import target_policy
     from platformctl.runtime import boot_platform, run
 
     ctx = boot_platform()
@@ -37,7 +38,12 @@ def add(
     async def create() -> tuple[str, str]:
         async with ctx.db.session() as session:
             hook, secret = await service.create_webhook(
-                session, url, events, description=description, is_active=not inactive
+                session,
+                url,
+                events,
+                description=description,
+                is_active=not inactive,
+                policy=target_policy(ctx),
             )
             state = "active" if hook.is_active else "inactive"
             return secret, (
@@ -123,14 +129,21 @@ def rotate_secret(webhook_id: WebhookId) -> None:
     from platformctl.runtime import boot_platform, run
 
     ctx = boot_platform()
+    overlap = ctx.config.core.webhooks.rotation_overlap_hours
 
     async def rotate() -> str:
         async with ctx.db.session() as session:
-            _, secret = await service.rotate_secret(session, webhook_id)
+            _, secret = await service.rotate_secret(session, webhook_id, overlap_hours=overlap)
             return secret
 
     secret = run(ctx, rotate())
-    note(f"rotated the secret of webhook {webhook_id}; the old one no longer signs deliveries")
+    if overlap:
+        note(
+            f"rotated the secret of webhook {webhook_id}; the old one also signs deliveries "
+            f"for {overlap:g} more hours"
+        )
+    else:
+        note(f"rotated the secret of webhook {webhook_id}; the old one no longer signs deliveries")
     say(secret)
 
 
@@ -145,7 +158,7 @@ def test(webhook_id: WebhookId) -> None:
     result = run(ctx, service.send_test(ctx, webhook_id, actor="platformctl"))
     if not result.succeeded:
         raise CliError(
-            f"test event not delivered: {result.error} ({result.duration_ms} ms; "
+            f"test event not delivered: {result.detail or result.error} ({result.duration_ms} ms; "
             f"delivery {result.delivery_id})"
         )
     say(f"delivered: HTTP {result.status_code} in {result.duration_ms} ms")

@@ -13,6 +13,12 @@ import pytest
 from platform_core.webhooks.signing import verify_signature
 
 
+@pytest.fixture(autouse=True)
+def allow_loopback_targets(config_file, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receivers listen on 127.0.0.1: allow loopback targets, as a local setup would."""
+    monkeypatch.setenv("PLATFORM_WEBHOOKS__ALLOW", '["127.0.0.0/8"]')
+
+
 class Receiver:
     """An HTTP server on 127.0.0.1 answering ``status`` and recording requests."""
 

@@ -6,7 +6,10 @@ webhook. This loop (``("webhooks", run_webhook_deliveries)`` in the ``serve`` an
 conditional UPDATE, and ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes
 share the work without sending a delivery twice at the same time), POSTs each one with
 httpx (``[core.webhooks] timeout_seconds`` for the whole request, redirects not
-followed) and records a :class:`WebhookAttempt` per try.
+followed) and records a :class:`WebhookAttempt` per try. The client connects only to
+allowed addresses (:mod:`platform_core.webhooks.targets`: the host is resolved and every
+address checked at each connection), and signs with the current secret and, during a
+rotation's overlap, the previous one too.
 
 A 2xx answer is success. Anything else (other status, timeout, connection error) is
 retried with exponential backoff (10 s, 20 s, 40 s, ... capped at an hour) until
@@ -43,6 +46,7 @@ from platform_core.events.models import EventRecord
 from platform_core.events.outbox import DeliveredEvent, register_waiter
 from platform_core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from platform_core.webhooks.signing import SIGNATURE_HEADER, encode_body, sign
+from platform_core.webhooks.targets import GuardedTransport, TargetPolicy, refusal
 
 log = logging.getLogger("platform_core.webhooks")
 
@@ -55,6 +59,8 @@ LEASE_MARGIN = 30.0
 MAX_ERROR = 1000
 RESPONSE_SNIPPET = 300
 STOP_GRACE = 2.0
+CONNECTION_FAILED = "connection failed"
+TARGET_REFUSED = "target address not allowed"
 
 
 def backoff(attempts: int) -> float:
@@ -96,14 +102,26 @@ def wake_after_commit(session: AsyncSession) -> None:
         sa_event.listen(sync, "after_commit", _wake_on_commit)
 
 
+def signing_secrets(hook: Webhook, now: datetime) -> tuple[str, ...]:
+    """The secrets a delivery to ``hook`` is signed with now: the current one, and the
+    previous one while a rotation's overlap lasts."""
+    expires = hook.previous_secret_expires_at
+    if hook.previous_secret and expires is not None and expires > now:
+        return (hook.secret, hook.previous_secret)
+    return (hook.secret,)
+
+
 @dataclass(frozen=True)
 class Claimed:
-    """A delivery claimed for one attempt, with everything needed to send it."""
+    """A delivery claimed for one attempt, with everything needed to send it.
+
+    ``secrets`` are the signing secrets, the current one first (see :func:`signing_secrets`).
+    """
 
     delivery_id: int
     webhook_id: int
     url: str
-    secret: str
+    secrets: tuple[str, ...]
     attempt: int
     created_at: datetime
     event: DeliveredEvent
@@ -111,12 +129,18 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one attempt."""
+    """The result of one attempt.
+
+    ``error`` is what the delivery log records (transport failures in one generic wording,
+    so the log does not tell a closed port from another service); ``detail`` is the full
+    cause, for the server log only.
+    """
 
     succeeded: bool
     status_code: int | None
     error: str | None
     duration_ms: int
+    detail: str | None = None
 
 
 def _due_filter(now: datetime) -> list[Any]:
@@ -191,7 +215,7 @@ async def claim(
                     delivery_id=delivery.id,
                     webhook_id=hook.id,
                     url=hook.url,
-                    secret=hook.secret,
+                    secrets=signing_secrets(hook, now),
                     attempt=delivery.attempts + 1,
                     created_at=delivery.created_at,
                     event=DeliveredEvent.from_record(record),
@@ -200,14 +224,23 @@ async def claim(
     return claimed
 
 
+def target_policy(ctx: PlatformContext) -> TargetPolicy:
+    """The allowed webhook targets of this platform (``[core.webhooks] allow``)."""
+    return TargetPolicy.from_allow(ctx.config.core.webhooks.allow)
+
+
 def new_client(ctx: PlatformContext) -> httpx.AsyncClient:
-    """The HTTP client deliveries are sent with: no redirects, bounded time and pool."""
+    """The HTTP client deliveries are sent with: no redirects, bounded time and pool, and
+    connections only to allowed addresses (checked after resolution, at every connect)."""
     timeout = ctx.config.core.webhooks.timeout_seconds
+    limits = httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout),
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY),
+        limits=limits,
         headers={"User-Agent": USER_AGENT},
+        transport=GuardedTransport(target_policy(ctx), limits),
+        trust_env=False,
     )
 
 
@@ -220,7 +253,7 @@ def request_headers(claimed: Claimed, body: bytes) -> dict[str, str]:
         "Platform-Event": claimed.event.name,
         "Platform-Delivery-Id": str(claimed.delivery_id),
         "Platform-Delivery-Attempt": str(claimed.attempt),
-        SIGNATURE_HEADER: sign(claimed.secret, body),
+        SIGNATURE_HEADER: sign(claimed.secrets, body),
     }
 
 
@@ -228,10 +261,21 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
 
 
+def _describe(exc: BaseException) -> str:
+    return _clip(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
 async def post(
     client: httpx.AsyncClient, claimed: Claimed, timeout: float
-) -> tuple[int | None, str | None]:
-    """POST one delivery; return (status code, error). Never raises for receiver failures."""
+) -> tuple[int | None, str | None, str | None]:
+    """POST one delivery; return (status code, error, detail). Never raises for receiver
+    failures.
+
+    ``error`` is recorded in the delivery log: the receiver's status and the start of its
+    answer, ``timed out after Ns``, :data:`TARGET_REFUSED`, or :data:`CONNECTION_FAILED`
+    for every other transport failure (refused connection, reset, not HTTP, TLS), so the
+    log cannot be used to probe ports. ``detail`` is the full cause, for the server log.
+    """
     body = encode_body(claimed.event.as_json())
     try:
         async with asyncio.timeout(timeout):
@@ -240,7 +284,7 @@ async def post(
             ) as response:
                 status = response.status_code
                 if 200 <= status < 300:
-                    return status, None
+                    return status, None, None
                 snippet = b""
                 async for chunk in response.aiter_bytes():
                     snippet += chunk
@@ -249,16 +293,17 @@ async def post(
                 text = snippet[:RESPONSE_SNIPPET].decode("utf-8", "replace").strip()
                 if 300 <= status < 400:
                     where = response.headers.get("location", "")
-                    return status, _clip(f"HTTP {status}: redirects are not followed ({where})")
-                return status, _clip(f"HTTP {status}" + (f": {text}" if text else ""))
-    except TimeoutError:
-        return None, f"timed out after {timeout:g}s"
-    except httpx.TimeoutException:
-        return None, f"timed out after {timeout:g}s"
-    except httpx.HTTPError as exc:
-        return None, _clip(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-    except Exception as exc:  # a bad URL, an odd transport error: recorded, never raised
-        return None, _clip(f"{type(exc).__name__}: {exc}")
+                    error = _clip(f"HTTP {status}: redirects are not followed ({where})")
+                else:
+                    error = _clip(f"HTTP {status}" + (f": {text}" if text else ""))
+                return status, error, error
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        error = f"timed out after {timeout:g}s"
+        return None, error, f"{error} ({_describe(exc)})"
+    except Exception as exc:  # refused target, transport error, bad URL: recorded, never raised
+        if refusal(exc) is not None:
+            return None, TARGET_REFUSED, _describe(refusal(exc) or exc)
+        return None, CONNECTION_FAILED, _describe(exc)
 
 
 async def attempt_delivery(
@@ -278,12 +323,12 @@ async def attempt_delivery(
     started = time.perf_counter()
     if client is None:
         async with new_client(ctx) as own:
-            status, error = await post(own, claimed, settings.timeout_seconds)
+            status, error, detail = await post(own, claimed, settings.timeout_seconds)
     else:
-        status, error = await post(client, claimed, settings.timeout_seconds)
+        status, error, detail = await post(client, claimed, settings.timeout_seconds)
     duration_ms = round((time.perf_counter() - started) * 1000)
     succeeded = error is None
-    outcome = Outcome(succeeded, status, error, duration_ms)
+    outcome = Outcome(succeeded, status, error, duration_ms, detail)
     await record(ctx, claimed, outcome, retry=retry)
     if not succeeded:
         log.warning(
@@ -295,7 +340,7 @@ async def attempt_delivery(
                 "event": claimed.event.name,
                 "attempt": claimed.attempt,
                 "status": status,
-                "error": error,
+                "error": detail,
                 "duration_ms": duration_ms,
             },
         )

@@ -12,7 +12,11 @@ from platform_core.db import UTCDateTime, utcnow
 
 
 class Webhook(CoreBase):
-    """An outbound webhook: where to POST which events, signed with ``secret``."""
+    """An outbound webhook: where to POST which events, signed with ``secret``.
+
+    ``previous_secret`` is the secret before the last rotation; deliveries are signed with it
+    too until ``previous_secret_expires_at``, so receivers can switch without a gap.
+    """
 
     __tablename__ = "core_webhooks"
 
@@ -20,6 +24,9 @@ class Webhook(CoreBase):
     url: Mapped[str] = mapped_column(String(2000))
     patterns: Mapped[list[str]] = mapped_column(JSON)
     secret: Mapped[str] = mapped_column(String(100))
+    # After a rotation the old secret still signs (beside the new one) until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     description: Mapped[str] = mapped_column(String(200), default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,6 +10,7 @@ from platform_core import requires_scopes
 from platform_core.auth.deps import Caller, DbSession, get_context
 from platform_core.http import IdPath
 from platform_core.webhooks import service
+from platform_core.webhooks.delivery import target_policy
 from platform_core.webhooks.models import Webhook
 from platform_core.webhooks.schemas import (
     AttemptOut,
@@ -52,9 +53,13 @@ def delivery_out(view: service.DeliveryView) -> DeliveryOut:
 
 @router.post("/webhooks", response_model=WebhookWithSecret, status_code=201, openapi_extra=ADMIN)
 async def create_webhook(
-    body: WebhookCreate, session: DbSession, caller: Caller
+    request: Request, body: WebhookCreate, session: DbSession, caller: Caller
 ) -> WebhookWithSecret:
-    """Register a webhook; the signing secret is in this response only."""
+    """Register a webhook; the signing secret is in this response only.
+
+    422 naming ``url`` when its host is not an allowed target (private, loopback,
+    link-local or metadata addresses unless ``[core.webhooks] allow`` lists them).
+    """
     hook, secret = await service.create_webhook(
         session,
         body.url,
@@ -62,6 +67,7 @@ async def create_webhook(
         description=body.description,
         is_active=body.is_active,
         created_by=caller.user_id,
+        policy=target_policy(get_context(request)),
     )
     return WebhookWithSecret(**service.webhook_fields(hook), secret=secret)
 
@@ -79,7 +85,9 @@ async def get_webhook(webhook_id: IdPath, session: DbSession) -> WebhookOut:
 
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookOut, openapi_extra=ADMIN)
-async def update_webhook(webhook_id: IdPath, body: WebhookUpdate, session: DbSession) -> WebhookOut:
+async def update_webhook(
+    request: Request, webhook_id: IdPath, body: WebhookUpdate, session: DbSession
+) -> WebhookOut:
     """Change the URL, patterns, description or state; deactivating gives up pending sends."""
     hook = await service.update_webhook(
         session,
@@ -88,6 +96,7 @@ async def update_webhook(webhook_id: IdPath, body: WebhookUpdate, session: DbSes
         patterns=body.patterns,
         description=body.description,
         is_active=body.is_active,
+        policy=target_policy(get_context(request)),
     )
     return webhook_out(hook)
 
@@ -103,26 +112,48 @@ async def delete_webhook(webhook_id: IdPath, session: DbSession) -> None:
 @router.post(
     "/webhooks/{webhook_id}/rotate-secret", response_model=WebhookWithSecret, openapi_extra=ADMIN
 )
-async def rotate_secret(webhook_id: IdPath, session: DbSession) -> WebhookWithSecret:
-    """Replace the signing secret (the old one stops working at once); shown this once."""
-    hook, secret = await service.rotate_secret(session, webhook_id)
+async def rotate_secret(
+    request: Request,
+    webhook_id: IdPath,
+    session: DbSession,
+    overlap_hours: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=service.MAX_OVERLAP_HOURS,
+            description="how long the old secret still signs beside the new one "
+            "(default: [core.webhooks] rotation_overlap_hours; 0 = stop at once)",
+        ),
+    ] = None,
+) -> WebhookWithSecret:
+    """Replace the signing secret; shown this once.
+
+    Deliveries are signed with both the new and the old secret for ``overlap_hours``
+    (``rotation_overlap_until`` in the answer), then with the new one only.
+    """
+    if overlap_hours is None:
+        overlap_hours = get_context(request).config.core.webhooks.rotation_overlap_hours
+    hook, secret = await service.rotate_secret(session, webhook_id, overlap_hours=overlap_hours)
     return WebhookWithSecret(**service.webhook_fields(hook), secret=secret)
 
 
 @router.post("/webhooks/{webhook_id}/test", response_model=PingResultOut, openapi_extra=ADMIN)
 async def test_webhook(request: Request, webhook_id: IdPath, caller: Caller) -> PingResultOut:
-    """Send a ``core.webhook.test`` event now and report the receiver's answer.
+    """Send a ``core.webhook.test`` event now and report whether the receiver took it.
 
-    200 whatever the receiver answered (see ``succeeded``); bounded by the delivery
-    timeout. The ping is logged with the webhook's deliveries and not retried.
+    200 whatever happened (see ``succeeded``); bounded by the delivery timeout. A failure
+    is reported in one generic wording whatever its cause (refused address, closed port,
+    another service, timeout, HTTP error), so this endpoint cannot probe a network; the
+    cause goes to the server log. The ping is logged with the webhook's deliveries and not
+    retried.
     """
     result = await service.send_test(get_context(request), webhook_id, actor=caller.username)
     return PingResultOut(
         delivery_id=result.delivery_id,
         event_id=result.event_id,
         succeeded=result.succeeded,
-        status_code=result.status_code,
-        error=result.error,
+        status_code=result.status_code if result.succeeded else None,
+        error=None if result.succeeded else service.TEST_FAILED,
         duration_ms=result.duration_ms,
     )
 

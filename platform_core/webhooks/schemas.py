@@ -52,6 +52,10 @@ class WebhookOut(BaseModel):
     is_active: bool
     created_at: datetime
     created_by: int | None
+    rotation_overlap_until: datetime | None = Field(
+        default=None,
+        description="after a rotation: until when deliveries are also signed with the old secret",
+    )
 
 
 class WebhookWithSecret(WebhookOut):

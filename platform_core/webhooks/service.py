@@ -5,9 +5,10 @@ Functions taking a session work in the caller's transaction; :func:`send_test` o
 own (it waits on the network and must not hold a transaction meanwhile).
 
 Targets are validated: ``http``/``https`` only, a host is required, no credentials
-(``user:pass@``) and no fragment in the URL, at most 2000 characters. Private and
-loopback addresses are allowed on purpose: only admins register webhooks, and receivers
-inside the same network are a normal deployment.
+(``user:pass@``) and no fragment in the URL, at most 2000 characters, and the host must be
+an allowed target (:mod:`platform_core.webhooks.targets`: public addresses, plus the
+networks and names of ``[core.webhooks] allow``), checked here and again at every
+connection.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from platform_core.events.models import EventRecord
 from platform_core.events.outbox import DeliveredEvent
 from platform_core.events.patterns import valid_pattern
 from platform_core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+from platform_core.webhooks.targets import TargetPolicy, check_url
 
 SECRET_PREFIX = "whsec_"
 MAX_URL_LENGTH = 2000
@@ -38,6 +40,8 @@ MAX_DESCRIPTION_LENGTH = 200
 SCHEMES = frozenset({"http", "https"})
 TEST_EVENT = "core.webhook.test"
 DEACTIVATED = "webhook deactivated"
+MAX_OVERLAP_HOURS = 24 * 7
+TEST_FAILED = "the test event was not delivered (the cause is in the server log)"
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -112,6 +116,16 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
+async def check_target(url: str, policy: TargetPolicy | None) -> str:
+    """``url`` validated (:func:`validate_url`) and its host an allowed target right now;
+    ``ValidationFailed`` naming ``url`` otherwise. ``policy`` None: public addresses only."""
+    url = validate_url(url)
+    reason = await check_url(policy or TargetPolicy(), url)
+    if reason is not None:
+        raise _invalid("url", reason)
+    return url
+
+
 async def create_webhook(
     session: AsyncSession,
     url: str,
@@ -120,10 +134,15 @@ async def create_webhook(
     description: str = "",
     is_active: bool = True,
     created_by: int | None = None,
+    policy: TargetPolicy | None = None,
 ) -> tuple[Webhook, str]:
-    """Register a webhook; return it and its secret (shown this once)."""
+    """Register a webhook; return it and its secret (shown this once).
+
+    ``policy`` is the allowed targets (``[core.webhooks] allow``); None allows public
+    addresses only.
+    """
     hook = Webhook(
-        url=validate_url(url),
+        url=await check_target(url, policy),
         patterns=validate_patterns(patterns),
         secret=new_secret(),
         description=validate_description(description),
@@ -157,15 +176,19 @@ async def update_webhook(
     patterns: list[str] | None = None,
     description: str | None = None,
     is_active: bool | None = None,
+    policy: TargetPolicy | None = None,
 ) -> Webhook:
     """Change a webhook's URL, patterns, description or state (``None`` keeps a value).
+
+    A new URL is checked against ``policy`` as at registration.
 
     Deactivating a webhook gives up its pending deliveries (state ``failed``, error
     ``webhook deactivated``); they can be redelivered once it is active again.
     """
+    checked = await check_target(url, policy) if url is not None else None  # before any query
     hook = await get_webhook(session, webhook_id)
-    if url is not None:
-        hook.url = validate_url(url)
+    if checked is not None:
+        hook.url = checked
     if patterns is not None:
         hook.patterns = validate_patterns(patterns)
     if description is not None:
@@ -192,12 +215,29 @@ async def delete_webhook(session: AsyncSession, webhook_id: int) -> None:
     await session.flush()
 
 
-async def rotate_secret(session: AsyncSession, webhook_id: int) -> tuple[Webhook, str]:
+async def rotate_secret(
+    session: AsyncSession, webhook_id: int, *, overlap_hours: float = 0.0
+) -> tuple[Webhook, str]:
     """Replace a webhook's secret; return it and the new secret (shown this once).
 
-    The old secret stops working at once: deliveries sent from now on use the new one.
+    For ``overlap_hours`` deliveries are signed with both the new and the old secret (two
+    ``v1=`` signatures), so a receiver can switch secrets without refusing a delivery;
+    after that (at once with 0) only the new one signs. Rotating again within the overlap
+    keeps only the secret being replaced as the previous one. The row is locked, so two
+    rotations at once apply one after the other.
     """
-    hook = await get_webhook(session, webhook_id)
+    if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
+        raise _invalid("overlap_hours", f"between 0 and {MAX_OVERLAP_HOURS:g} hours")
+    hook = await session.scalar(select(Webhook).where(Webhook.id == webhook_id).with_for_update())
+    if hook is None:
+        raise NotFound(f"webhook {webhook_id} not found")
+    now = utcnow()
+    if overlap_hours > 0:
+        hook.previous_secret = hook.secret
+        hook.previous_secret_expires_at = now + timedelta(hours=overlap_hours)
+    else:
+        hook.previous_secret = None
+        hook.previous_secret_expires_at = None
     hook.secret = new_secret()
     await session.flush()
     return hook, hook.secret
@@ -298,7 +338,11 @@ async def redeliver(session: AsyncSession, webhook_id: int, delivery_id: int) ->
 
 @dataclass(frozen=True)
 class PingResult:
-    """The outcome of a test ping: recorded in the delivery log like any delivery."""
+    """The outcome of a test ping: recorded in the delivery log like any delivery.
+
+    ``error`` is as the delivery log has it; ``detail`` the full cause (server side only:
+    the CLI prints it, the API does not return it).
+    """
 
     delivery_id: int
     event_id: str
@@ -306,6 +350,7 @@ class PingResult:
     status_code: int | None
     error: str | None
     duration_ms: int
+    detail: str | None = None
 
 
 async def send_test(
@@ -317,7 +362,12 @@ async def send_test(
     webhook sees it), signed like any delivery and logged; it is not retried. Inactive
     webhooks can be tested too. The wait is bounded by ``[core.webhooks] timeout_seconds``.
     """
-    from platform_core.webhooks.delivery import Claimed, attempt_delivery, lease
+    from platform_core.webhooks.delivery import (
+        Claimed,
+        attempt_delivery,
+        lease,
+        signing_secrets,
+    )
 
     now = utcnow()
     async with ctx.db.session() as session:
@@ -351,7 +401,7 @@ async def send_test(
             delivery_id=delivery.id,
             webhook_id=hook.id,
             url=hook.url,
-            secret=hook.secret,
+            secrets=signing_secrets(hook, now),
             attempt=1,
             created_at=now,
             event=DeliveredEvent.from_record(record),
@@ -364,6 +414,7 @@ async def send_test(
         status_code=outcome.status_code,
         error=outcome.error,
         duration_ms=outcome.duration_ms,
+        detail=outcome.detail,
     )
 
 
@@ -377,7 +428,16 @@ def webhook_fields(hook: Webhook) -> dict[str, Any]:
         "is_active": hook.is_active,
         "created_at": hook.created_at,
         "created_by": hook.created_by,
+        "rotation_overlap_until": previous_secret_expiry(hook),
     }
+
+
+def previous_secret_expiry(hook: Webhook) -> datetime | None:
+    """Until when the secret before the last rotation still signs; None when it no longer does."""
+    expires = hook.previous_secret_expires_at
+    if hook.previous_secret and expires is not None and expires > utcnow():
+        return expires
+    return None
 
 
 def next_attempt(delivery: WebhookDelivery) -> datetime | None:

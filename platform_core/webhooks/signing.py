@@ -3,7 +3,9 @@
 Each request carries ``Platform-Signature: t=<unix seconds>,v1=<hex>`` where ``<hex>`` is
 HMAC-SHA256, keyed with the webhook's secret, over ``f"{t}.".encode() + body`` (the raw
 request body bytes). Receivers recompute it, compare in constant time and refuse stale
-timestamps (replays). :func:`verify_signature` is the exact function documented in
+timestamps (replays). During a secret rotation's overlap the header holds two ``v1=``
+signatures (new secret first, then the old one), so a receiver holding either verifies.
+:func:`verify_signature` is the exact function documented in
 ``docs/webhooks.md`` for receivers to copy (standard library only); a test keeps the two
 identical.
 """
@@ -14,6 +16,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 SIGNATURE_HEADER = "Platform-Signature"
@@ -32,10 +35,17 @@ def compute_signature(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """The ``Platform-Signature`` header value for ``body`` (signed now unless told when)."""
+def sign(secret: str | Sequence[str], body: bytes, timestamp: int | None = None) -> str:
+    """The ``Platform-Signature`` header value for ``body`` (signed now unless told when).
+
+    Given several secrets (the current one first, then the previous one during a rotation's
+    overlap), the header carries one ``v1=`` signature per secret, in that order.
+    """
     ts = int(time.time()) if timestamp is None else int(timestamp)
-    return f"t={ts},{SCHEME}={compute_signature(secret, ts, body)}"
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    if not keys:
+        raise ValueError("at least one secret is needed to sign")
+    return ",".join([f"t={ts}"] + [f"{SCHEME}={compute_signature(k, ts, body)}" for k in keys])
 
 
 def verify_signature(

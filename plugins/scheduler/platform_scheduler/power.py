@@ -25,6 +25,8 @@ from platform_core import (
     PlatformContext,
     PlatformError,
     Principal,
+    SlidingWindowLimiter,
+    TooManyRequests,
     utcnow,
 )
 from platform_scheduler.models import Booking, PowerAudit, PowerConfig, Slot
@@ -92,14 +94,19 @@ class RedfishDriver:
 
     name = "redfish"
 
-    def _system(self, target: PowerTarget) -> Any:
+    def _system(self, target: PowerTarget, *, read: bool = False) -> Any:
         import sushy
 
+        quick: dict[str, Any] = {}
+        if read:  # a state read: one try per request (sushy reads 0 as 3), bounded in time
+            timeout = target.settings.power_read_timeout
+            quick = {"server_side_retries": 1, "read_timeout": timeout, "connect_timeout": timeout}
         root = sushy.Sushy(
             target.address.rstrip("/") + "/redfish/v1",
             username=target.username,
             password=target.password,
             verify=target.settings.redfish_verify_tls,
+            **quick,
         )
         if target.outlet:
             path = target.outlet
@@ -117,7 +124,7 @@ class RedfishDriver:
         from sushy import exceptions
 
         try:
-            system = self._system(target)
+            system = self._system(target, read=action == "state")
             if action != "state":
                 reset = {
                     "on": sushy.ResetType.ON,
@@ -474,19 +481,62 @@ async def switch_configured(
     return done
 
 
-async def power_state(ctx: PlatformContext, device_id: int) -> dict[str, Any]:
-    """The device's power state as its driver reports it (502 when the driver fails)."""
+READ_LIMITER = "scheduler_power_read_limiter"
+
+
+def read_limiter(ctx: PlatformContext, settings: SchedulerSettings) -> SlidingWindowLimiter:
+    """This process's per-user limiter of power-state reads (kept in ``ctx.state``)."""
+    limiter = ctx.state.get(READ_LIMITER)
+    if (
+        limiter is None
+        or limiter.limit != settings.power_reads_per_user
+        or limiter.window != settings.power_read_window_seconds
+    ):
+        limiter = ctx.state[READ_LIMITER] = SlidingWindowLimiter(
+            settings.power_reads_per_user, settings.power_read_window_seconds
+        )
+    return limiter
+
+
+async def power_state(ctx: PlatformContext, device_id: int, caller: Principal) -> dict[str, Any]:
+    """The device's power state as its driver reports it, for someone entitled to ask.
+
+    Operators and admins may read any device; a member only one they hold a current
+    booking of (403 otherwise), since each read makes the platform contact the BMC or PDU.
+    Reads are limited per user (``power_reads_per_user`` per ``power_read_window_seconds``:
+    429 with ``Retry-After``) and bounded by ``power_read_timeout`` (502 past it or when the
+    driver fails).
+    """
     settings = ctx.settings_for("scheduler", SchedulerSettings)
     async with ctx.db.session() as session:
         config = await get_config(session, device_id)
+        if caller.role not in ("operator", "admin"):
+            found = await holders(session, config, utcnow())
+            if not any(
+                h["owner_id"] == caller.user_id and h["device_id"] == device_id for h in found
+            ):
+                raise Forbidden(
+                    "members read the power state only of devices they hold a current booking of"
+                )
         target = target_for(config, settings)
+    limiter = read_limiter(ctx, settings)
+    key = str(caller.user_id)
+    wait = limiter.retry_after(key)
+    if wait:
+        raise TooManyRequests(
+            f"at most {settings.power_reads_per_user} power reads per "
+            f"{settings.power_read_window_seconds}s; retry in {wait}s",
+            retry_after=wait,
+        )
+    limiter.hit(key)
     driver = collect_drivers(ctx.plugins.pm.hook).get(config.driver)
     if driver is None:
         raise Conflict(f"power driver {config.driver!r} is not available")
     try:
-        state = await asyncio.wait_for(driver.state(target), settings.power_timeout)
+        state = await asyncio.wait_for(driver.state(target), settings.power_read_timeout)
     except (PowerError, TimeoutError) as exc:
-        raise PowerFailed(f"power state of device {device_id}: {exc or 'timed out'}") from None
+        message = str(exc) or f"timed out after {settings.power_read_timeout:g}s"
+        raise PowerFailed(f"power state of device {device_id}: {message}") from None
     return {"device_id": device_id, "driver": config.driver, "state": state}
 
 

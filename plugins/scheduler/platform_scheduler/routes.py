@@ -284,9 +284,15 @@ async def delete_power_config(device_id: IdPath, session: DbSession) -> Response
 
 
 @router.get("/devices/{device_id}/power", response_model=PowerState, responses=BAD_GATEWAY)
-async def get_power(device_id: IdPath, request: Request) -> PowerState:
-    """The device's power state, read from its BMC or PDU."""
-    return PowerState.model_validate(await power.power_state(get_context(request), device_id))
+async def get_power(device_id: IdPath, request: Request, caller: Caller) -> PowerState:
+    """The device's power state, read from its BMC or PDU.
+
+    Operators and admins, or a member holding a current booking of the device (403
+    otherwise); rate-limited per user (429 with Retry-After); 502 when the device fails
+    to answer within ``power_read_timeout``.
+    """
+    state = await power.power_state(get_context(request), device_id, caller)
+    return PowerState.model_validate(state)
 
 
 @router.post("/devices/{device_id}/power", response_model=PowerResult, responses=BAD_GATEWAY)

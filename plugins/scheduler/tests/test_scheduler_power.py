@@ -22,13 +22,18 @@ SYSTEM_UUID = "27946b59-9e44-4fa7-8e91-f3527a1ef094"
 
 @pytest.fixture
 def platform_settings():
-    """Credentials the power configs refer to (never returned by the API)."""
+    """Credentials the power configs refer to (never returned by the API).
+
+    Reads get 20 s instead of the default 5: pysnmp's first call loads MIBs, which takes
+    seconds on a loaded CI machine (the read timeout has its own test below).
+    """
     return {
         "scheduler": {
             "credentials": {
                 "bmc": {"username": "admin", "password": "s3cret-bmc"},
                 "pdu": {"community": "private"},
-            }
+            },
+            "power_read_timeout": 20,
         }
     }
 
@@ -281,3 +286,124 @@ async def test_power_driver_extension_point_adds_driver(platform_factory, tmp_pa
     assert r.status_code == 200, r.text
     assert (await admin.post(power_url(d["id"]), json={"action": "cycle"})).status_code == 200
     assert calls == [("cycle", "pdu-9")]
+
+
+# -- reading the power state: who may, how often, how long -------------------------------
+
+
+async def _member(platform):
+    """A new member and a client authenticated as them."""
+    user = await platform.user("member")
+    return user, platform.client(await platform.token(user=user))
+
+
+async def _redfish_device(admin, device_id: int, address: str) -> None:
+    r = await admin.put(
+        cfg_url(device_id),
+        json={"driver": "redfish", "address": address, "outlet": SYSTEM_UUID, "credentials": "bmc"},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_power_read_is_for_holders_operators_and_admins(
+    platform, admin_client, operator_client, device_ids, redfish
+):
+    await _redfish_device(admin_client, device_ids[0], redfish)
+    holder, holder_client = await _member(platform)
+    _, other_client = await _member(platform)
+    r = await holder_client.get(power_url(device_ids[0]))
+    assert r.status_code == 403  # no booking yet
+    assert r.headers["content-type"] == "application/problem+json"
+    await _hold(platform, device_ids[0], holder)
+    r = await holder_client.get(power_url(device_ids[0]))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"device_id": device_ids[0], "driver": "redfish", "state": "off"}
+    r = await other_client.get(power_url(device_ids[0]))
+    assert r.status_code == 403
+    assert "hold a current booking" in r.json()["detail"]
+    for client in (operator_client, admin_client):
+        assert (await client.get(power_url(device_ids[0]))).json()["state"] == "off"
+    # Holding one device does not open another one's BMC.
+    await _redfish_device(admin_client, device_ids[1], redfish)
+    assert (await holder_client.get(power_url(device_ids[1]))).status_code == 403
+
+
+async def test_power_reads_are_rate_limited_per_user(platform_factory, redfish):
+    platform = await platform_factory(
+        enabled=["inventory", "scheduler"],
+        settings={
+            "scheduler": {
+                "credentials": {"bmc": {"username": "admin", "password": "s3cret-bmc"}},
+                "power_reads_per_user": 2,
+                "power_read_window_seconds": 30,
+            }
+        },
+    )
+    admin = await platform.client_for("admin")
+    operator = await platform.client_for("operator")
+    m = (await admin.post("/api/inventory/manufacturers", json={"name": "A"})).json()
+    t = (
+        await admin.post(
+            "/api/inventory/device-types", json={"manufacturer_id": m["id"], "model": "X"}
+        )
+    ).json()
+    d = (
+        await admin.post("/api/inventory/devices", json={"name": "x", "device_type_id": t["id"]})
+    ).json()
+    await _redfish_device(admin, d["id"], redfish)
+    for _ in range(2):
+        assert (await operator.get(power_url(d["id"]))).status_code == 200
+    r = await operator.get(power_url(d["id"]))
+    assert r.status_code == 429
+    assert r.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(r.headers["Retry-After"]) <= 30
+    assert "at most 2 power reads per 30s" in r.json()["detail"]
+    assert (await admin.get(power_url(d["id"]))).status_code == 200  # another user's budget
+
+
+async def test_power_read_gives_up_after_the_read_timeout(platform_factory):
+    # A "BMC" that accepts connections and never answers.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        platform = await platform_factory(
+            enabled=["inventory", "scheduler"],
+            settings={"scheduler": {"power_read_timeout": 0.5}},
+        )
+        admin = await platform.client_for("admin")
+        m = (await admin.post("/api/inventory/manufacturers", json={"name": "A"})).json()
+        t = (
+            await admin.post(
+                "/api/inventory/device-types", json={"manufacturer_id": m["id"], "model": "X"}
+            )
+        ).json()
+        d = (
+            await admin.post(
+                "/api/inventory/devices", json={"name": "x", "device_type_id": t["id"]}
+            )
+        ).json()
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        r = await admin.put(cfg_url(d["id"]), json={"driver": "redfish", "address": address})
+        assert r.status_code == 200, r.text
+        started = time.monotonic()
+        r = await admin.get(power_url(d["id"]))
+        elapsed = time.monotonic() - started
+        assert r.status_code == 502, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert elapsed < 5  # not sushy's 10 retries x 3 s, nor the 30 s power_timeout
+        # The driver itself gives up too (its thread does not linger for half a minute).
+        from platform_scheduler import power
+
+        target = power.PowerTarget(
+            device_id=d["id"],
+            address=address,
+            outlet=None,
+            settings=platform.ctx.plugin_settings("scheduler"),
+        )
+        started = time.monotonic()
+        with pytest.raises(power.PowerError, match="timed out"):
+            await power.RedfishDriver().state(target)
+        assert time.monotonic() - started < 3
+    finally:
+        silent.close()
