@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core.auth.service import Principal
 from platform_core.db import utcnow
-from platform_core.errors import Conflict, Forbidden, NotFound, PlatformError
+from platform_core.errors import Conflict, Forbidden, NotFound, PlatformError, invalid
 from platform_scheduler.models import Booking, PowerAudit, PowerConfig, Slot
-from platform_scheduler.service import invalid
 from platform_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger("platform_scheduler.power")

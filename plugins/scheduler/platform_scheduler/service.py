@@ -49,7 +49,7 @@ from sqlalchemy.types import NullType
 
 from platform_core.auth.service import Principal
 from platform_core.db import utcnow
-from platform_core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from platform_core.errors import Conflict, Forbidden, NotFound, invalid
 from platform_core.events.outbox import publish
 from platform_scheduler import events
 from platform_scheduler.models import HOLDING, Booking, Policy, Slot, WriteLock
@@ -86,11 +86,6 @@ class Rules:
     max_days_ahead: int | None
     max_concurrent: int | None
     policies: tuple[str, ...]
-
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    """A 422 naming one field."""
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def is_approver(caller: Principal) -> bool:

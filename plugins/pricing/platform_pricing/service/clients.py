@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platform_core.auth import service as auth
 from platform_core.auth.models import ApiToken, User
 from platform_core.db import utcnow
-from platform_core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from platform_core.errors import Conflict, Forbidden, NotFound, invalid
 from platform_pricing import tenancy
 from platform_pricing.models import (
     Agent,
@@ -37,11 +37,6 @@ from platform_pricing.tenancy import CLIENT_ADMIN_SCOPE, CLIENT_SCOPE, Tenant
 CLIENT_USER_PREFIX = "pricing-client-"
 RETIRED_USER_PREFIX = "pricing-retired-"
 CORE_READ = "core:read"
-
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    """A 422 naming ``field``."""
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def effective_policy(client: Client, defaults: PolicySettings) -> dict[str, Any]:

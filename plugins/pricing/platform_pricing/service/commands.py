@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, Forbidden, NotFound, ValidationFailed
+from platform_core import Conflict, Forbidden, NotFound
 from platform_core.db import utcnow
+from platform_core.errors import invalid
 from platform_core.events.outbox import publish
 from platform_pricing.events import SwitchIssued
 from platform_pricing.models import Agent, Command, Instance, Pool
@@ -35,11 +36,6 @@ from platform_pricing.tenancy import (
 )
 
 SWITCH_OUTCOMES = ("switch", "on-demand")
-
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    """A 422 naming one field."""
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def ack_result(success: bool, message: str) -> str:
