@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -74,10 +75,18 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _printable(name: str) -> str:
+    """A field name (a map key can be any text) with control characters escaped as \\uXXXX."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", name)
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
+        loc = [_printable(str(p)) for p in err.get("loc", ())]
         errors.append(
             {
                 "field": ".".join(loc[1:]) or (loc[0] if loc else ""),

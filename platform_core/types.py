@@ -10,7 +10,8 @@ validation instead, with a 422 naming the field, identically on both databases:
 - :data:`Text` -- free text (descriptions, notes, messages): tab, LF and CR are allowed; every
   other control character and unpaired surrogates are refused.
 - :data:`JsonText` -- an arbitrary JSON value (custom fields, settings blobs) whose every
-  string, keys included, follows the rules of :data:`Text`.
+  string, keys included, follows the rules of :data:`Text`; :data:`TextValues` applies the
+  same check to another type (``Annotated[str | int | None, TextValues]``).
 
 Use them as ``name: Line = Field(min_length=1, max_length=100)``, in query, path and form
 parameters (``Annotated[Line, Query(max_length=64)]``) as in bodies. Code that takes text from
@@ -136,5 +137,9 @@ Line = Annotated[str, AfterValidator(_line)]
 Text = Annotated[str, AfterValidator(_text)]
 """Free text: tab, LF and CR allowed; other control characters and unpaired surrogates not."""
 
-JsonText = Annotated[Any, AfterValidator(_json)]
+TextValues = AfterValidator(_json)
+"""Metadata for ``Annotated[X, TextValues]``: every string in a value of type X (a union with
+``str``, a container) follows :data:`Text`; reported once for the field, not per union member."""
+
+JsonText = Annotated[Any, TextValues]
 """Any JSON value whose strings (keys included) are valid :data:`Text`."""

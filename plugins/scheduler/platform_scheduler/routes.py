@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platform_core import requires_scopes
 from platform_core.auth.deps import Caller, DbSession, get_context
 from platform_core.http import IdPath
+from platform_core.types import Line
 from platform_scheduler import power, service
 from platform_scheduler.models import Booking
 from platform_scheduler.schemas import (
@@ -107,7 +108,7 @@ async def list_bookings(
     status: Status | None = None,
     start: Annotated[Timestamp | None, Query(description="overlapping from")] = None,
     end: Annotated[Timestamp | None, Query(description="overlapping until")] = None,
-    series_id: Annotated[str | None, Query(max_length=36)] = None,
+    series_id: Annotated[Line | None, Query(max_length=36)] = None,
     cursor: OptId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> BookingPage:

@@ -10,6 +10,7 @@ from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession
 from platform_core.db import utcnow
 from platform_core.http import MAX_ID, IdPath
+from platform_core.types import Line
 from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.history import (
     AvailableOptions,
@@ -28,7 +29,7 @@ router = APIRouter()
 
 ANY = requires_scopes()
 OptId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-PoolKey = Annotated[str | None, Query(min_length=1, max_length=64)]
+PoolKey = Annotated[Line | None, Query(min_length=1, max_length=64)]
 
 
 @router.get(
@@ -129,7 +130,7 @@ async def list_switches(
 async def savings_report(
     session: DbSession,
     tenant: TenantDep,
-    month: Annotated[str | None, Query(max_length=7, description="YYYY-MM (default: now)")] = None,
+    month: Annotated[Line | None, Query(max_length=7, description="YYYY-MM (default: now)")] = None,
     instance_id: OptId = None,
     client_id: OptId = None,
 ) -> SavingsReport:
