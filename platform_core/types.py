@@ -88,22 +88,25 @@ def _text(value: str) -> str:
     return value
 
 
-def json_text_error(value: Any) -> tuple[str, str] | None:
-    """The first string (key or value) of a JSON value :data:`Text` refuses, with its path."""
+def json_text_error(value: Any, *, multiline: bool = True) -> tuple[str, str] | None:
+    """The first string (key or value) of a JSON value :data:`Text` refuses, with its path.
+
+    ``multiline=False`` applies the rules of :data:`Line` instead.
+    """
     todo: list[tuple[Any, str, int]] = [(value, "", 0)]
     while todo:
         item, path, depth = todo.pop()
         if depth > MAX_JSON_DEPTH:
             return ("json_too_deep", f"is nested more than {MAX_JSON_DEPTH} levels deep")
         if isinstance(item, str):
-            error = text_error(item, multiline=True)
+            error = text_error(item, multiline=multiline)
             if error is not None:
                 return (error[0], f"{path}: {error[1]}" if path else error[1])
         elif isinstance(item, dict):
             for key, sub in item.items():
                 name = f"{path}.{key}" if path else str(key)
                 if isinstance(key, str):
-                    error = text_error(key, multiline=True)
+                    error = text_error(key, multiline=multiline)
                     if error is not None:
                         return (error[0], f"key {name!r}: {error[1]}")
                 todo.append((sub, name, depth + 1))

@@ -187,3 +187,137 @@ async def test_every_text_input_refuses_control_characters_and_surrogates(
     # The walk found what it should: login form, string path and query params, body fields.
     assert checked["form"] >= 2, checked
     assert checked["path"] >= 2 and checked["query"] >= 5 and checked["body"] >= 50, checked
+
+
+# -- the defects one by one, on both databases ----------------------------------------------
+
+
+async def test_nul_on_the_login_form_and_in_a_search_is_422_naming_the_field(platform):
+    anon = platform.client()
+    r = await anon.post("/api/core/auth/token", data={"username": "ad\x00min", "password": "x" * 8})
+    assert r.status_code == 422, r.text
+    assert [(e["field"], e["type"]) for e in r.json()["errors"]] == [
+        ("username", "control_character")
+    ]
+    admin = platform.client(await platform.token("admin"))
+    r = await admin.get("/api/inventory/devices", params={"q": "a\x00"})
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert (error["field"], error["in"]) == ("q", "query")
+    assert "U+0000" in error["message"]
+
+
+async def test_text_is_refused_the_same_on_both_databases(platform):
+    """NUL, DEL, C1 and surrogates are 422 naming the field; tab and LF only in free text."""
+    admin = platform.client(await platform.token("admin"))
+    for bad in ("a\x00", "a\x7f", "a\x85", "a\x1b[31m", "tab\there", "line\nbreak"):
+        r = await admin.post("/api/inventory/manufacturers", json={"name": bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["errors"][0]["field"] == "name"
+    r = await admin.post(
+        "/api/inventory/manufacturers",
+        content=b'{"name": "lone \\ud800 surrogate"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name", r.text
+    # Unicode beyond the controls, and a surrogate pair (one character), are text.
+    r = await admin.post(
+        "/api/inventory/manufacturers",
+        content=b'{"name": "Caf\\u00e9 \\ud83d\\ude00 \\u4e2d"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "Café 😀 中"
+    # Free text keeps its line breaks and tabs (a booking's purpose), not its NULs.
+    r = await admin.post(
+        "/api/scheduler/policies", json={"name": "p", "tag": "t\x00", "auto_approve": True}
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "tag", r.text
+
+
+async def test_surrogates_and_nul_in_device_tags_and_custom_fields_are_422(platform):
+    admin = platform.client(await platform.token("admin"))
+    maker = (await admin.post("/api/inventory/manufacturers", json={"name": "Acme"})).json()
+    dtype = await admin.post(
+        "/api/inventory/device-types",
+        json={
+            "manufacturer_id": maker["id"],
+            "model": "S1",
+            "custom_fields": [{"name": "note", "type": "string"}],
+        },
+    )
+    assert dtype.status_code == 201, dtype.text
+    base = {"name": "d1", "device_type_id": dtype.json()["id"]}
+    cases = [
+        ({"tags": ["ok", "\ud800"]}, "tags.1"),
+        ({"tags": ["a\x00"]}, "tags.0"),
+        ({"custom_fields": {"note": "x\x00y"}}, "custom_fields.note"),
+        ({"custom_fields": {"note": "\udfff"}}, "custom_fields.note"),
+    ]
+    for extra, field in cases:
+        body = json.dumps(base | extra).encode()  # ASCII escapes: the surrogate survives
+        r = await admin.post(
+            "/api/inventory/devices", content=body, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 422, (extra, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [field], r.text
+    # A multi-line custom field value is free text: stored.
+    r = await admin.post(
+        "/api/inventory/devices", json=base | {"custom_fields": {"note": "two\nlines"}}
+    )
+    assert r.status_code == 201, r.text
+    assert (await admin.get("/api/inventory/devices")).json()["items"][0]["custom_fields"] == {
+        "note": "two\nlines"
+    }
+
+
+async def test_malformed_json_is_400_with_its_position_not_a_field(platform):
+    admin = platform.client(await platform.token("admin"))
+    r = await admin.post(
+        "/api/inventory/manufacturers",
+        content=b'{"name":\n  "x",,}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert r.headers["content-type"] == "application/problem+json"
+    assert body["detail"].startswith("the body is not valid JSON: ")
+    assert (body["line"], body["column"], body["position"]) == (2, 7, 15)
+    assert "line 2, column 7" in body["detail"]
+    assert "errors" not in body  # no field named after an offset
+
+
+async def test_deep_json_is_400_on_every_route_and_the_import(platform):
+    admin = platform.client(await platform.token("admin"))
+    deep = b"[" * 5000 + b"]" * 5000
+    for url in (
+        "/api/inventory/manufacturers",
+        "/api/inventory/import",
+        "/api/core/webhooks",
+        "/api/scheduler/bookings",
+    ):
+        r = await admin.post(url, content=deep, headers={"content-type": "application/json"})
+        assert r.status_code == 400, (url, r.text)
+        assert "nested too deeply" in r.json()["detail"], r.text
+    # Brackets inside strings do not count; 64 levels are fine.
+    ok = b'{"name": "' + b"[" * 90 + b'"}'
+    r = await admin.post(
+        "/api/inventory/manufacturers", content=ok, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 201, r.text
+    r = await admin.post(
+        "/api/inventory/devices",
+        content=b'{"custom_fields": {"a": ' + b"[" * 62 + b"]" * 62 + b"}}",  # 64 levels
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422 and "nested" not in r.text, r.text  # validated, not refused
+
+
+async def test_token_lifetime_beyond_the_limit_is_422_naming_expires_in(platform):
+    admin = platform.client(await platform.token("admin"))
+    r = await admin.post("/api/core/tokens", json={"name": "t", "expires_in": "999999w"})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["expires_in"]
+    assert "at most 3660 days" in r.json()["detail"]
+    r = await admin.post("/api/core/tokens", json={"name": "t", "expires_in": "3650d"})
+    assert r.status_code == 201, r.text

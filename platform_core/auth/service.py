@@ -16,6 +16,7 @@ from platform_core.auth.tokens import decode_jwt, is_api_token, new_api_token, t
 from platform_core.db import utcnow
 from platform_core.errors import Conflict, NotFound, invalid
 from platform_core.specs import ROLES
+from platform_core.types import text_error
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
@@ -138,6 +139,9 @@ async def create_token(
     ``scopes=None`` means every scope of the user's role, at request time. Asked scopes
     must exist and be held by the role.
     """
+    bad_name = text_error(name)
+    if bad_name is not None:  # the CLI reaches here without the API's schema
+        raise invalid("name", bad_name[1])
     if scopes is not None:
         unknown = sorted(set(scopes) - known_scopes)
         if unknown:

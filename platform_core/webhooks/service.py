@@ -28,6 +28,7 @@ from platform_core.errors import Conflict, NotFound, invalid
 from platform_core.events.models import EventRecord
 from platform_core.events.outbox import DeliveredEvent
 from platform_core.events.patterns import valid_pattern
+from platform_core.types import text_error
 from platform_core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
 SECRET_PREFIX = "whsec_"
@@ -46,7 +47,7 @@ def validate_url(url: str) -> str:
         raise invalid("url", "a URL is required")
     if len(url) > MAX_URL_LENGTH:
         raise invalid("url", f"the URL is longer than {MAX_URL_LENGTH} characters")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+    if any(c.isspace() for c in url) or text_error(url) is not None:
         raise invalid("url", "the URL must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
@@ -96,8 +97,9 @@ def validate_description(description: str) -> str:
     """The description: one line of at most 200 characters."""
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
         raise invalid("description", f"at most {MAX_DESCRIPTION_LENGTH} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in description):
-        raise invalid("description", "control characters (line breaks, NUL, ...) are not allowed")
+    bad = text_error(description)
+    if bad is not None:
+        raise invalid("description", bad[1])
     return description
 
 
