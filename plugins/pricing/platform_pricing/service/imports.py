@@ -19,6 +19,7 @@ from platform_pricing.service.pools import pool_ids
 
 COLUMNS = ("region", "zone", "instance_type", "spot_price", "on_demand_price", "observed_at")
 """The CSV header ``import-prices`` expects (any extra column is ignored)."""
+_NO_CELL: Any = object()  # what csv.DictReader gives the cells a short row lacks
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,21 @@ def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
 
     ``observed_at`` is ISO 8601 with a UTC offset (``2026-01-01T00:00:00Z``).
     """
-    reader = csv.DictReader(stream)
+    reader = csv.DictReader(stream, restval=_NO_CELL)
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise _bad(1, missing[0], f"missing column; the header must hold {', '.join(COLUMNS)}")
+    width = len(reader.fieldnames or ())
     for line, row in enumerate(reader, start=2):
+        absent = [c for c in COLUMNS if row.get(c) is _NO_CELL]
+        if absent:  # a short row: blame its missing cells, not what their emptiness fails
+            cells = width - sum(1 for v in row.values() if v is _NO_CELL)
+            raise _bad(
+                line,
+                absent[0],
+                f"missing cell: the row has {cells} of the header's {width} cells "
+                f"(no {', '.join(absent)})",
+            )
         values = {c: (row.get(c) or "").strip() for c in COLUMNS}
         try:
             point = PricePointIn.model_validate(values)
