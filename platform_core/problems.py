@@ -15,7 +15,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from platform_core.errors import PlatformError
-from platform_core.types import MAX_JSON_DEPTH, json_depth
+from platform_core.types import MAX_JSON_DEPTH, json_too_deep
 
 log = logging.getLogger("platform_core.errors")
 
@@ -127,11 +127,11 @@ def _invalid_json(request: Request, exc: RequestValidationError) -> JSONResponse
 class BodyTooDeep(StarletteHTTPException):
     """A JSON request body nested deeper than :data:`MAX_JSON_DEPTH` (a 400)."""
 
-    def __init__(self, depth: int) -> None:
+    def __init__(self) -> None:
         super().__init__(
             400,
             f"the JSON body is nested too deeply: more than {MAX_JSON_DEPTH} levels "
-            f"of arrays and objects (found {depth})",
+            "of arrays and objects",
         )
 
 
@@ -158,10 +158,10 @@ class JsonDepthLimit:
             if message["type"] == "http.request":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    depth = json_depth(b"".join(chunks))
+                    too_deep = json_too_deep(b"".join(chunks))
                     chunks.clear()
-                    if depth > MAX_JSON_DEPTH:
-                        raise BodyTooDeep(depth)
+                    if too_deep:
+                        raise BodyTooDeep()
             return message
 
         await self.app(scope, checked_receive, send)

@@ -321,3 +321,16 @@ async def test_token_lifetime_beyond_the_limit_is_422_naming_expires_in(platform
     assert "at most 3660 days" in r.json()["detail"]
     r = await admin.post("/api/core/tokens", json={"name": "t", "expires_in": "3650d"})
     assert r.status_code == 201, r.text
+
+
+def test_json_depth_ignores_brackets_in_strings_and_stops_at_the_limit():
+    from platform_core.types import json_depth, json_too_deep
+
+    assert json_depth(b"1") == 0 and json_depth(b'"[[["') == 0
+    assert json_depth(b'{"a": [1, {"b": "]]]}"}]}') == 3
+    assert json_depth(rb'["\\", [[1]]]') == 3  # an escaped backslash ends no string
+    assert json_depth(rb'["\"]]", [[1]]]') == 3  # an escaped quote ends no string
+    assert json_depth(b'["[", "]"]') == 1
+    assert json_depth(b"[" * 10_000 + b"]" * 10_000, limit=64) == 65
+    assert not json_too_deep(b"[" * 64 + b"]" * 64) and json_too_deep(b"[" * 65 + b"]" * 65)
+    assert not json_too_deep(b'["' + b"[" * 1000 + b'"]')

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platform_core.db import utcnow
 from platform_core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from platform_core.events.outbox import publish
-from platform_core.types import MAX_JSON_DEPTH, json_depth, json_text_error, text_error
+from platform_core.types import MAX_JSON_DEPTH, json_text_error, json_too_deep, text_error
 from platform_inventory import service
 from platform_inventory.events import ImportCompleted
 from platform_inventory.models import (
@@ -139,9 +139,8 @@ def decode(content: bytes, content_type: str, max_bytes: int) -> list[_Row] | di
             errors=[{"line": line, "field": "file", "message": "not valid UTF-8"}],
         ) from exc
     if media == "application/json":
-        depth = json_depth(content)
-        if depth > MAX_JSON_DEPTH:  # json.loads would recurse until a RecursionError
-            message = f"nested too deeply: more than {MAX_JSON_DEPTH} levels (found {depth})"
+        if json_too_deep(content):  # json.loads would recurse until a RecursionError
+            message = f"nested too deeply: more than {MAX_JSON_DEPTH} levels"
             raise ValidationFailed(
                 f"the file is not a usable JSON import: {message}",
                 errors=[{"line": 1, "field": "file", "message": message}],
