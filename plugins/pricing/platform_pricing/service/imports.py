@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import NotFound, ValidationFailed
+from platform_core.errors import invalid
 from platform_pricing.models import Client, PricePoint
 from platform_pricing.schemas.reports import PricePointIn
 from platform_pricing.service.pools import pool_ids
@@ -35,8 +36,7 @@ class CsvPoint:
 
 
 def _bad(line: int, column: str, message: str) -> ValidationFailed:
-    field = f"line {line}: {column}"
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
+    return invalid(f"line {line}: {column}", message)
 
 
 def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
