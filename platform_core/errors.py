@@ -79,6 +79,18 @@ class ValidationFailed(PlatformError):
         self.extra = {"errors": errors or []}
 
 
+def invalid(field: str, message: str, *, location: str | None = None) -> ValidationFailed:
+    """A 422 naming one field: ``raise invalid("name", "is taken")``.
+
+    ``location`` is where the field was sent (``body``, ``query``, ``path``, ``form``), added
+    to the error as ``in`` when given, as request validation errors carry it.
+    """
+    error: dict[str, Any] = {"field": field, "message": message}
+    if location is not None:
+        error["in"] = location
+    return ValidationFailed(f"{field}: {message}", errors=[error])
+
+
 class TooManyRequests(PlatformError):
     """The caller exceeded a rate limit; ``retry_after`` is in seconds."""
 

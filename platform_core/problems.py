@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from platform_core.errors import PlatformError
+from platform_core.types import MAX_JSON_DEPTH, json_too_deep
 
 log = logging.getLogger("platform_core.errors")
 
@@ -73,10 +75,18 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _printable(name: str) -> str:
+    """A field name (a map key can be any text) with control characters escaped as \\uXXXX."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", name)
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
+        loc = [_printable(str(p)) for p in err.get("loc", ())]
         errors.append(
             {
                 "field": ".".join(loc[1:]) or (loc[0] if loc else ""),
@@ -86,6 +96,83 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
             }
         )
     return errors
+
+
+def _invalid_json(request: Request, exc: RequestValidationError) -> JSONResponse | None:
+    """A 400 saying where the body stops being JSON (FastAPI reports the offset as a field)."""
+    for err in exc.errors():
+        if err.get("type") != "json_invalid":
+            continue
+        loc = err.get("loc", ())
+        pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+        reason = str((err.get("ctx") or {}).get("error") or "malformed")
+        doc = exc.body if isinstance(exc.body, str | bytes) else ""
+        if isinstance(doc, bytes):
+            doc = doc.decode("utf-8", "replace")
+        line = doc.count("\n", 0, pos) + 1
+        column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+        return problem(
+            request,
+            400,
+            f"the body is not valid JSON: {reason} at line {line}, column {column} (offset {pos})",
+            type_="/problems/invalid-json",
+            title="Invalid JSON",
+            line=line,
+            column=column,
+            position=pos,
+        )
+    return None
+
+
+class BodyTooDeep(StarletteHTTPException):
+    """A JSON request body nested deeper than :data:`MAX_JSON_DEPTH` (a 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            400,
+            f"the JSON body is nested too deeply: more than {MAX_JSON_DEPTH} levels "
+            "of arrays and objects",
+        )
+
+
+class JsonDepthLimit:
+    """Pure ASGI: refuse JSON request bodies nested deeper than :data:`MAX_JSON_DEPTH`.
+
+    One limit for every route, whether FastAPI parses the body or the route reads it raw:
+    the check runs when the application receives the last chunk of a JSON body, and raises
+    :class:`BodyTooDeep` there, which the error handlers turn into a 400 problem.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Wrap ``receive`` of HTTP requests whose content type is JSON."""
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+
+        async def checked_receive() -> dict[str, Any]:
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    too_deep = json_too_deep(b"".join(chunks))
+                    chunks.clear()
+                    if too_deep:
+                        raise BodyTooDeep()
+            return message
+
+        await self.app(scope, checked_receive, send)
+
+
+def _is_json(scope: dict[str, Any]) -> bool:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
 
 
 def install(app: FastAPI) -> None:
@@ -114,10 +201,17 @@ def install(app: FastAPI) -> None:
         detail = (
             exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
         )
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            detail = "the body is not valid UTF-8 text"
+        elif isinstance(exc.__cause__, RecursionError):  # before the depth limit saw it
+            detail = f"the JSON body is nested too deeply: more than {MAX_JSON_DEPTH} levels"
         return problem(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        bad_json = _invalid_json(request, exc)
+        if bad_json is not None:
+            return bad_json
         errors = _field_errors(exc)
         fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "request"
         return problem(request, 422, f"invalid input: {fields}", errors=errors)
@@ -166,6 +260,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PlatformError, platform_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(JsonDepthLimit)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

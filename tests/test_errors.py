@@ -67,11 +67,13 @@ async def test_invalid_body_is_422_naming_each_field(admin_client):
     assert "name" in body["detail"] and "size" in body["detail"]
 
 
-async def test_malformed_json_is_422(admin_client):
+async def test_malformed_json_is_400_saying_where(admin_client):
     r = await admin_client.post(
         "/api/errs/items", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert_problem(r, 422)
+    body = assert_problem(r, 400)
+    assert body["detail"].startswith("the body is not valid JSON: Expecting property name")
+    assert "line 1, column 2" in body["detail"] and "errors" not in body
 
 
 async def test_wrong_content_type_is_415(admin_client):

@@ -24,6 +24,7 @@ from platform_core.auth.schemas import (
 from platform_core.auth.tokens import encode_jwt
 from platform_core.errors import TooManyRequests, Unauthorized
 from platform_core.http import IdPath
+from platform_core.types import Line
 
 router = APIRouter()
 ADMIN = requires_scopes("core:admin")
@@ -44,9 +45,9 @@ def _limiter(request: Request) -> SlidingWindowLimiter:
 async def login(
     request: Request,
     session: DbSession,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=1024)],
-    scope: Annotated[str, Form(max_length=4096)] = "",
+    username: Annotated[Line, Form(max_length=64)],
+    password: Annotated[Line, Form(max_length=1024)],
+    scope: Annotated[Line, Form(max_length=4096)] = "",
 ) -> TokenResponse:
     """OAuth2 password flow: exchange a user name and password for a short-lived JWT."""
     limiter = _limiter(request)

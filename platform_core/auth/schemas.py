@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from platform_core.types import Line
+
 
 class TokenResponse(BaseModel):
     """OAuth2 access token (a short-lived JWT)."""
@@ -22,9 +24,9 @@ class UserCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=64)
+    username: Line = Field(min_length=1, max_length=64)
     role: Literal["admin", "operator", "member"]
-    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    password: Line | None = Field(default=None, min_length=8, max_length=1024)
 
 
 class UserOut(BaseModel):
@@ -51,9 +53,9 @@ class ApiTokenCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="", max_length=100)
-    scopes: list[str] | None = Field(default=None, max_length=200)
-    expires_in: str | None = Field(default=None, pattern=r"^\d{1,6}[smhdw]$", examples=["30d"])
+    name: Line = Field(default="", max_length=100)
+    scopes: list[Line] | None = Field(default=None, max_length=200)
+    expires_in: Line | None = Field(default=None, pattern=r"^\d{1,6}[smhdw]$", examples=["30d"])
 
 
 class ApiTokenOut(BaseModel):

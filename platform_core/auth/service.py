@@ -15,12 +15,15 @@ from platform_core.auth.models import ApiToken, User
 from platform_core.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from platform_core.auth.tokens import decode_jwt, is_api_token, new_api_token, token_digest
 from platform_core.db import utcnow
-from platform_core.errors import Conflict, NotFound, ValidationFailed
+from platform_core.errors import Conflict, NotFound, invalid
 from platform_core.specs import ROLES
+from platform_core.types import text_error
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=3660)
+"""The longest lifetime a token may be given (about ten years)."""
 
 
 @dataclass(frozen=True)
@@ -45,19 +48,21 @@ class Principal:
         return all(s in self.scopes for s in scopes)
 
 
-def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``15m``, ``45s`` or ``2w`` as a timedelta."""
-    m = DURATION_RE.match(text.strip())
+def parse_duration(text: str, field: str = "expires_in") -> timedelta:
+    """``30d``, ``12h``, ``15m``, ``45s`` or ``2w`` as a timedelta, at most :data:`MAX_DURATION`.
+
+    ``ValidationFailed`` naming ``field`` otherwise.
+    """
+    m = DURATION_RE.fullmatch(text.strip())
     if not m or int(m.group(1)) == 0:
-        raise ValidationFailed(
-            f"invalid duration {text!r}: use a positive number and s, m, h, d or w (e.g. 30d)",
-            errors=[{"field": "expires_in", "message": "invalid duration"}],
+        raise invalid(
+            field,
+            f"invalid duration {text[:40]!r}: use a positive number and s, m, h, d or w (e.g. 30d)",
         )
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-
-
-def _field_error(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise invalid(field, f"{text.strip()} is too long: at most {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
 
 
 async def count_users(session: AsyncSession) -> int:
@@ -69,14 +74,14 @@ async def create_user(
     session: AsyncSession, username: str, role: str, password: str | None
 ) -> User:
     """Create a user; ``Conflict`` when the name is taken, ``ValidationFailed`` on bad input."""
-    if not USERNAME_RE.match(username):
-        raise _field_error(
+    if not USERNAME_RE.fullmatch(username):
+        raise invalid(
             "username", "1-64 letters, digits or . _ @ -, starting with a letter or digit"
         )
     if role not in ROLES:
-        raise _field_error("role", f"must be one of {', '.join(ROLES)}")
+        raise invalid("role", f"must be one of {', '.join(ROLES)}")
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-        raise _field_error("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise invalid("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
     user = User(
         username=username,
         role=role,
@@ -137,13 +142,16 @@ async def create_token(
     ``scopes=None`` means every scope of the user's role, at request time. Asked scopes
     must exist and be held by the role.
     """
+    bad_name = text_error(name)
+    if bad_name is not None:  # the CLI reaches here without the API's schema
+        raise invalid("name", bad_name[1])
     if scopes is not None:
         unknown = sorted(set(scopes) - known_scopes)
         if unknown:
-            raise _field_error("scopes", f"unknown scope {unknown[0]!r}")
+            raise invalid("scopes", f"unknown scope {unknown[0]!r}")
         beyond = sorted(set(scopes) - role_scopes)
         if beyond:
-            raise _field_error("scopes", f"role {user.role!r} does not hold scope {beyond[0]!r}")
+            raise invalid("scopes", f"role {user.role!r} does not hold scope {beyond[0]!r}")
     secret, prefix, digest = new_api_token()
     token = ApiToken(
         user_id=user.id,

@@ -8,6 +8,7 @@ from platform_core.auth.deps import get_context
 from platform_core.auth.schemas import PluginOut
 from platform_core.errors import NotFound
 from platform_core.manager import PluginRecord
+from platform_core.types import Line
 
 router = APIRouter()
 
@@ -34,7 +35,7 @@ async def list_plugins(request: Request) -> list[PluginOut]:
 
 
 @router.get("/plugins/{name}", response_model=PluginOut)
-async def get_plugin(name: str, request: Request) -> PluginOut:
+async def get_plugin(name: Line, request: Request) -> PluginOut:
     """One plugin's record."""
     rec = get_context(request).plugins.records.get(name)
     if rec is None or rec.internal:

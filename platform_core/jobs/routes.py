@@ -12,10 +12,11 @@ from platform_core.auth.deps import get_context
 from platform_core.http import IdPath
 from platform_core.jobs import service
 from platform_core.jobs.schemas import JobOut, JobRunOut, RunState
+from platform_core.types import Line
 
 router = APIRouter()
 ADMIN = requires_scopes("core:admin")
-JobName = Annotated[str, Path(max_length=200, description="<plugin>.<job>")]
+JobName = Annotated[Line, Path(max_length=200, description="<plugin>.<job>")]
 
 
 @router.get("/jobs", response_model=list[JobOut], openapi_extra=ADMIN)
@@ -28,7 +29,7 @@ async def list_jobs(request: Request) -> list[JobOut]:
 @router.get("/jobs/runs", response_model=list[JobRunOut], openapi_extra=ADMIN)
 async def list_runs(
     request: Request,
-    job: Annotated[str | None, Query(max_length=200, description="<plugin>.<job>")] = None,
+    job: Annotated[Line | None, Query(max_length=200, description="<plugin>.<job>")] = None,
     state: RunState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[JobRunOut]:

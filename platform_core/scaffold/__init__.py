@@ -12,7 +12,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from platform_core.errors import ValidationFailed
+from platform_core.errors import invalid
 from platform_core.manager import NAME_RE, RESERVED_NAMES
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "template"
@@ -21,20 +21,16 @@ SUFFIX = ".tmpl"
 __all__ = ["TEMPLATE_DIR", "create_plugin", "validate_name"]
 
 
-def _invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
-
-
 def validate_name(name: str) -> str:
     """Return ``name`` when it can name a plugin; ``ValidationFailed`` saying why otherwise."""
     if not NAME_RE.fullmatch(name):  # fullmatch: "$" alone would accept a trailing newline
-        raise _invalid(
+        raise invalid(
             "name",
             f"invalid plugin name {name!r}: 1-40 lowercase letters, digits or _, "
             "starting with a letter",
         )
     if name in RESERVED_NAMES:
-        raise _invalid("name", f"{name!r} is reserved by the platform")
+        raise invalid("name", f"{name!r} is reserved by the platform")
     return name
 
 
@@ -55,7 +51,7 @@ def create_plugin(name: str, dest: Path) -> Path:
     validate_name(name)
     project = Path(dest) / name
     if project.exists() and (not project.is_dir() or any(project.iterdir())):
-        raise _invalid("dest", f"{project} already exists and is not an empty directory")
+        raise invalid("dest", f"{project} already exists and is not an empty directory")
     package = f"platform_{name}"
     values = {
         "name": name,

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from platform_core.types import Line
+
 URL_FIELD = Field(
     max_length=2000,
     description="http or https URL the events are POSTed to; no credentials in it",
@@ -25,9 +27,9 @@ class WebhookCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = URL_FIELD
-    patterns: list[str] = PATTERNS_FIELD
-    description: str = Field(default="", max_length=200)
+    url: Line = URL_FIELD
+    patterns: list[Line] = PATTERNS_FIELD
+    description: Line = Field(default="", max_length=200)
     is_active: bool = True
 
 
@@ -36,9 +38,9 @@ class WebhookUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, max_length=2000)
-    patterns: list[str] | None = Field(default=None, min_length=1, max_length=50)
-    description: str | None = Field(default=None, max_length=200)
+    url: Line | None = Field(default=None, max_length=2000)
+    patterns: list[Line] | None = Field(default=None, min_length=1, max_length=50)
+    description: Line | None = Field(default=None, max_length=200)
     is_active: bool | None = None
 
 

@@ -25,10 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core.context import PlatformContext
 from platform_core.db import utcnow
-from platform_core.errors import Conflict, NotFound, ValidationFailed
+from platform_core.errors import Conflict, NotFound, invalid
 from platform_core.events.models import EventRecord
 from platform_core.events.outbox import DeliveredEvent
 from platform_core.events.patterns import valid_pattern
+from platform_core.types import text_error
 from platform_core.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from platform_core.webhooks.targets import TargetPolicy, check_url
 
@@ -44,57 +45,51 @@ MAX_OVERLAP_HOURS = 24 * 7
 TEST_FAILED = "the test event was not delivered (the cause is in the server log)"
 
 
-def _invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(
-        f"{field}: {message}", errors=[{"field": field, "in": "body", "message": message}]
-    )
-
-
 def validate_url(url: str) -> str:
     """The target URL, checked; raise ``ValidationFailed`` naming ``url`` otherwise."""
     if not isinstance(url, str) or not url:
-        raise _invalid("url", "a URL is required")
+        raise invalid("url", "a URL is required")
     if len(url) > MAX_URL_LENGTH:
-        raise _invalid("url", f"the URL is longer than {MAX_URL_LENGTH} characters")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        raise _invalid("url", "the URL must not contain spaces or control characters")
+        raise invalid("url", f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if any(c.isspace() for c in url) or text_error(url) is not None:
+        raise invalid("url", "the URL must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError when out of range or not a number
     except ValueError:
-        raise _invalid("url", "not a valid URL") from None
+        raise invalid("url", "not a valid URL") from None
     if parts.scheme.lower() not in SCHEMES:
-        raise _invalid("url", "only http and https URLs are allowed")
+        raise invalid("url", "only http and https URLs are allowed")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise _invalid("url", "credentials are not allowed in the URL")
+        raise invalid("url", "credentials are not allowed in the URL")
     if not parts.hostname:
-        raise _invalid("url", "the URL must name a host")
+        raise invalid("url", "the URL must name a host")
     if port == 0:
-        raise _invalid("url", "not a valid port")
+        raise invalid("url", "not a valid port")
     if parts.fragment or url.endswith("#"):
-        raise _invalid("url", "the URL must not contain a fragment")
+        raise invalid("url", "the URL must not contain a fragment")
     try:
         import httpx
 
         httpx.URL(url)
     except Exception:  # httpx refuses it (bad IDNA host, ...): it could never be sent
-        raise _invalid("url", "not a valid URL") from None
+        raise invalid("url", "not a valid URL") from None
     return url
 
 
 def validate_patterns(patterns: list[str]) -> list[str]:
     """The event patterns (``*``, ``a.b.c``, ``a.*``), de-duplicated; at least one."""
     if not isinstance(patterns, list) or not patterns:
-        raise _invalid("patterns", "at least one event pattern is required")
+        raise invalid("patterns", "at least one event pattern is required")
     if len(patterns) > MAX_PATTERNS:
-        raise _invalid("patterns", f"at most {MAX_PATTERNS} patterns")
+        raise invalid("patterns", f"at most {MAX_PATTERNS} patterns")
     for pattern in patterns:
         if (
             not isinstance(pattern, str)
             or len(pattern) > MAX_PATTERN_LENGTH
             or not valid_pattern(pattern)
         ):
-            raise _invalid(
+            raise invalid(
                 "patterns",
                 f"invalid event pattern {str(pattern)[:MAX_PATTERN_LENGTH]!r}: use an event "
                 "name (inventory.device.created), a prefix (inventory.*) or *",
@@ -105,9 +100,10 @@ def validate_patterns(patterns: list[str]) -> list[str]:
 def validate_description(description: str) -> str:
     """The description: one line of at most 200 characters."""
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_LENGTH:
-        raise _invalid("description", f"at most {MAX_DESCRIPTION_LENGTH} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in description):
-        raise _invalid("description", "control characters (line breaks, NUL, ...) are not allowed")
+        raise invalid("description", f"at most {MAX_DESCRIPTION_LENGTH} characters")
+    bad = text_error(description)
+    if bad is not None:
+        raise invalid("description", bad[1])
     return description
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from platform_core import Caller, DbSession, IdPath, get_context
+from platform_core import Caller, DbSession, IdPath, Line, get_context
 from platform_inventory import service, transfer
 from platform_inventory.schemas import (
     ChangeOut,
@@ -47,9 +47,9 @@ from platform_inventory.settings import InventorySettings
 
 router = APIRouter()
 
-Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of a page")]
+Cursor = Annotated[Line | None, Query(max_length=512, description="next_cursor of a page")]
 Limit = Annotated[int | None, Query(ge=1, le=10_000, description="page size")]
-Q = Annotated[str | None, Query(min_length=1, max_length=100, description="substring")]
+Q = Annotated[Line | None, Query(min_length=1, max_length=100, description="substring")]
 OptId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 
@@ -293,7 +293,7 @@ async def list_devices(
     request: Request,
     session: DbSession,
     q: Annotated[
-        str | None,
+        Line | None,
         Query(min_length=1, max_length=100, description="name/serial/asset tag substring"),
     ] = None,
     status: Status | None = None,
@@ -302,9 +302,9 @@ async def list_devices(
         int | None, Query(ge=1, le=2**31 - 1, description="with descendants")
     ] = None,
     rack: OptId = None,
-    tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    tag: Annotated[Line | None, Query(min_length=1, max_length=50)] = None,
     sort: Annotated[
-        str, Query(max_length=20, description="name, created_at, updated_at, id; -desc")
+        Line, Query(max_length=20, description="name, created_at, updated_at, id; -desc")
     ] = "name",
     cursor: Cursor = None,
     limit: Limit = None,
@@ -469,9 +469,9 @@ async def delete_connection(
 async def list_changes(
     request: Request,
     session: DbSession,
-    object_type: Annotated[str | None, Query(min_length=1, max_length=30)] = None,
+    object_type: Annotated[Line | None, Query(min_length=1, max_length=30)] = None,
     object_id: OptId = None,
-    request_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    request_id: Annotated[Line | None, Query(min_length=1, max_length=64)] = None,
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> ChangePage:

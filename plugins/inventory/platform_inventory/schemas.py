@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from platform_core.types import JsonText, Line, TextValues
 
 Name = Field(min_length=1, max_length=100)
 Status = Literal["planned", "active", "offline", "maintenance", "retired"]
@@ -24,13 +26,13 @@ class _Out(BaseModel):
 class ManufacturerIn(_In):
     """A new manufacturer."""
 
-    name: str = Name
+    name: Line = Name
 
 
 class ManufacturerPatch(_In):
     """Changes to a manufacturer."""
 
-    name: str | None = Field(None, min_length=1, max_length=100)
+    name: Line | None = Field(None, min_length=1, max_length=100)
 
 
 class ManufacturerOut(_Out):
@@ -45,31 +47,31 @@ class ManufacturerOut(_Out):
 class CustomFieldDef(_In):
     """A custom field definition of a device type."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,49}$")
+    name: Line = Field(pattern=r"^[a-z][a-z0-9_]{0,49}$")
     type: Literal["string", "int", "bool", "date", "enum"]
     required: bool = False
-    default: str | int | bool | None = None
-    choices: list[str] | None = Field(None, max_length=100)
+    default: Annotated[str | int | bool | None, TextValues] = None
+    choices: list[Line] | None = Field(None, max_length=100)
 
 
 class DeviceTypeIn(_In):
     """A new device type."""
 
     manufacturer_id: int = Field(ge=1, le=2**31 - 1)
-    model: str = Name
+    model: Line = Name
     u_height: int = Field(1, ge=0, le=100)
     full_depth: bool = True
-    port_names: list[str] = Field(default_factory=list, max_length=512)
+    port_names: list[Line] = Field(default_factory=list, max_length=512)
     custom_fields: list[CustomFieldDef] = Field(default_factory=list, max_length=50)
 
 
 class DeviceTypePatch(_In):
     """Changes to a device type (custom fields apply to devices created or changed later)."""
 
-    model: str | None = Field(None, min_length=1, max_length=100)
+    model: Line | None = Field(None, min_length=1, max_length=100)
     u_height: int | None = Field(None, ge=0, le=100)
     full_depth: bool | None = None
-    port_names: list[str] | None = Field(None, max_length=512)
+    port_names: list[Line] | None = Field(None, max_length=512)
     custom_fields: list[CustomFieldDef] | None = Field(None, max_length=50)
 
 
@@ -90,16 +92,16 @@ class DeviceTypeOut(_Out):
 class LocationIn(_In):
     """A new location; ``parent_id`` places it in the tree."""
 
-    name: str = Name
-    kind: str = Field("site", min_length=1, max_length=40)
+    name: Line = Name
+    kind: Line = Field("site", min_length=1, max_length=40)
     parent_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 class LocationPatch(_In):
     """Changes to a location."""
 
-    name: str | None = Field(None, min_length=1, max_length=100)
-    kind: str | None = Field(None, min_length=1, max_length=40)
+    name: Line | None = Field(None, min_length=1, max_length=100)
+    kind: Line | None = Field(None, min_length=1, max_length=40)
     parent_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
@@ -117,7 +119,7 @@ class LocationOut(_Out):
 class RackIn(_In):
     """A new rack."""
 
-    name: str = Name
+    name: Line = Name
     location_id: int = Field(ge=1, le=2**31 - 1)
     u_height: int = Field(42, ge=1, le=100)
 
@@ -125,7 +127,7 @@ class RackIn(_In):
 class RackPatch(_In):
     """Changes to a rack."""
 
-    name: str | None = Field(None, min_length=1, max_length=100)
+    name: Line | None = Field(None, min_length=1, max_length=100)
     u_height: int | None = Field(None, ge=1, le=100)
 
 
@@ -146,33 +148,33 @@ Tag = Field(min_length=1, max_length=50)
 class DeviceIn(_In):
     """A new device; ports are created from the type's ``port_names``."""
 
-    name: str = Name
+    name: Line = Name
     device_type_id: int = Field(ge=1, le=2**31 - 1)
     status: Status = "active"
-    serial: str | None = Field(None, min_length=1, max_length=100)
-    asset_tag: str | None = Field(None, min_length=1, max_length=100)
+    serial: Line | None = Field(None, min_length=1, max_length=100)
+    asset_tag: Line | None = Field(None, min_length=1, max_length=100)
     location_id: int | None = Field(None, ge=1, le=2**31 - 1)
     rack_id: int | None = Field(None, ge=1, le=2**31 - 1)
     position: int | None = Field(None, ge=1, le=100)
     face: Face | None = None
-    tags: list[str] = Field(default_factory=list, max_length=50)
-    custom_fields: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    tags: list[Line] = Field(default_factory=list, max_length=50)
+    custom_fields: dict[Line, JsonText] = Field(default_factory=dict, max_length=50)
 
 
 class DevicePatch(_In):
     """Changes to a device; fields left out stay as they are, ``null`` clears."""
 
-    name: str | None = Field(None, min_length=1, max_length=100)
+    name: Line | None = Field(None, min_length=1, max_length=100)
     device_type_id: int | None = Field(None, ge=1, le=2**31 - 1)
     status: Status | None = None
-    serial: str | None = Field(None, min_length=1, max_length=100)
-    asset_tag: str | None = Field(None, min_length=1, max_length=100)
+    serial: Line | None = Field(None, min_length=1, max_length=100)
+    asset_tag: Line | None = Field(None, min_length=1, max_length=100)
     location_id: int | None = Field(None, ge=1, le=2**31 - 1)
     rack_id: int | None = Field(None, ge=1, le=2**31 - 1)
     position: int | None = Field(None, ge=1, le=100)
     face: Face | None = None
-    tags: list[str] | None = Field(None, max_length=50)
-    custom_fields: dict[str, Any] | None = Field(None, max_length=50)
+    tags: list[Line] | None = Field(None, max_length=50)
+    custom_fields: dict[Line, JsonText] | None = Field(None, max_length=50)
 
 
 class DeviceOut(_Out):
@@ -198,7 +200,7 @@ class DeviceOut(_Out):
 class PortIn(_In):
     """A new port on a device."""
 
-    name: str = Field(min_length=1, max_length=64)
+    name: Line = Field(min_length=1, max_length=64)
 
 
 class PortOut(_Out):
@@ -215,13 +217,13 @@ class ConnectionIn(_In):
 
     a_port_id: int = Field(ge=1, le=2**31 - 1)
     b_port_id: int = Field(ge=1, le=2**31 - 1)
-    label: str = Field("", max_length=100)
+    label: Line = Field("", max_length=100)
 
 
 class ConnectionPatch(_In):
     """Changes to a connection (its ends are fixed: delete and reconnect instead)."""
 
-    label: str = Field(max_length=100)
+    label: Line = Field(max_length=100)
 
 
 class ConnectionOut(BaseModel):

@@ -20,7 +20,7 @@ from sqlalchemy import Select, and_, delete, func, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, NotFound, PlatformContext, ValidationFailed, publish
+from platform_core import Conflict, NotFound, PlatformContext, ValidationFailed, invalid, publish
 from platform_inventory import events
 from platform_inventory.models import (
     CableEnd,
@@ -129,10 +129,6 @@ def _publish_object(
     )
 
 
-def _invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
-
-
 async def _flush(session: AsyncSession, message: str) -> None:
     try:
         await session.flush()
@@ -150,7 +146,7 @@ async def _get(session: AsyncSession, model: type[T], obj_id: int, label: str) -
 async def _ref(session: AsyncSession, model: type[T], obj_id: int, field: str, label: str) -> T:
     obj = await session.get(model, obj_id)
     if obj is None:
-        raise _invalid(field, f"{label} {obj_id} does not exist")
+        raise invalid(field, f"{label} {obj_id} does not exist")
     return obj
 
 
@@ -207,7 +203,7 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
         if not isinstance(payload, dict) or not isinstance(payload.get("i"), int):
             raise ValueError("not a cursor")
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise _invalid("cursor", "invalid cursor: pass next_cursor from a previous page") from exc
+        raise invalid("cursor", "invalid cursor: pass next_cursor from a previous page") from exc
     return payload
 
 
@@ -436,9 +432,9 @@ def _check_port_names(names: Iterable[str], field: str) -> list[str]:
     names = list(names)
     for i, name in enumerate(names):
         if not isinstance(name, str) or not 1 <= len(name) <= 64:
-            raise _invalid(f"{field}.{i}", "a port name has 1 to 64 characters")
+            raise invalid(f"{field}.{i}", "a port name has 1 to 64 characters")
     if len(set(names)) != len(names):
-        raise _invalid(field, "duplicate port names")
+        raise invalid(field, "duplicate port names")
     return names
 
 
@@ -532,7 +528,7 @@ async def update_location(
             await _ref(session, Location, parent, "parent_id", "location")
             below = set((await session.execute(descendants(obj_id))).scalars())
             if parent in below:
-                raise _invalid("parent_id", "a location cannot be moved below itself")
+                raise invalid("parent_id", "a location cannot be moved below itself")
         obj.parent_id = parent
     await _update_recorded(
         session,
@@ -647,7 +643,7 @@ def units_needed(
     """
     top = position + dtype.u_height - 1
     if dtype.u_height and top > rack.u_height:
-        raise _invalid(
+        raise invalid(
             "position",
             f"units {position}-{top} are beyond rack {rack.name!r} ({rack.u_height}U)",
         )
@@ -717,7 +713,7 @@ def parse_sort(sort: str) -> tuple[str, bool]:
     """``(key, descending)`` of ``name``, ``-name``, ``created_at``...; 422 naming ``sort``."""
     key = sort.removeprefix("-")
     if key not in SORT_KEYS:
-        raise _invalid("sort", f"sort by one of {', '.join(SORT_KEYS)} (prefix - to reverse)")
+        raise invalid("sort", f"sort by one of {', '.join(SORT_KEYS)} (prefix - to reverse)")
     return key, sort.startswith("-")
 
 
@@ -791,11 +787,11 @@ async def list_devices(
     if cursor:
         payload = decode_cursor(cursor)
         if payload.get("s") != sort:
-            raise _invalid("cursor", f"this cursor belongs to another sort ({payload.get('s')})")
+            raise invalid("cursor", f"this cursor belongs to another sort ({payload.get('s')})")
         try:
             value = _decode_value(key, payload.get("v"))
         except (ValueError, TypeError) as exc:
-            raise _invalid("cursor", "invalid cursor") from exc
+            raise invalid("cursor", "invalid cursor") from exc
         if key == "id":
             stmt = stmt.where(Device.id < value if desc else Device.id > value)
         elif desc:
@@ -867,9 +863,9 @@ async def _resolve_placement(
         if location_id is None:
             location_id = rack.location_id
         elif location_id != rack.location_id:
-            raise _invalid("location_id", f"rack {rack.name!r} is in location {rack.location_id}")
+            raise invalid("location_id", f"rack {rack.name!r} is in location {rack.location_id}")
     elif values.get("position") is not None:
-        raise _invalid("position", "a position needs a rack_id")
+        raise invalid("position", "a position needs a rack_id")
     return rack, location_id
 
 
@@ -877,7 +873,7 @@ def _clean_tags(tags: Iterable[str]) -> list[str]:
     clean = sorted({t.strip() for t in tags if t and t.strip()})
     for t in clean:
         if len(t) > 50:
-            raise _invalid("tags", "a tag has at most 50 characters")
+            raise invalid("tags", "a tag has at most 50 characters")
     return clean
 
 
@@ -953,7 +949,7 @@ async def update_device(
     before = snapshot(device)
     for key in ("name", "device_type_id", "status"):
         if key in changes and changes[key] is None:
-            raise _invalid(key, "cannot be null")
+            raise invalid(key, "cannot be null")
     if changes.get("status") == "retired" and device.status != "retired":
         await _refuse_if_vetoed(veto, device, "retire")
     type_id = changes.get("device_type_id", device.device_type_id)
@@ -1130,7 +1126,7 @@ async def create_connection(
 ) -> ConnectionView:
     """Connect two ports; ``Conflict`` naming the port when either is already connected."""
     if a_port_id == b_port_id:
-        raise _invalid("b_port_id", "a port cannot be connected to itself")
+        raise invalid("b_port_id", "a port cannot be connected to itself")
     for field, port_id in (("a_port_id", a_port_id), ("b_port_id", b_port_id)):
         await _ref(session, Port, port_id, field, "port")
         taken = await session.scalar(

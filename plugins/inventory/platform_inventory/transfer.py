@@ -25,7 +25,17 @@ from typing import Any, cast
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import PayloadTooLarge, UnsupportedMediaType, ValidationFailed, publish, utcnow
+from platform_core import (
+    MAX_JSON_DEPTH,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    json_text_error,
+    json_too_deep,
+    publish,
+    text_error,
+    utcnow,
+)
 from platform_inventory import service
 from platform_inventory.events import ImportCompleted
 from platform_inventory.models import (
@@ -63,6 +73,7 @@ COLUMNS = (
     "connections",
 )
 MAX_ISSUES = 1000
+_NO_CELL: Any = object()  # the value csv.DictReader gives the cells a short row lacks
 Progress = Callable[[int, int], None]
 
 
@@ -135,6 +146,12 @@ def decode(content: bytes, content_type: str, max_bytes: int) -> list[_Row] | di
             errors=[{"line": line, "field": "file", "message": "not valid UTF-8"}],
         ) from exc
     if media == "application/json":
+        if json_too_deep(content):  # json.loads would recurse until a RecursionError
+            message = f"nested too deeply: more than {MAX_JSON_DEPTH} levels"
+            raise ValidationFailed(
+                f"the file is not a usable JSON import: {message}",
+                errors=[{"line": 1, "field": "file", "message": message}],
+            )
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -149,8 +166,39 @@ def decode(content: bytes, content_type: str, max_bytes: int) -> list[_Row] | di
                 "a JSON import is a list of devices or an object with a 'devices' list",
                 errors=[{"line": 1, "field": "devices", "message": "expected a list"}],
             )
+        _check_catalogue_text(doc)
         return doc
     return _read_csv(text)
+
+
+def _check_catalogue_text(doc: dict[str, Any]) -> None:
+    """Refuse control characters and unpaired surrogates in the catalogue sections."""
+    errors = []
+    for section in ("manufacturers", "device_types", "locations", "racks"):
+        items = doc.get(section)
+        for i, item in enumerate(items if isinstance(items, list) else [], start=1):
+            bad = json_text_error(item, multiline=False)
+            if bad is not None:
+                errors.append({"line": i, "field": f"{section}.{i}", "message": bad[1]})
+    if errors:
+        first = errors[0]
+        raise ValidationFailed(
+            f"import refused: {first['field']}: {first['message']}", errors=errors[:MAX_ISSUES]
+        )
+
+
+def _bad_text(key: str, value: Any) -> str | None:
+    """Why a row's value is refused as text (None when it is fine).
+
+    Cells are one line; a custom field's text (``cf_...``) may hold line breaks.
+    """
+    if isinstance(value, str):
+        error = text_error(value, multiline=key.startswith("cf_"))
+    elif isinstance(value, list):
+        error = json_text_error(value, multiline=False)
+    else:
+        error = json_text_error(value, multiline=True)
+    return None if error is None else error[1]
 
 
 def _read_csv(text: str) -> list[_Row]:
@@ -168,18 +216,38 @@ def _read_csv(text: str) -> list[_Row]:
             errors=errors,
         )
     reader.fieldnames = header
+    reader.restval = _NO_CELL
     rows = []
+    short: list[dict[str, Any]] = []
     try:
         for raw in reader:
             if None in raw:
                 raise csv.Error(f"line {reader.line_num} has more cells than the header")
+            absent = [k for k, v in raw.items() if v is _NO_CELL]
+            if absent:  # blame the short row, not the first check its empty cells fail
+                cells = len(header) - len(absent)
+                message = f"missing cell: the row has {cells} of the header's {len(header)} cells"
+                short += [{"line": reader.line_num, "field": k, "message": message} for k in absent]
+                continue
             rows.append(_Row(reader.line_num, {k: (v or "").strip() for k, v in raw.items()}))
     except csv.Error as exc:
         raise ValidationFailed(
             f"bad CSV: {exc}",
             errors=[{"line": reader.line_num, "field": "file", "message": str(exc)}],
         ) from exc
+    if short:
+        first = short[0]
+        lines = len({e["line"] for e in short})
+        raise ValidationFailed(
+            f"bad CSV: {lines} row(s) with fewer cells than the header (first: line "
+            f"{first['line']}, {first['message']}: {', '.join(_absent(short, first['line']))})",
+            errors=short[:MAX_ISSUES],
+        )
     return rows
+
+
+def _absent(errors: list[dict[str, Any]], line: int) -> list[str]:
+    return [e["field"] for e in errors if e["line"] == line]
 
 
 def _json_rows(doc: dict[str, Any], issues: _Issues) -> list[_Row]:
@@ -360,6 +428,11 @@ class _Planner:
     def check(self, row: _Row, issues: _Issues) -> None:
         """Validate one row against the inventory and the rows before it."""
         raw, line, v = row.raw, row.line, row.values
+        for key, value in raw.items():
+            bad = _bad_text(key, value)
+            if bad is not None:
+                issues.add(line, key, bad)
+                raw[key] = None  # checked no further, never stored (the import is refused)
 
         def text(key: str, limit: int = 100) -> str | None:
             value = raw.get(key)

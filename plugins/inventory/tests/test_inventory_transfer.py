@@ -14,6 +14,7 @@ from platform_inventory.models import InventoryBase
 
 API = "/api/inventory"
 CSV = {"content-type": "text/csv"}
+JSON = {"content-type": "application/json"}
 HEADER = (
     "name,manufacturer,device_type,rack,location,position,tags,ports,connections,"
     "cf_owner,cf_cores\n"
@@ -124,6 +125,41 @@ async def test_import_without_required_columns_is_422_naming_them(admin_client, 
         "device_type": "missing column",
         "colour": "unknown column",
     }
+
+
+async def test_import_short_row_is_blamed_on_its_missing_cells(admin_client, catalogue):
+    """A row with fewer cells than the header names the absent columns, not device_type."""
+    text = "name,manufacturer,device_type,cf_owner\nok,Acme,S1,x\nshort,Acme\n"
+    r = await _import(admin_client, text)
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert [(e["line"], e["field"]) for e in errors] == [(3, "device_type"), (3, "cf_owner")]
+    assert errors[0]["message"] == "missing cell: the row has 2 of the header's 4 cells"
+    assert "fewer cells than the header" in r.json()["detail"]
+    assert "unknown device type" not in r.text
+    assert await _count(admin_client) == 0
+
+
+async def test_import_refuses_control_characters_naming_line_and_column(admin_client, catalogue):
+    text = HEADER + "a\x00b,Acme,S1,,,,ok;t\x01,,,x,\nc,Acme,S1,,,,,,,\x85,\n"
+    r = await _import(admin_client, text)
+    assert r.status_code == 422, r.text
+    assert {(e["line"], e["field"]) for e in r.json()["errors"]} == {
+        (2, "name"),
+        (2, "tags"),
+        (3, "cf_owner"),
+    }
+    device = {"manufacturer": "Acme", "device_type": "S1", "custom_fields": {"owner": "x"}}
+    rows = [device | {"name": "j1", "tags": ["\ud800"]}, device | {"name": "j2"}]
+    doc = {"manufacturers": [{"name": "New\x00Co"}], "devices": rows}
+    r = await _import(admin_client, json.dumps(doc).encode(), headers=JSON)
+    assert r.status_code == 422, r.text
+    assert [(e["line"], e["field"]) for e in r.json()["errors"]] == [(1, "manufacturers.1")]
+    del doc["manufacturers"]
+    r = await _import(admin_client, json.dumps(doc).encode(), headers=JSON)
+    assert r.status_code == 422, r.text
+    assert [(e["line"], e["field"]) for e in r.json()["errors"]] == [(1, "tags")]
+    assert await _count(admin_client) == 0
 
 
 async def test_import_over_the_plugin_limit_is_413(platform_factory):

@@ -172,6 +172,16 @@ async def test_import_prices_all_or_nothing(cli, platform, tmp_path, tenants):
     failed = await cli("import-prices", str(short), "--client", "acme")
     assert failed.exit_code == 1, failed.output
     assert "line 2: spot_price" in failed.stderr
+    assert "missing cell: the row has 3 of the header's 6 cells" in failed.stderr
+    control = tmp_path / "control.csv"
+    control.write_text(
+        "region,zone,instance_type,spot_price,on_demand_price,observed_at\n"
+        "us-east-1,us-east-1\x00a,m5.large,0.031,0.096,2026-01-02T00:00:00Z\n",
+        encoding="utf-8",
+    )
+    failed = await cli("import-prices", str(control), "--client", "acme")
+    assert failed.exit_code == 1, failed.output
+    assert "line 2: zone" in failed.stderr
     assert (
         await cli("import-prices", str(tmp_path / "nope.csv"), "--client", "acme")
     ).exit_code == 2

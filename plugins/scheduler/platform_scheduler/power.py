@@ -27,10 +27,10 @@ from platform_core import (
     Principal,
     SlidingWindowLimiter,
     TooManyRequests,
+    invalid,
     utcnow,
 )
 from platform_scheduler.models import Booking, PowerAudit, PowerConfig, Slot
-from platform_scheduler.service import invalid
 from platform_scheduler.settings import SchedulerSettings
 
 log = logging.getLogger("platform_scheduler.power")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Caller, DbSession, IdPath, get_context, requires_scopes
+from platform_core import Caller, DbSession, IdPath, Line, get_context, requires_scopes
 from platform_scheduler import power, service
 from platform_scheduler.models import Booking
 from platform_scheduler.schemas import (
@@ -106,7 +106,7 @@ async def list_bookings(
     status: Status | None = None,
     start: Annotated[Timestamp | None, Query(description="overlapping from")] = None,
     end: Annotated[Timestamp | None, Query(description="overlapping until")] = None,
-    series_id: Annotated[str | None, Query(max_length=36)] = None,
+    series_id: Annotated[Line | None, Query(max_length=36)] = None,
     cursor: OptId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> BookingPage:

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
+from platform_core.types import Line, Text
+
 MAX_ID = 2**31 - 1
 DeviceId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Status = Literal["pending", "approved", "active", "completed", "rejected", "cancelled", "expired"]
@@ -40,7 +42,7 @@ class BookingIn(BaseModel):
     device_ids: list[DeviceId] = Field(min_length=1, max_length=1000)
     start: Timestamp
     end: Timestamp
-    purpose: str = Field("", max_length=500)
+    purpose: Text = Field("", max_length=500)
     include_connected: bool = False
     recurrence: Recurrence | None = None
     power_on_start: bool = False
@@ -54,7 +56,7 @@ class BookingPatch(BaseModel):
 
     start: Timestamp | None = None
     end: Timestamp | None = None
-    purpose: str | None = Field(None, max_length=500)
+    purpose: Text | None = Field(None, max_length=500)
 
 
 class Decision(BaseModel):
@@ -62,7 +64,7 @@ class Decision(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(None, max_length=500)
+    note: Text | None = Field(None, max_length=500)
 
 
 class BookingOut(BaseModel):
@@ -103,9 +105,9 @@ class PolicyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=100)
     device_type_id: DeviceId | None = None
-    tag: str | None = Field(None, min_length=1, max_length=50)
+    tag: Line | None = Field(None, min_length=1, max_length=50)
     auto_approve: bool = True
     max_minutes: int | None = Field(None, ge=1, le=525_600)
     max_days_ahead: int | None = Field(None, ge=0, le=3650)
@@ -117,9 +119,9 @@ class PolicyPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=100)
+    name: Line | None = Field(None, min_length=1, max_length=100)
     device_type_id: DeviceId | None = None
-    tag: str | None = Field(None, min_length=1, max_length=50)
+    tag: Line | None = Field(None, min_length=1, max_length=50)
     auto_approve: bool | None = None
     max_minutes: int | None = Field(None, ge=1, le=525_600)
     max_days_ahead: int | None = Field(None, ge=0, le=3650)
@@ -212,10 +214,10 @@ class PowerConfigIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    driver: str = Field(min_length=1, max_length=40)
-    address: str = Field(min_length=1, max_length=200)
-    outlet: str | None = Field(None, min_length=1, max_length=200)
-    credentials: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    driver: Line = Field(min_length=1, max_length=40)
+    address: Line = Field(min_length=1, max_length=200)
+    outlet: Line | None = Field(None, min_length=1, max_length=200)
+    credentials: Line | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 class PowerConfigOut(BaseModel):

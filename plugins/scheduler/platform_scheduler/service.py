@@ -54,7 +54,7 @@ from platform_core import (
     NotFound,
     PlatformContext,
     Principal,
-    ValidationFailed,
+    invalid,
     publish,
     utcnow,
 )
@@ -93,11 +93,6 @@ class Rules:
     max_days_ahead: int | None
     max_concurrent: int | None
     policies: tuple[str, ...]
-
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    """A 422 naming one field."""
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def is_approver(caller: Principal) -> bool:

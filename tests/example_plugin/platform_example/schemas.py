@@ -6,14 +6,16 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from platform_core.types import Line, Text
+
 
 class NoteCreate(BaseModel):
     """A new note."""
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=200)
-    body: str = Field("", max_length=10_000)
+    title: Line = Field(min_length=1, max_length=200)
+    body: Text = Field("", max_length=10_000)
 
 
 class NoteUpdate(BaseModel):
@@ -21,8 +23,8 @@ class NoteUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(None, min_length=1, max_length=200)
-    body: str | None = Field(None, max_length=10_000)
+    title: Line | None = Field(None, min_length=1, max_length=200)
+    body: Text | None = Field(None, max_length=10_000)
     pinned: bool | None = None
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import DbSession, IdPath, get_context, requires_scopes
+from platform_core import DbSession, IdPath, Line, get_context, requires_scopes
 from platform_pricing.models import Command, Decision
 from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.decisions import (
@@ -34,7 +34,7 @@ AGENT = requires_scopes("pricing:agent")
 CLIENT_ADMIN = requires_scopes("pricing:client_admin")
 ADMIN = requires_scopes("pricing:admin")
 OptId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
-EngineName = Annotated[str, Path(min_length=1, max_length=200, description="An engine's name")]
+EngineName = Annotated[Line, Path(min_length=1, max_length=200, description="An engine's name")]
 
 
 def installed_engines(request: Request) -> dict[str, decisions.InstalledEngine]:
@@ -152,7 +152,7 @@ async def list_decisions(
     tenant: TenantDep,
     instance_id: OptId = None,
     outcome: Outcome | None = None,
-    engine: Annotated[str | None, Query(max_length=64)] = None,
+    engine: Annotated[Line | None, Query(max_length=64)] = None,
     cursor: Cursor = None,
     limit: PageLimit = paging.DEFAULT_LIMIT,
 ) -> DecisionPage:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from platform_core import MAX_ID, DbSession, IdPath, requires_scopes, utcnow
+from platform_core import MAX_ID, DbSession, IdPath, Line, requires_scopes, utcnow
 from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
 from platform_pricing.schemas.history import (
     AvailableOptions,
@@ -25,7 +25,7 @@ router = APIRouter()
 
 ANY = requires_scopes()
 OptId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-PoolKey = Annotated[str | None, Query(min_length=1, max_length=64)]
+PoolKey = Annotated[Line | None, Query(min_length=1, max_length=64)]
 
 
 @router.get(
@@ -126,7 +126,7 @@ async def list_switches(
 async def savings_report(
     session: DbSession,
     tenant: TenantDep,
-    month: Annotated[str | None, Query(max_length=7, description="YYYY-MM (default: now)")] = None,
+    month: Annotated[Line | None, Query(max_length=7, description="YYYY-MM (default: now)")] = None,
     instance_id: OptId = None,
     client_id: OptId = None,
 ) -> SavingsReport:

@@ -7,17 +7,19 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from platform_core.types import Line
+
 Lifecycle = Literal["spot", "on-demand"]
 AgentStatus = Literal["online", "offline"]
 
 CLOUD_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-Region = Annotated[str, Field(pattern=CLOUD_NAME, description="e.g. us-east-1")]
-Zone = Annotated[str, Field(pattern=CLOUD_NAME, description="e.g. us-east-1a")]
-InstanceType = Annotated[str, Field(pattern=CLOUD_NAME, description="e.g. m5.large")]
+Region = Annotated[Line, Field(pattern=CLOUD_NAME, description="e.g. us-east-1")]
+Zone = Annotated[Line, Field(pattern=CLOUD_NAME, description="e.g. us-east-1a")]
+InstanceType = Annotated[Line, Field(pattern=CLOUD_NAME, description="e.g. m5.large")]
 CloudId = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$", description="e.g. i-0abc")
+    Line, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$", description="e.g. i-0abc")
 ]
-AgentName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$")]
+AgentName = Annotated[Line, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,99}$")]
 
 
 class InstanceIn(BaseModel):
@@ -38,7 +40,7 @@ class AgentRegister(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: AgentName
-    version: str = Field("", max_length=50)
+    version: Line = Field("", max_length=50)
     instance: InstanceIn
 
 
@@ -47,7 +49,7 @@ class HeartbeatIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: str | None = Field(None, max_length=50)
+    version: Line | None = Field(None, max_length=50)
 
 
 class AgentOut(BaseModel):

@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from platform_core.types import Line
+
 CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
-ClientName = Annotated[str, Field(pattern=CLIENT_NAME_PATTERN, description="a lowercase slug")]
-EngineName = Annotated[str, Field(min_length=1, max_length=64)]
+ClientName = Annotated[Line, Field(pattern=CLIENT_NAME_PATTERN, description="a lowercase slug")]
+EngineName = Annotated[Line, Field(min_length=1, max_length=64)]
 
 
 class PolicyOverrides(BaseModel):
@@ -35,7 +37,7 @@ class ClientIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ClientName
-    display_name: str = Field("", max_length=200)
+    display_name: Line = Field("", max_length=200)
     policy: PolicyOverrides | None = None
 
 
@@ -44,7 +46,7 @@ class ClientPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = Field(None, max_length=200)
+    display_name: Line | None = Field(None, max_length=200)
     is_active: bool | None = None
     engine: EngineName | None = Field(None, description="null: the platform's active engine")
     policy: PolicyOverrides | None = Field(
@@ -77,9 +79,9 @@ class ClientTokenIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=100)
     admin: bool = Field(False, description="also grant pricing:client_admin")
-    expires_in: str | None = Field(
+    expires_in: Line | None = Field(
         None, pattern=r"^\d{1,6}[smhdw]$", description="e.g. 30d; none: never expires"
     )
 

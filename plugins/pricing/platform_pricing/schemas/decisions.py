@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from platform_core.types import Line, Text
+
 MAX_ID = 2**31 - 1
 Outcome = Literal["stay", "switch", "on-demand"]
 Lifecycle = Literal["spot", "on-demand"]
@@ -97,7 +99,7 @@ class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     success: bool
-    message: str = Field("", max_length=400)
+    message: Text = Field("", max_length=400)
 
 
 class IssueOut(BaseModel):
@@ -119,11 +121,11 @@ class ForceSwitchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pool_id: int | None = Field(None, ge=1, le=MAX_ID)
-    region: str | None = Field(None, min_length=1, max_length=64)
-    zone: str | None = Field(None, min_length=1, max_length=64)
-    instance_type: str | None = Field(None, min_length=1, max_length=64)
+    region: Line | None = Field(None, min_length=1, max_length=64)
+    zone: Line | None = Field(None, min_length=1, max_length=64)
+    instance_type: Line | None = Field(None, min_length=1, max_length=64)
     lifecycle: Lifecycle
-    reason: str = Field(min_length=1, max_length=400)
+    reason: Text = Field(min_length=1, max_length=400)
 
 
 class EngineOut(BaseModel):

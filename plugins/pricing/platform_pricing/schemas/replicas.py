@@ -7,10 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from platform_core.types import Line, Text
+
 MAX_ID = 2**31 - 1
 PoolId = Annotated[int, Field(ge=1, le=MAX_ID)]
-Name = Annotated[str, Field(min_length=1, max_length=64)]
-CloudId = Annotated[str, Field(min_length=1, max_length=100)]
+Name = Annotated[Line, Field(min_length=1, max_length=64)]
+CloudId = Annotated[Line, Field(min_length=1, max_length=100)]
 Lifecycle = Literal["spot", "on-demand"]
 ReplicaStatus = Literal["launching", "standby", "promoting", "promoted", "failed", "terminated"]
 ReportedStatus = Literal["launching", "standby", "failed", "terminated", "promoted"]
@@ -75,7 +77,7 @@ class PromoteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field("", max_length=400)
+    reason: Text = Field("", max_length=400)
 
 
 class ReplicaOut(BaseModel):

@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from platform_core.types import Line, Text
 from platform_pricing.schemas.agents import CloudId, InstanceType, Lifecycle, Region, Zone
 
-ReportId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
+ReportId = Annotated[Line, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
 Price = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
 
 
@@ -71,7 +72,7 @@ class SwitchReport(BaseModel):
     command_id: int | None = Field(None, ge=1, le=2**31 - 1)
     to: SwitchTarget
     new_cloud_id: CloudId
-    reason: str = Field("", max_length=500)
+    reason: Text = Field("", max_length=500)
     from_price: Price | None = None
     to_price: Price | None = None
     on_demand_price: Price | None = None
@@ -105,9 +106,9 @@ class CleanedResource(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(min_length=1, max_length=50)
-    id: str = Field(min_length=1, max_length=200)
-    action: str = Field(min_length=1, max_length=50)
+    kind: Line = Field(min_length=1, max_length=50)
+    id: Line = Field(min_length=1, max_length=200)
+    action: Line = Field(min_length=1, max_length=50)
 
 
 class CleanupReport(BaseModel):

@@ -23,10 +23,10 @@ from platform_core import (
     Forbidden,
     NotFound,
     User,
-    ValidationFailed,
     create_token,
     create_user,
     get_user,
+    invalid,
     list_tokens,
     parse_duration,
     revoke_token,
@@ -48,11 +48,6 @@ from platform_pricing.tenancy import CLIENT_ADMIN_SCOPE, CLIENT_SCOPE, Tenant
 CLIENT_USER_PREFIX = "pricing-client-"
 RETIRED_USER_PREFIX = "pricing-retired-"
 CORE_READ = "core:read"
-
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    """A 422 naming ``field``."""
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def effective_policy(client: Client, defaults: PolicySettings) -> dict[str, Any]:

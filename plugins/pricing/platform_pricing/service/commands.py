@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, Forbidden, NotFound, ValidationFailed, publish, utcnow
+from platform_core import Conflict, Forbidden, NotFound, invalid, publish, utcnow
 from platform_pricing.events import SwitchIssued
 from platform_pricing.models import Agent, Command, Instance, Pool
 from platform_pricing.service import decisions, paging, pools
@@ -33,11 +33,6 @@ from platform_pricing.tenancy import (
 )
 
 SWITCH_OUTCOMES = ("switch", "on-demand")
-
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    """A 422 naming one field."""
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def ack_result(success: bool, message: str) -> str:

@@ -13,12 +13,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import NotFound, ValidationFailed
+from platform_core.errors import invalid
 from platform_pricing.models import Client, PricePoint
 from platform_pricing.schemas.reports import PricePointIn
 from platform_pricing.service.pools import pool_ids
 
 COLUMNS = ("region", "zone", "instance_type", "spot_price", "on_demand_price", "observed_at")
 """The CSV header ``import-prices`` expects (any extra column is ignored)."""
+_NO_CELL: Any = object()  # what csv.DictReader gives the cells a short row lacks
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,7 @@ class CsvPoint:
 
 
 def _bad(line: int, column: str, message: str) -> ValidationFailed:
-    field = f"line {line}: {column}"
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
+    return invalid(f"line {line}: {column}", message)
 
 
 def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
@@ -44,11 +45,21 @@ def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
 
     ``observed_at`` is ISO 8601 with a UTC offset (``2026-01-01T00:00:00Z``).
     """
-    reader = csv.DictReader(stream)
+    reader = csv.DictReader(stream, restval=_NO_CELL)
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise _bad(1, missing[0], f"missing column; the header must hold {', '.join(COLUMNS)}")
+    width = len(reader.fieldnames or ())
     for line, row in enumerate(reader, start=2):
+        absent = [c for c in COLUMNS if row.get(c) is _NO_CELL]
+        if absent:  # a short row: blame its missing cells, not what their emptiness fails
+            cells = width - sum(1 for v in row.values() if v is _NO_CELL)
+            raise _bad(
+                line,
+                absent[0],
+                f"missing cell: the row has {cells} of the header's {width} cells "
+                f"(no {', '.join(absent)})",
+            )
         values = {c: (row.get(c) or "").strip() for c in COLUMNS}
         try:
             point = PricePointIn.model_validate(values)

@@ -58,7 +58,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, Forbidden, NotFound, ValidationFailed, publish, utcnow
+from platform_core import Conflict, Forbidden, NotFound, invalid, publish, utcnow
 from platform_pricing import events
 from platform_pricing.models import (
     Agent,
@@ -93,11 +93,6 @@ REPORTED = {
 
 SYNC_RANK = {"in-sync": 0, "lagging": 1, "unknown": 2, "failed": 3}
 INTERRUPTION_KINDS = ("termination", "rebalance")
-
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    """A 422 naming one field."""
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def _dialect(session: AsyncSession) -> str:

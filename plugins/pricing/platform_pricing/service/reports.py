@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, NotFound, ValidationFailed, publish, utcnow
+from platform_core import Conflict, NotFound, invalid, publish, utcnow
 from platform_pricing import events, tenancy
 from platform_pricing.models import (
     Agent,
@@ -68,11 +68,6 @@ class ReportResult:
 def digest(report: BaseModel) -> str:
     """SHA-256 of the report's canonical JSON (validated, timestamps in UTC, fixed key order)."""
     return hashlib.sha256(report.model_dump_json().encode()).hexdigest()
-
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    """A 422 naming ``field``."""
-    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 async def _reporting_agent(session: AsyncSession, tenant: Tenant, agent_id: int) -> Agent:
