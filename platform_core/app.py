@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 
-from platform_core import problems
+from platform_core import idempotency, problems
 from platform_core.auth.cache import CredentialCache
 from platform_core.auth.deps import PUBLIC_KEY, SCOPES_KEY, plugin_guard, route_scopes
 from platform_core.config import Config, load_config, secret_key
@@ -360,6 +360,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     app.state.platform = ctx
     app.state.metrics = metrics
     problems.install(app)
+    idempotency.install(app, ctx)  # inside RequestMiddleware: stores responses without its headers
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body=ctx.config.core.max_body_bytes)
     _mount_core_endpoints(app, ctx, metrics)
     _mount_plugin_routes(app, ctx)
