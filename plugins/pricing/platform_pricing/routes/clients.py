@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -12,8 +11,9 @@ from platform_core.auth import service as auth
 from platform_core.auth.deps import DbSession, get_context
 from platform_core.auth.models import ApiToken
 from platform_core.http import IdPath
+from platform_core.pagination import DEFAULT_LIMIT, NO_CONTENT, IdCursor, Limit
 from platform_pricing.models import Client
-from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
+from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.clients import (
     ClientIn,
     ClientOut,
@@ -25,7 +25,6 @@ from platform_pricing.schemas.clients import (
     ClientTokenOut,
 )
 from platform_pricing.service import clients as service
-from platform_pricing.service import paging
 from platform_pricing.settings import PricingSettings
 
 router = APIRouter()
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 
 ADMIN = requires_scopes("pricing:admin")
 ANY_CALLER = requires_scopes()
-NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 
 
 def client_out(client: Client, settings: PricingSettings) -> ClientOut:
@@ -93,8 +91,8 @@ async def list_clients(
     session: DbSession,
     tenant: TenantDep,
     settings: Settings,
-    cursor: Cursor = None,
-    limit: PageLimit = paging.DEFAULT_LIMIT,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> ClientPage:
     """Every client by id (admins); a client sees only itself; cursor paged."""
     rows, nxt = await service.list_clients(session, tenant, cursor=cursor, limit=limit)

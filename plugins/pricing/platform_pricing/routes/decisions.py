@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession, get_context
 from platform_core.http import IdPath
+from platform_core.pagination import DEFAULT_LIMIT, IdCursor, Limit, OptionalId
 from platform_pricing.models import Command, Decision
-from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
+from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.decisions import (
     AckIn,
     CommandList,
@@ -27,7 +28,7 @@ from platform_pricing.schemas.decisions import (
     Outcome,
     PoolOut,
 )
-from platform_pricing.service import commands, decisions, paging
+from platform_pricing.service import commands, decisions
 
 router = APIRouter()
 
@@ -35,7 +36,6 @@ ANY = requires_scopes()  # clients, agents and admins: the service checks the te
 AGENT = requires_scopes("pricing:agent")
 CLIENT_ADMIN = requires_scopes("pricing:client_admin")
 ADMIN = requires_scopes("pricing:admin")
-OptId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 EngineName = Annotated[str, Path(min_length=1, max_length=200, description="An engine's name")]
 
 
@@ -152,11 +152,11 @@ async def issue_switch_command(
 async def list_decisions(
     session: DbSession,
     tenant: TenantDep,
-    instance_id: OptId = None,
+    instance_id: OptionalId = None,
     outcome: Outcome | None = None,
     engine: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: Cursor = None,
-    limit: PageLimit = paging.DEFAULT_LIMIT,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> DecisionPage:
     """Stored decisions, newest first, filtered by instance, outcome and engine."""
     rows, nxt = await decisions.list_decisions(
@@ -221,10 +221,10 @@ async def list_commands(
     session: DbSession,
     tenant: TenantDep,
     status: CommandStatus | None = None,
-    agent_id: OptId = None,
-    instance_id: OptId = None,
-    cursor: Cursor = None,
-    limit: PageLimit = paging.DEFAULT_LIMIT,
+    agent_id: OptionalId = None,
+    instance_id: OptionalId = None,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> CommandPage:
     """Commands, newest first, filtered by status, agent and instance."""
     rows, nxt = await commands.list_commands(

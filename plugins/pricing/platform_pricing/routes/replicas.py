@@ -6,14 +6,13 @@ sync; a client admin (or admin) promotes. Other clients get 404 for everything.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession
 from platform_core.http import IdPath
+from platform_core.pagination import NO_CONTENT
 from platform_pricing.models import Replica
 from platform_pricing.routes.deps import TenantDep
 from platform_pricing.schemas.replicas import (
@@ -32,7 +31,6 @@ from platform_pricing.service import replicas as service
 router = APIRouter(tags=["pricing replicas"])
 
 ANY = requires_scopes()
-NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 BASE = "/agents/{agent_id}/replicas"
 
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from platform_core.pagination import IdPage
+
 CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 ClientName = Annotated[str, Field(pattern=CLIENT_NAME_PATTERN, description="a lowercase slug")]
 EngineName = Annotated[str, Field(min_length=1, max_length=64)]
@@ -65,11 +67,8 @@ class ClientOut(BaseModel):
     created_at: datetime
 
 
-class ClientPage(BaseModel):
+class ClientPage(IdPage[ClientOut]):
     """A page of clients by id; pass ``next_cursor`` as ``cursor`` for the next (keyset: id)."""
-
-    items: list[ClientOut]
-    next_cursor: int | None
 
 
 class ClientTokenIn(BaseModel):

@@ -21,6 +21,7 @@ from platform_core.auth import service as auth
 from platform_core.auth.models import ApiToken, User
 from platform_core.db import utcnow
 from platform_core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from platform_core.pagination import page_by_id
 from platform_pricing import tenancy
 from platform_pricing.models import (
     Agent,
@@ -30,7 +31,6 @@ from platform_pricing.models import (
     MonthlySavings,
     PricePoint,
 )
-from platform_pricing.service import paging
 from platform_pricing.settings import PolicySettings
 from platform_pricing.tenancy import CLIENT_ADMIN_SCOPE, CLIENT_SCOPE, Tenant
 
@@ -89,7 +89,7 @@ async def list_clients(
     next page's cursor (None at the end; ``limit`` None: every client)."""
     _refuse_agents(tenant)
     stmt = select(Client).where(tenant.where(Client.id))
-    return await paging.page_by_id(session, stmt, Client.id, cursor=cursor, limit=limit)
+    return await page_by_id(session, stmt, Client.id, cursor=cursor, limit=limit)
 
 
 async def get_client(session: AsyncSession, tenant: Tenant, client_id: int) -> Client:

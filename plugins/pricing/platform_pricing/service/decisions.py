@@ -45,6 +45,7 @@ from sqlalchemy.orm import aliased
 
 from platform_core import Conflict, NotFound, ValidationFailed
 from platform_core.db import utcnow
+from platform_core.pagination import page_by_id
 from platform_pricing import engines as eng
 from platform_pricing.models import (
     Client,
@@ -55,7 +56,6 @@ from platform_pricing.models import (
     Pool,
     PricePoint,
 )
-from platform_pricing.service import paging
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant
 
@@ -528,6 +528,4 @@ async def list_decisions(
         stmt = stmt.where(Decision.outcome == outcome)
     if engine is not None:
         stmt = stmt.where(Decision.engine == engine)
-    return await paging.page_by_id(
-        session, stmt, Decision.id, cursor=cursor, limit=limit, descending=True
-    )
+    return await page_by_id(session, stmt, Decision.id, cursor=cursor, limit=limit, descending=True)
