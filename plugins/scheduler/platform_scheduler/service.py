@@ -51,6 +51,7 @@ from platform_core.auth.service import Principal
 from platform_core.db import utcnow
 from platform_core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from platform_core.events.outbox import publish
+from platform_core.pagination import page_by_id
 from platform_scheduler import events
 from platform_scheduler.models import HOLDING, Booking, Policy, Slot, WriteLock
 from platform_scheduler.settings import SchedulerSettings
@@ -575,12 +576,7 @@ async def list_bookings(
         stmt = stmt.where(
             Booking.id.in_(select(Slot.booking_id).where(Slot.device_id == device_id))
         )
-    if cursor is not None:
-        stmt = stmt.where(Booking.id > cursor)
-    rows = list((await session.scalars(stmt.order_by(Booking.id).limit(limit + 1))).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return await page_by_id(session, stmt, Booking.id, cursor=cursor, limit=limit)
 
 
 async def approve_booking(
