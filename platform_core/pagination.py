@@ -1,11 +1,16 @@
-"""Ids, limits, keyset pagination and the 204 response: the types every plugin's routes share.
+"""Keyset pagination: page models, opaque cursors and page queries (no HTTP layer here).
+
+The matching route parameter types (:data:`~platform_core.http.Limit`,
+:data:`~platform_core.http.IdCursor`, :data:`~platform_core.http.Cursor`,
+:data:`~platform_core.http.OptionalId`) and ``NO_CONTENT`` live in :mod:`platform_core.http`,
+so that services can use this module without importing FastAPI.
 
 A paged list answers ``{"items": [...], "next_cursor": ...}``; ``next_cursor`` is null on the
 last page, and the client passes it back as ``?cursor=`` for the next one. Two cursor kinds:
 
-- :class:`IdPage` / :data:`IdCursor`: lists in id order (ascending or newest first); the
+- :class:`IdPage` / ``IdCursor``: lists in id order (ascending or newest first); the
   cursor is the id of the page's last row, an integer.
-- :class:`Page` / :data:`Cursor`: lists in another order (a sort key, then the id); the
+- :class:`Page` / ``Cursor``: lists in another order (a sort key, then the id); the
   cursor is opaque, made by :func:`encode_cursor` from a small JSON payload and read back by
   :func:`decode_cursor`, which refuses a malformed, truncated or edited cursor with a 422
   naming ``cursor``. The check is a checksum, not a secret: a cursor never grants access (the
@@ -35,15 +40,13 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import Query, Response
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core.errors import ValidationFailed
-from platform_core.http import MAX_ID, IdPath
 
 T = TypeVar("T")
 
@@ -58,33 +61,6 @@ MAX_PAGE_SIZE = 10_000
 """The largest page :data:`OptionalLimit` accepts (the plugin's settings may cap it lower)."""
 MAX_CURSOR_CHARS = 512
 """The longest opaque cursor accepted."""
-
-OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="A row id")]
-"""A query parameter filtering by a row id: out-of-range values are a 422 naming it."""
-
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
-"""A query parameter: the page size, 1-500 (give it ``= DEFAULT_LIMIT``)."""
-
-OptionalLimit = Annotated[
-    int | None, Query(ge=1, le=MAX_PAGE_SIZE, description="page size (default: settings)")
-]
-"""A query parameter: the page size when its default and cap come from settings
-(resolve with :func:`clamp_limit`)."""
-
-IdCursor = Annotated[
-    int | None,
-    Query(ge=1, le=MAX_ID, description="next_cursor of the previous page (omit for the first)"),
-]
-"""A query parameter: the cursor of a list in id order (the previous page's last id)."""
-
-Cursor = Annotated[
-    str | None, Query(max_length=MAX_CURSOR_CHARS, description="next_cursor of a page")
-]
-"""A query parameter: an opaque cursor made by :func:`encode_cursor`."""
-
-NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
-"""Route keyword arguments of a 204 No Content answer: ``@router.delete(path, **NO_CONTENT)``;
-the endpoint returns None (or a ``Response(status_code=204)``)."""
 
 
 class Page(BaseModel, Generic[T]):
@@ -210,17 +186,10 @@ async def page_by_id(
 
 __all__ = [
     "DEFAULT_LIMIT",
-    "MAX_ID",
+    "MAX_CURSOR_CHARS",
     "MAX_LIMIT",
     "MAX_PAGE_SIZE",
-    "NO_CONTENT",
-    "Cursor",
-    "IdCursor",
     "IdPage",
-    "IdPath",
-    "Limit",
-    "OptionalId",
-    "OptionalLimit",
     "Page",
     "clamp_limit",
     "decode_cursor",

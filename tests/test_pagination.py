@@ -11,15 +11,10 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select,
 
 from platform_core import Permission, PluginMeta, ValidationFailed, hookimpl
 from platform_core.auth.deps import DbSession
+from platform_core.http import NO_CONTENT, Cursor, IdCursor, IdPath, Limit, OptionalId
 from platform_core.pagination import (
     DEFAULT_LIMIT,
-    NO_CONTENT,
-    Cursor,
-    IdCursor,
     IdPage,
-    IdPath,
-    Limit,
-    OptionalId,
     Page,
     clamp_limit,
     decode_cursor,

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from platform_core.auth.deps import Caller, DbSession, get_context
-from platform_core.http import IdPath
-from platform_core.pagination import NO_CONTENT, Cursor, OptionalId, clamp_limit
-from platform_core.pagination import OptionalLimit as Limit
+from platform_core.http import NO_CONTENT, Cursor, IdPath, OptionalId
+from platform_core.http import OptionalLimit as Limit
+from platform_core.pagination import clamp_limit
 from platform_inventory import service, transfer
 from platform_inventory.schemas import (
     ChangePage,

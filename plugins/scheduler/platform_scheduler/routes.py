@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import requires_scopes
 from platform_core.auth.deps import Caller, DbSession, get_context
-from platform_core.http import IdPath
-from platform_core.pagination import DEFAULT_LIMIT, NO_CONTENT, IdCursor, Limit, OptionalId
+from platform_core.http import NO_CONTENT, IdCursor, IdPath, Limit, OptionalId
+from platform_core.pagination import DEFAULT_LIMIT
 from platform_scheduler import power, service
 from platform_scheduler.models import Booking
 from platform_scheduler.schemas import (

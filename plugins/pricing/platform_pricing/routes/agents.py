@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession, get_context
-from platform_core.http import IdPath
-from platform_core.pagination import DEFAULT_LIMIT, NO_CONTENT, IdCursor, Limit
+from platform_core.http import NO_CONTENT, IdCursor, IdPath, Limit
+from platform_core.pagination import DEFAULT_LIMIT
 from platform_pricing.models import Agent, Instance, Pool
 from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.agents import (

@@ -10,8 +10,8 @@ from platform_core import requires_scopes
 from platform_core.auth import service as auth
 from platform_core.auth.deps import DbSession, get_context
 from platform_core.auth.models import ApiToken
-from platform_core.http import IdPath
-from platform_core.pagination import DEFAULT_LIMIT, NO_CONTENT, IdCursor, Limit
+from platform_core.http import NO_CONTENT, IdCursor, IdPath, Limit
+from platform_core.pagination import DEFAULT_LIMIT
 from platform_pricing.models import Client
 from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.clients import (

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession, get_context
-from platform_core.http import IdPath
-from platform_core.pagination import DEFAULT_LIMIT, IdCursor, Limit, OptionalId
+from platform_core.http import IdCursor, IdPath, Limit, OptionalId
+from platform_core.pagination import DEFAULT_LIMIT
 from platform_pricing.models import Command, Decision
 from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.decisions import (

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession
 from platform_core.db import utcnow
-from platform_core.http import MAX_ID, IdPath
-from platform_core.pagination import DEFAULT_LIMIT, IdCursor, Limit, OptionalId
+from platform_core.http import MAX_ID, IdCursor, IdPath, Limit, OptionalId
+from platform_core.pagination import DEFAULT_LIMIT
 from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.history import (
     AvailableOptions,

@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import requires_scopes
 from platform_core.auth.deps import DbSession
-from platform_core.http import IdPath
-from platform_core.pagination import NO_CONTENT
+from platform_core.http import NO_CONTENT, IdPath
 from platform_pricing.models import Replica
 from platform_pricing.routes.deps import TenantDep
 from platform_pricing.schemas.replicas import (
