@@ -108,6 +108,7 @@ class Claim:
 
     id: int
     token: str
+    key: str = ""
     release: bool = False
 
 
@@ -185,7 +186,7 @@ async def claim_key(
                 )
                 session.add(row)
                 await session.flush()
-                return Claim(row.id, token)
+                return Claim(row.id, token, key)
         except IntegrityError:
             pass  # the key exists: replay, refuse or take over below
         async with ctx.db.session() as session:
@@ -222,7 +223,7 @@ async def claim_key(
                     )
                 )
                 if taken.rowcount == 1:  # type: ignore[attr-defined]
-                    return Claim(found.id, token)
+                    return Claim(found.id, token, key)
                 continue  # another request took it over first: read again
             if (found.method, found.path, found.fingerprint) != (method, path, fingerprint):
                 raise _key_error(
@@ -292,6 +293,13 @@ async def prune_idempotency_keys(ctx: PlatformContext) -> int:
             )
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def claimed_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` this request holds (None without one): pass it on to a provider
+    that de-duplicates too (PayPal's ``PayPal-Request-Id``, Stripe's ``Idempotency-Key``)."""
+    claim = request.scope.get("state", {}).get(_STATE_KEY)
+    return claim.key if isinstance(claim, Claim) else None
 
 
 def _owner(request: Request) -> str:

@@ -35,7 +35,7 @@ PLUGIN_SOURCE = textwrap.dedent(
     from platform_core import Permission, PluginMeta, hookimpl
     from platform_core.auth.deps import get_context
     from platform_core.errors import Conflict
-    from platform_core.idempotency import IDEMPOTENT, IDEMPOTENT_REQUIRED
+    from platform_core.idempotency import IDEMPOTENT, IDEMPOTENT_REQUIRED, claimed_key
 
     RUNS: list[dict] = []
 
@@ -71,7 +71,7 @@ PLUGIN_SOURCE = textwrap.dedent(
             raise Conflict("amount 409 conflicts", amount=409)
         if data.amount == 500:
             raise RuntimeError("boom")
-        return {"run": n, "amount": data.amount}
+        return {"run": n, "amount": data.amount, "key": claimed_key(request)}
 
 
     @router.post("/refunds", status_code=201, dependencies=[IDEMPOTENT_REQUIRED])
@@ -142,7 +142,7 @@ async def test_same_key_same_body_replays_status_and_body(idem):
     headers = {"Idempotency-Key": "key-1"}
     first = await client.post("/api/idemtest/charges", json={"amount": 5}, headers=headers)
     assert first.status_code == 201, first.text
-    assert first.json() == {"run": 1, "amount": 5}
+    assert first.json() == {"run": 1, "amount": 5, "key": "key-1"}
     assert "idempotent-replayed" not in first.headers
     again = await client.post("/api/idemtest/charges", json={"amount": 5}, headers=headers)
     assert again.status_code == 201
@@ -151,7 +151,8 @@ async def test_same_key_same_body_replays_status_and_body(idem):
     assert again.headers["content-type"] == first.headers["content-type"]
     assert len(plugin.RUNS) == 1
     # without a key (the header is optional on this route) every request runs
-    await client.post("/api/idemtest/charges", json={"amount": 5})
+    unkeyed = await client.post("/api/idemtest/charges", json={"amount": 5})
+    assert unkeyed.json() == {"run": 2, "amount": 5, "key": None}
     await client.post("/api/idemtest/charges", json={"amount": 5})
     assert len(plugin.RUNS) == 3
 
@@ -184,7 +185,7 @@ async def test_keys_are_per_caller(idem):
     a = await alice.post("/api/idemtest/charges", json={"amount": 5}, headers=headers)
     b = await bob.post("/api/idemtest/charges", json={"amount": 7}, headers=headers)
     assert (a.status_code, b.status_code) == (201, 201)
-    assert b.json() == {"run": 2, "amount": 7}
+    assert b.json() == {"run": 2, "amount": 7, "key": "shared"}
     assert "idempotent-replayed" not in b.headers
 
 
@@ -275,7 +276,7 @@ async def test_expired_keys_run_again_and_are_pruned(idem):
     # an expired key is a new key: even with another body
     second = await client.post("/api/idemtest/charges", json={"amount": 6}, headers=headers)
     assert second.status_code == 201
-    assert second.json() == {"run": 2, "amount": 6}
+    assert second.json() == {"run": 2, "amount": 6, "key": "old"}
     await client.post("/api/idemtest/charges", json={"amount": 7}, headers={"Idempotency-Key": "n"})
     async with platform.ctx.db.session() as session:
         await session.execute(
