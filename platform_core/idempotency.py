@@ -379,16 +379,17 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Pass requests through; buffer, store, then send the response of claimed ones."""
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start: dict[str, Any] | None = None
         chunks: list[bytes] = []
+        finished = False
 
         async def capture(message: dict[str, Any]) -> None:
-            nonlocal start
+            nonlocal start, finished
             claim = scope.get("state", {}).get(_STATE_KEY)
-            if claim is None:
+            if claim is None or finished:
                 await send(message)
                 return
             if message["type"] == "http.response.start":
@@ -400,6 +401,7 @@ class IdempotencyMiddleware:
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
+            finished = True
             body = b"".join(chunks)
             await self._finish(claim, start, body)
             await send(start)
@@ -409,7 +411,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, capture)
         except BaseException:
             claim = scope.get("state", {}).get(_STATE_KEY)
-            if claim is not None and start is None:
+            if claim is not None and not finished:  # nothing was stored: let a retry run
                 await self._release(claim)
             raise
 

@@ -79,6 +79,11 @@ PLUGIN_SOURCE = textwrap.dedent(
         return {"run": _record(request, f"refund {data.amount}"), "amount": data.amount}
 
 
+    @router.put("/limits/{n}", dependencies=[IDEMPOTENT])
+    async def set_limit(n: int, request: Request) -> dict:
+        return {"run": _record(request, f"limit {n}")}
+
+
     @router.post("/public", status_code=200, dependencies=[IDEMPOTENT],
                  openapi_extra={"x-public": True})
     async def public(request: Request) -> dict:
@@ -307,6 +312,19 @@ async def test_stale_running_claim_is_taken_over(idem):
     assert retry.status_code == 201
     assert "idempotent-replayed" not in retry.headers
     assert len(plugin.RUNS) == 2
+
+
+async def test_other_methods_opt_in_too(idem):
+    platform, plugin = idem
+    client = await _client(platform)
+    headers = {"Idempotency-Key": "put-1"}
+    first = await client.put("/api/idemtest/limits/3", headers=headers)
+    again = await client.put("/api/idemtest/limits/3", headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() == {"run": 1}
+    assert (await client.put("/api/idemtest/limits/4", headers=headers)).status_code == 422
+    assert len(plugin.RUNS) == 1
 
 
 async def test_openapi_documents_the_header(idem):
