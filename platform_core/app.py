@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 
-from platform_core import db_outage, problems
+from platform_core import db_outage, idempotency, problems
 from platform_core.auth.cache import CredentialCache
 from platform_core.auth.deps import PUBLIC_KEY, SCOPES_KEY, plugin_guard, route_scopes
 from platform_core.config import Config, load_config, secret_key
@@ -381,6 +381,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     app.state.metrics = metrics
     problems.install(app)
     db_outage.install(app)  # database outages: 503 + Retry-After instead of 500
+    idempotency.install(app, ctx)  # inside RequestMiddleware: stores responses without its headers
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body=ctx.config.core.max_body_bytes)
     if ctx.config.core.trusted_proxies:  # outermost: the client address every layer sees
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware

@@ -94,6 +94,18 @@ class WebhooksSettings(BaseModel):
         return value
 
 
+class IdempotencySettings(BaseModel):
+    """``[core.idempotency]``: how long idempotency keys are kept, and their lock."""
+
+    ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    lock_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="a claimed key whose request did not finish is taken over after this",
+    )
+
+
 class CoreSettings(BaseSettings):
     """``[core]`` settings; every key can be overridden with ``PLATFORM_<KEY>``."""
 
@@ -118,6 +130,7 @@ class CoreSettings(BaseSettings):
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from platform_core._deprecation import moved_names
+
 CONNECT_TIMEOUT = 5.0
 """Default seconds to open a connection (``[core.database] connect_timeout_seconds``)."""
 STATEMENT_TIMEOUT = 10.0

@@ -13,7 +13,12 @@ with migrations applied, and give an authenticated client per role::
         assert r.status_code == 200
 
 ``platform_factory`` boots more platforms in one test, with in-test plugin objects
-(``extra_plugins={"demo": DemoPlugin()}``), settings and core options.
+(``extra_plugins={"demo": DemoPlugin()}``), settings and core options. ``run_cli`` runs
+``platformctl`` commands against the ``platform`` fixture's database::
+
+    async def test_cli_lists(run_cli, member_client):
+        result = await run_cli("myplugin", "things", "list")
+        assert result.exit_code == 0, result.output
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from platform_core.app import boot, create_app
@@ -79,6 +85,8 @@ class TestPlatform:
         self.app = app
         self._stack = stack
         self._users: dict[str, User] = {}
+        self.extra_plugins: dict[str, Any] = {}
+        """The in-test plugin objects it was booted with (:class:`PlatformCli` needs them)."""
 
     async def user(
         self, role: str = "member", username: str | None = None, password: str | None = None
@@ -368,6 +376,7 @@ async def platform_factory(tmp_path: Path) -> AsyncIterator[PlatformFactory]:
         if start:
             await stack.enter_async_context(app.router.lifespan_context(app))
         platform = TestPlatform(ctx, app, stack)
+        platform.extra_plugins = dict(extra_plugins or {})
         closers.append(platform.aclose)
         return platform
 
@@ -431,6 +440,112 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver().start()
     yield receiver
     receiver.close()
+
+
+def _schema_database(url: Any, schema: str) -> Callable[..., Any]:
+    """A ``Database`` factory that puts connections to ``url`` in ``schema``."""
+    from platform_core.db import Database
+
+    def database(target: Any, **kwargs: Any) -> Database:
+        if kwargs.get("schema") is None and make_url(str(target)) == url:
+            kwargs["schema"] = schema
+        return Database(target, **kwargs)
+
+    return database
+
+
+class PlatformCli:
+    """Runs the installed ``platformctl`` in-process against a :class:`TestPlatform`'s database.
+
+    The command sees what the platform was booted with: its database (the same SQLite file,
+    or on PostgreSQL the same per-test schema), enabled plugins, ``[plugins.<name>]``
+    settings and secret key, through a ``plugins.toml`` of its own. In-test plugin objects
+    (``extra_plugins``) are installed for the command as entry points of a throw-away
+    distribution on ``sys.path``. Each call returns click's ``Result`` (``exit_code``,
+    ``stdout``, ``stderr``, ``output``, ``exception``); the CLI runs its own event loop, so
+    ``await cli(...)`` runs it in a worker thread.
+    """
+
+    def __init__(
+        self, platform: TestPlatform, directory: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.platform = platform
+        self.config = directory / "platformctl.toml"
+        self._write_config()
+        self._install_extras(directory / "cli-site", monkeypatch)
+        if platform.ctx.db.schema:  # the CLI boots its own Database: keep it in this schema
+            monkeypatch.setattr(
+                "platform_core.app.Database",
+                _schema_database(platform.ctx.db.url, platform.ctx.db.schema),
+            )
+
+    def _write_config(self) -> None:
+        import tomlkit
+
+        ctx = self.platform.ctx
+        core = {
+            "database_url": ctx.db.url.render_as_string(hide_password=False),
+            "secret_key": ctx.secret_key,
+            "log_format": "text",
+            "background": False,
+        }
+        enabled = list(dict.fromkeys([*ctx.config.enabled, *self.platform.extra_plugins]))
+        plugins: dict[str, Any] = {"enabled": enabled}
+        plugins.update({k: v for k, v in ctx.config.plugin_tables.items() if v})
+        self.config.write_text(tomlkit.dumps({"core": core, "plugins": plugins}), "utf-8")
+
+    def _install_extras(self, site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from platform_core.manager import ENTRY_POINT_GROUP
+
+        if not self.platform.extra_plugins:
+            return
+        site.mkdir(parents=True, exist_ok=True)
+        lines = [f"[{ENTRY_POINT_GROUP}]"]
+        for name, obj in self.platform.extra_plugins.items():
+            module = f"_platform_testing_cli_{name}_{uuid.uuid4().hex[:8]}"
+            monkeypatch.setitem(sys.modules, module, obj)
+            lines.append(f"{name} = {module}")
+        info = site / "platform_testing_cli_extras-0.0.0.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: platform-testing-cli-extras\nVersion: 0.0.0\n"
+        )
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        monkeypatch.syspath_prepend(str(site))
+
+    def invoke(self, *args: str, input: str | None = None) -> Any:
+        """Run ``platformctl ARGS`` now (blocking); returns click's ``Result``."""
+        from importlib.metadata import entry_points
+
+        import click
+        from click.testing import CliRunner
+
+        (script,) = entry_points(group="console_scripts", name="platformctl")
+        main = script.load()
+
+        @click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+        @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+        def console(argv: tuple[str, ...]) -> None:
+            saved = sys.argv
+            sys.argv = ["platformctl", *argv]
+            try:
+                main()
+            finally:
+                sys.argv = saved
+
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PLATFORM")}
+        env |= {"PLATFORM_CONFIG": str(self.config), "COLUMNS": "200"}
+        return CliRunner().invoke(console, list(args), input=input, env=env)
+
+    async def __call__(self, *args: str, input: str | None = None) -> Any:
+        """Run ``platformctl ARGS`` in a worker thread; returns click's ``Result``."""
+        return await asyncio.to_thread(self.invoke, *args, input=input)
+
+
+@pytest.fixture
+def run_cli(platform: TestPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PlatformCli:
+    """``await run_cli("myplugin", "cmd", ...)``: ``platformctl`` on the ``platform``'s database."""
+    return PlatformCli(platform, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 @hookimpl
 def platform_models() -> Models:
     """Users, tokens, job runs, events, webhooks and notifications, with their migrations."""
+    from platform_core import idempotency as _idempotency  # noqa: F401
     from platform_core.auth import models as _auth  # noqa: F401  (registers the tables)
     from platform_core.base import CoreBase
     from platform_core.events import models as _events  # noqa: F401
@@ -58,8 +59,9 @@ def platform_health(ctx: PlatformContext) -> list[HealthCheck]:
 
 @hookimpl
 def platform_jobs() -> list[JobSpec]:
-    """The core's daily clean-ups: old job runs and dispatched events past retention."""
+    """The core's clean-ups: old job runs, dispatched events, expired idempotency keys."""
     from platform_core.events.dispatcher import prune_events
+    from platform_core.idempotency import prune_idempotency_keys
     from platform_core.jobs.service import prune_job_runs
 
     return [
@@ -74,5 +76,11 @@ def platform_jobs() -> list[JobSpec]:
             prune_job_runs,
             cron="23 3 * * *",
             description="delete job runs older than [core.jobs] history_days",
+        ),
+        JobSpec(
+            "prune_idempotency_keys",
+            prune_idempotency_keys,
+            cron="41 * * * *",
+            description="delete idempotency keys older than [core.idempotency] ttl_hours",
         ),
     ]

@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from platform_core import Caller, DbSession, IdPath, Line, get_context
+from platform_core import Caller, DbSession, IdPath, Line, clamp_limit, get_context
+from platform_core.http import NO_CONTENT, Cursor, OptionalId
+from platform_core.http import OptionalLimit as Limit
 from platform_inventory import service, transfer
 from platform_inventory.schemas import (
     ChangeOut,
@@ -47,11 +49,7 @@ from platform_inventory.settings import InventorySettings
 
 router = APIRouter()
 
-Cursor = Annotated[Line | None, Query(max_length=512, description="next_cursor of a page")]
-Limit = Annotated[int | None, Query(ge=1, le=10_000, description="page size")]
 Q = Annotated[Line | None, Query(min_length=1, max_length=100, description="substring")]
-OptId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
-NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 
 
 def _settings(request: Request) -> InventorySettings:
@@ -60,7 +58,7 @@ def _settings(request: Request) -> InventorySettings:
 
 def _limit(request: Request, limit: int | None) -> int:
     s = _settings(request)
-    return min(limit or s.default_page_size, s.max_page_size)
+    return clamp_limit(limit, s.default_page_size, s.max_page_size)
 
 
 def _audit(request: Request, caller: Any) -> service.Audit:
@@ -131,7 +129,7 @@ async def list_device_types(
     request: Request,
     session: DbSession,
     q: Q = None,
-    manufacturer: OptId = None,
+    manufacturer: OptionalId = None,
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> DeviceTypePage:
@@ -185,7 +183,7 @@ async def list_locations(
     request: Request,
     session: DbSession,
     q: Q = None,
-    parent: OptId = None,
+    parent: OptionalId = None,
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> LocationPage:
@@ -239,7 +237,7 @@ async def list_racks(
     request: Request,
     session: DbSession,
     q: Q = None,
-    location: OptId = None,
+    location: OptionalId = None,
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> RackPage:
@@ -297,11 +295,11 @@ async def list_devices(
         Query(min_length=1, max_length=100, description="name/serial/asset tag substring"),
     ] = None,
     status: Status | None = None,
-    type: OptId = None,
+    type: OptionalId = None,
     location: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="with descendants")
     ] = None,
-    rack: OptId = None,
+    rack: OptionalId = None,
     tag: Annotated[Line | None, Query(min_length=1, max_length=50)] = None,
     sort: Annotated[
         Line, Query(max_length=20, description="name, created_at, updated_at, id; -desc")
@@ -414,7 +412,7 @@ async def port_path(obj_id: IdPath, session: DbSession) -> PortPath:
 async def list_connections(
     request: Request,
     session: DbSession,
-    device: OptId = None,
+    device: OptionalId = None,
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> ConnectionPage:
@@ -470,7 +468,7 @@ async def list_changes(
     request: Request,
     session: DbSession,
     object_type: Annotated[Line | None, Query(min_length=1, max_length=30)] = None,
-    object_id: OptId = None,
+    object_id: OptionalId = None,
     request_id: Annotated[Line | None, Query(min_length=1, max_length=64)] = None,
     cursor: Cursor = None,
     limit: Limit = None,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from platform_core.types import JsonText, Line, TextValues
+from platform_core import JsonText, Line, Page, TextValues
 
 Name = Field(min_length=1, max_length=100)
 Status = Literal["planned", "active", "offline", "maintenance", "retired"]
@@ -237,47 +237,28 @@ class ConnectionOut(BaseModel):
     updated_at: datetime
 
 
-class Page(BaseModel):
-    """A page of a list; ``next_cursor`` is null on the last page."""
-
-    items: list[Any]
-    next_cursor: str | None
-
-
-class ManufacturerPage(Page):
+class ManufacturerPage(Page[ManufacturerOut]):
     """A page of manufacturers."""
 
-    items: list[ManufacturerOut]
 
-
-class DeviceTypePage(Page):
+class DeviceTypePage(Page[DeviceTypeOut]):
     """A page of device types."""
 
-    items: list[DeviceTypeOut]
 
-
-class LocationPage(Page):
+class LocationPage(Page[LocationOut]):
     """A page of locations."""
 
-    items: list[LocationOut]
 
-
-class RackPage(Page):
+class RackPage(Page[RackOut]):
     """A page of racks."""
 
-    items: list[RackOut]
 
-
-class DevicePage(Page):
+class DevicePage(Page[DeviceOut]):
     """A page of devices."""
 
-    items: list[DeviceOut]
 
-
-class ConnectionPage(Page):
+class ConnectionPage(Page[ConnectionOut]):
     """A page of connections."""
-
-    items: list[ConnectionOut]
 
 
 class ChangeOut(_Out):
@@ -294,10 +275,8 @@ class ChangeOut(_Out):
     created_at: datetime
 
 
-class ChangePage(Page):
+class ChangePage(Page[ChangeOut]):
     """A page of changes, oldest first."""
-
-    items: list[ChangeOut]
 
 
 class TopologyNode(BaseModel):

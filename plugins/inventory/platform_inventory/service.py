@@ -7,10 +7,7 @@ actor, request id) and publishes an ``inventory.<type>.<verb>`` event in the sam
 
 from __future__ import annotations
 
-import base64
-import binascii
 import inspect
-import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,7 +17,17 @@ from sqlalchemy import Select, and_, delete, func, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, NotFound, PlatformContext, ValidationFailed, invalid, publish
+from platform_core import (
+    Conflict,
+    NotFound,
+    PlatformContext,
+    ValidationFailed,
+    decode_cursor,
+    encode_cursor,
+    fetch_page,
+    invalid,
+    publish,
+)
 from platform_inventory import events
 from platform_inventory.models import (
     CableEnd,
@@ -42,7 +49,6 @@ T = TypeVar("T", bound=InventoryBase)
 
 SORT_KEYS = {"name": Device.name, "created_at": Device.created_at, "updated_at": Device.updated_at}
 SORT_KEYS["id"] = Device.id
-MAX_CURSOR_CHARS = 512
 
 Veto = Callable[[dict[str, Any], str], Awaitable[list[tuple[str, str]]]]
 """Asks the ``inventory_device_delete_veto`` implementations: ``[(plugin, reason), ...]``."""
@@ -187,35 +193,19 @@ async def _delete_recorded(
 # -- cursors ----------------------------------------------------------------------------
 
 
-def encode_cursor(payload: dict[str, Any]) -> str:
-    """An opaque cursor for ``payload``."""
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> dict[str, Any]:
-    """The payload of a cursor; ``ValidationFailed`` naming ``cursor`` when it is not one."""
-    try:
-        if len(cursor) > MAX_CURSOR_CHARS:
-            raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-        if not isinstance(payload, dict) or not isinstance(payload.get("i"), int):
-            raise ValueError("not a cursor")
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise invalid("cursor", "invalid cursor: pass next_cursor from a previous page") from exc
-    return payload
-
-
 async def _page_by_id(
     session: AsyncSession, stmt: Select[Any], model: Any, cursor: str | None, limit: int
 ) -> tuple[list[Any], str | None]:
-    if cursor:
-        stmt = stmt.where(model.id > decode_cursor(cursor)["i"])
-    rows = list((await session.execute(stmt.order_by(model.id).limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor({"i": rows[-1].id}) if more and rows else None
+    """A page in id order; the cursor is opaque (``{"i": last id}``), like the devices' one."""
+    after = model.id > decode_cursor(cursor, required=("i",))["i"] if cursor else None
+    return await fetch_page(
+        session,
+        stmt,
+        order_by=[model.id],
+        limit=limit,
+        after=after,
+        key=lambda row: encode_cursor({"i": row.id}),
+    )
 
 
 # -- manufacturers ----------------------------------------------------------------------
@@ -783,32 +773,35 @@ async def list_devices(
     """
     key, desc = parse_sort(sort)
     column = SORT_KEYS[key]
-    stmt = filtered_devices(filters)
+    after = None
     if cursor:
-        payload = decode_cursor(cursor)
+        payload = decode_cursor(cursor, required=("s", "v", "i"))
         if payload.get("s") != sort:
             raise invalid("cursor", f"this cursor belongs to another sort ({payload.get('s')})")
         try:
             value = _decode_value(key, payload.get("v"))
+            if not isinstance(payload["i"], int):
+                raise TypeError("bad id")
         except (ValueError, TypeError) as exc:
             raise invalid("cursor", "invalid cursor") from exc
         if key == "id":
-            stmt = stmt.where(Device.id < value if desc else Device.id > value)
+            after = Device.id < value if desc else Device.id > value
         elif desc:
-            stmt = stmt.where(tuple_(column, Device.id) < tuple_(value, payload["i"]))
+            after = tuple_(column, Device.id) < tuple_(value, payload["i"])
         else:
-            stmt = stmt.where(tuple_(column, Device.id) > tuple_(value, payload["i"]))
+            after = tuple_(column, Device.id) > tuple_(value, payload["i"])
     if key == "id":
         order: list[Any] = [Device.id.desc() if desc else Device.id]
     else:
         order = [column.desc(), Device.id.desc()] if desc else [column, Device.id]
-    rows = list((await session.execute(stmt.order_by(*order).limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if not (more and rows):
-        return rows, None
-    last = rows[-1]
-    return rows, encode_cursor({"s": sort, "v": _cursor_value(key, last), "i": last.id})
+    return await fetch_page(
+        session,
+        filtered_devices(filters),
+        order_by=order,
+        limit=limit,
+        after=after,
+        key=lambda last: encode_cursor({"s": sort, "v": _cursor_value(key, last), "i": last.id}),
+    )
 
 
 async def get_device(session: AsyncSession, obj_id: int) -> Device:

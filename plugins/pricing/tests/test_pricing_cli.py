@@ -1,64 +1,30 @@
 """``platformctl pricing clients|agents|import-prices|savings``.
 
-The CLI runs in-process (``CliRunner`` in a worker thread: it runs its own event loop) against
-a ``plugins.toml`` in tmp_path naming a SQLite file; the data is made and checked through the
-API of a platform booted on the same file (so these tests use SQLite on every run).
+The CLI runs through the testing kit's ``run_cli`` (the installed ``platformctl``, in-process)
+against the ``platform`` fixture's database, so these tests run on SQLite and, with
+``PLATFORM_TEST_DATABASE_URL``, on PostgreSQL; the data is made and checked through the API.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
+import functools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from platform_pricing.models import Agent, Placement, PricePoint
 from sqlalchemy import func, select, update
-from typer.testing import CliRunner
 
 
 @pytest.fixture
-def database_url(tmp_path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+async def platform(platform_factory):
+    """The platform the tests make data through; no background jobs beside the CLI."""
+    return await platform_factory(enabled=["pricing"], core={"background": False})
 
 
 @pytest.fixture
-async def platform(platform_factory, database_url):
-    """The platform the tests make data through (same database file as the CLI)."""
-    return await platform_factory(
-        enabled=["pricing"], database_url=database_url, core={"background": False}
-    )
-
-
-@pytest.fixture
-def cli(tmp_path, database_url, monkeypatch):
+def cli(run_cli):
     """``await cli(*args)``: run ``platformctl pricing ARGS``; returns the Result."""
-    for key in [k for k in os.environ if k.startswith("PLATFORM_")]:
-        monkeypatch.delenv(key)
-    config = tmp_path / "plugins.toml"
-    config.write_text(
-        "[core]\n"
-        f'database_url = "{database_url}"\n'
-        f'secret_key = "pricing-cli-test-{"x" * 40}"\n'
-        'log_format = "text"\n'
-        "background = false\n\n"
-        "[plugins]\n"
-        'enabled = ["pricing"]\n',
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("PLATFORM_CONFIG", str(config))
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.chdir(tmp_path)
-    from platformctl.main import app
-
-    runner = CliRunner()
-
-    async def invoke(*args: str):
-        return await asyncio.to_thread(
-            runner.invoke, app, ["pricing", *args], prog_name="platformctl"
-        )
-
-    return invoke
+    return functools.partial(run_cli, "pricing")
 
 
 def rows(result) -> dict[str, list[str]]:

@@ -8,7 +8,16 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Caller, DbSession, IdPath, Line, get_context, requires_scopes
+from platform_core import (
+    DEFAULT_LIMIT,
+    Caller,
+    DbSession,
+    IdPath,
+    Line,
+    get_context,
+    requires_scopes,
+)
+from platform_core.http import NO_CONTENT, IdCursor, Limit, OptionalId
 from platform_scheduler import power, service
 from platform_scheduler.models import Booking
 from platform_scheduler.schemas import (
@@ -38,8 +47,6 @@ from platform_scheduler.settings import SchedulerSettings
 
 router = APIRouter()
 
-OptId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
-NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 APPROVE = requires_scopes("scheduler:approve")
 ADMIN = requires_scopes("scheduler:admin")
 BAD_GATEWAY: dict[int | str, dict[str, Any]] = {
@@ -101,14 +108,14 @@ async def create_booking(
 async def list_bookings(
     session: DbSession,
     caller: Caller,
-    device_id: OptId = None,
-    owner_id: OptId = None,
+    device_id: OptionalId = None,
+    owner_id: OptionalId = None,
     status: Status | None = None,
     start: Annotated[Timestamp | None, Query(description="overlapping from")] = None,
     end: Annotated[Timestamp | None, Query(description="overlapping until")] = None,
     series_id: Annotated[Line | None, Query(max_length=36)] = None,
-    cursor: OptId = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> BookingPage:
     """Bookings by id (members see their own only), filtered by device, owner, status, window."""
     rows, nxt = await service.list_bookings(
@@ -185,8 +192,8 @@ async def availability(
     session: DbSession,
     start: Timestamp,
     end: Timestamp,
-    device_id: OptId = None,
-    device_type_id: OptId = None,
+    device_id: OptionalId = None,
+    device_type_id: OptionalId = None,
     duration_minutes: Annotated[int, Query(ge=1, le=44_640)] = 60,
 ) -> Response:
     """Free slots of a device, or of every device of a type, at least ``duration`` long."""
@@ -310,7 +317,7 @@ async def set_power(
     "/devices/{device_id}/power/audit", response_model=list[PowerAuditOut], openapi_extra=APPROVE
 )
 async def power_audit(
-    device_id: IdPath, session: DbSession, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    device_id: IdPath, session: DbSession, limit: Limit = DEFAULT_LIMIT
 ) -> list[PowerAuditOut]:
     """The latest power actions on a device (operators and admins)."""
     rows = await power.audit_log(session, device_id, limit)

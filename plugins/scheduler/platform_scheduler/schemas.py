@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
-from platform_core.types import Line, Text
+from platform_core import IdPage, Line, Text
 
 MAX_ID = 2**31 - 1
 DeviceId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -93,11 +93,8 @@ class BookingCreated(BookingOut):
     occurrence_ids: list[int]
 
 
-class BookingPage(BaseModel):
+class BookingPage(IdPage[BookingOut]):
     """A page of bookings; pass ``next_cursor`` as ``cursor`` for the next one."""
-
-    items: list[BookingOut]
-    next_cursor: int | None
 
 
 class PolicyIn(BaseModel):

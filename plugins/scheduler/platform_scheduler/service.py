@@ -55,6 +55,7 @@ from platform_core import (
     PlatformContext,
     Principal,
     invalid,
+    page_by_id,
     publish,
     utcnow,
 )
@@ -577,12 +578,7 @@ async def list_bookings(
         stmt = stmt.where(
             Booking.id.in_(select(Slot.booking_id).where(Slot.device_id == device_id))
         )
-    if cursor is not None:
-        stmt = stmt.where(Booking.id > cursor)
-    rows = list((await session.scalars(stmt.order_by(Booking.id).limit(limit + 1))).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return await page_by_id(session, stmt, Booking.id, cursor=cursor, limit=limit)
 
 
 async def approve_booking(

@@ -1,31 +1,23 @@
 """``platformctl scheduler bookings ...`` and ``platformctl scheduler power ...``.
 
-The CLI runs in-process (``CliRunner``, in a worker thread: it runs its own event loop)
-against a ``plugins.toml`` in tmp_path that enables the installed inventory and scheduler
-plus ``fakepower``, an in-test plugin whose power driver records what it is asked to do.
-The data is made through the API of a platform booted on the same database as the CLI:
-a SQLite file, or, when ``PLATFORM_TEST_DATABASE_URL`` names a PostgreSQL server, a fresh
-database created on that server for the test and dropped after it (the CLI's config names
-a database URL, not the per-test schema the testing kit uses).
+The CLI runs through the testing kit's ``run_cli`` (the installed ``platformctl``, in-process)
+against the ``platform`` fixture's database (a SQLite file, or the test's PostgreSQL schema when
+``PLATFORM_TEST_DATABASE_URL`` is set). The platform enables the installed inventory and
+scheduler plus ``fakepower``, an in-test plugin whose power driver records what it is asked to
+do; ``run_cli`` installs it for the CLI too. The data is made through the API.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
+import json
 import os
-import sys
 import types
-import uuid
-from importlib.metadata import EntryPoint
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from typer.testing import CliRunner
 
 from platform_core import PluginMeta, hookimpl
-from platform_core.manager import ENTRY_POINT_GROUP
 from platform_core.testing import TEST_DATABASE_ENV
 
 B = "/api/scheduler/bookings"
@@ -65,87 +57,31 @@ def _fake_module() -> types.ModuleType:
     return module
 
 
-async def _admin(server: str, sql: str) -> None:
-    engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
-async def database_url(tmp_path):
-    """A SQLite file, or a fresh PostgreSQL database when the test server is PostgreSQL."""
-    server = os.environ.get(TEST_DATABASE_ENV)
-    if not server or make_url(server).get_backend_name() != "postgresql":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
-        return
-    name = f"sched_cli_{uuid.uuid4().hex[:12]}"
-    await _admin(server, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def test_cli_uses_the_test_database_backend(database_url):
-    """The CLI tests run on PostgreSQL when the test database is PostgreSQL."""
+async def test_cli_uses_the_platform_database(run_cli, platform, lab):
+    """The CLI runs on the test database's backend, in the platform's own database."""
     server = os.environ.get(TEST_DATABASE_ENV)
     expected = make_url(server).get_backend_name() if server else "sqlite"
-    assert make_url(database_url).get_backend_name() == expected
+    assert platform.ctx.db.dialect == expected
+    result = await run_cli("inventory", "export", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert [d["name"] for d in json.loads(result.stdout)["devices"]] == ["d1", "d2", "d3", "d4"]
 
 
 @pytest.fixture
-async def platform(platform_factory, database_url):
-    """The platform the tests make data through (same database file as the CLI)."""
+async def platform(platform_factory):
+    """The platform the tests make data through (the CLI uses its database)."""
     return await platform_factory(
         enabled=["inventory", "scheduler"],
         extra_plugins={"fakepower": _fake_module()},
-        database_url=database_url,
         core={"background": False},
     )
 
 
 @pytest.fixture
-def cli(tmp_path, database_url, monkeypatch):
-    """``await cli(*args)``: run ``platformctl ARGS`` with the test config; returns the Result."""
-    from platform_core import manager
-    from platformctl import discovery
-
-    for key in [k for k in os.environ if k.startswith("PLATFORM_")]:
-        monkeypatch.delenv(key)
-    config = tmp_path / "plugins.toml"
-    config.write_text(
-        "[core]\n"
-        f'database_url = "{database_url}"\n'
-        f'secret_key = "scheduler-cli-test-{"x" * 40}"\n'
-        'log_format = "text"\n'
-        "background = false\n\n"
-        "[plugins]\n"
-        'enabled = ["inventory", "scheduler", "fakepower"]\n',
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("PLATFORM_CONFIG", str(config))
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(sys.modules, FAKE_MODULE, _fake_module())
-    fake = EntryPoint(name="fakepower", value=FAKE_MODULE, group=ENTRY_POINT_GROUP)
-    real_discover, real_installed = manager.discover, discovery.installed_names
-    monkeypatch.setattr(manager, "discover", lambda: {**real_discover(), "fakepower": fake})
-    monkeypatch.setattr(discovery, "installed_names", lambda: {*real_installed(), "fakepower"})
+def cli(run_cli):
+    """``await cli(*args)``: run ``platformctl scheduler ARGS``; returns the Result."""
     CALLS.clear()
-
-    from platformctl.main import app
-
-    runner = CliRunner()
-
-    async def invoke(*args: str):
-        return await asyncio.to_thread(
-            runner.invoke, app, ["scheduler", *args], prog_name="platformctl"
-        )
-
-    return invoke
+    return functools.partial(run_cli, "scheduler")
 
 
 async def book(client, device_ids, window, **extra) -> dict:

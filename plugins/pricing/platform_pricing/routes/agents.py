@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import DbSession, IdPath, get_context, requires_scopes
+from platform_core import DEFAULT_LIMIT, DbSession, IdPath, get_context, requires_scopes
+from platform_core.http import NO_CONTENT, IdCursor, Limit
 from platform_pricing.models import Agent, Instance, Pool
-from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
+from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.agents import (
     AgentOut,
     AgentPage,
@@ -31,7 +32,7 @@ from platform_pricing.schemas.reports import (
     TerminationReport,
 )
 from platform_pricing.service import agents as service
-from platform_pricing.service import paging, reports
+from platform_pricing.service import reports
 from platform_pricing.service.reports import ReportResult
 
 router = APIRouter()
@@ -39,7 +40,6 @@ router = APIRouter()
 ANY_CALLER = requires_scopes()
 CLIENT = requires_scopes("pricing:client")
 AGENT = requires_scopes("pricing:agent")
-NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 REPORTED: dict[str, Any] = {
     "response_model": ReportOut,
     "status_code": 201,
@@ -144,8 +144,8 @@ async def list_agents(
     session: DbSession,
     tenant: TenantDep,
     status: AgentStatus | None = None,
-    cursor: Cursor = None,
-    limit: PageLimit = paging.DEFAULT_LIMIT,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> AgentPage:
     """The caller's agents by id (admins: every client's), optionally by status; cursor paged."""
     agents, nxt = await service.list_agents(session, tenant, status, cursor=cursor, limit=limit)
@@ -274,8 +274,8 @@ async def report_cleanup(
 async def list_instances(
     session: DbSession,
     tenant: TenantDep,
-    cursor: Cursor = None,
-    limit: PageLimit = paging.DEFAULT_LIMIT,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> InstancePage:
     """The caller's instances by id (an agent: its own); cursor paged."""
     rows, nxt = await service.list_instances(session, tenant, cursor=cursor, limit=limit)

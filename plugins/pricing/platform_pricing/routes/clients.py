@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from platform_core import ApiToken, DbSession, IdPath, get_context, requires_scopes, token_state
+from platform_core import (
+    DEFAULT_LIMIT,
+    ApiToken,
+    DbSession,
+    IdPath,
+    get_context,
+    requires_scopes,
+    token_state,
+)
+from platform_core.http import NO_CONTENT, IdCursor, Limit
 from platform_pricing.models import Client
-from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
+from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.clients import (
     ClientIn,
     ClientOut,
@@ -21,7 +29,6 @@ from platform_pricing.schemas.clients import (
     ClientTokenOut,
 )
 from platform_pricing.service import clients as service
-from platform_pricing.service import paging
 from platform_pricing.settings import PricingSettings
 
 router = APIRouter()
@@ -29,7 +36,6 @@ log = logging.getLogger(__name__)
 
 ADMIN = requires_scopes("pricing:admin")
 ANY_CALLER = requires_scopes()
-NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 
 
 def client_out(client: Client, settings: PricingSettings) -> ClientOut:
@@ -89,8 +95,8 @@ async def list_clients(
     session: DbSession,
     tenant: TenantDep,
     settings: Settings,
-    cursor: Cursor = None,
-    limit: PageLimit = paging.DEFAULT_LIMIT,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> ClientPage:
     """Every client by id (admins); a client sees only itself; cursor paged."""
     rows, nxt = await service.list_clients(session, tenant, cursor=cursor, limit=limit)

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import DbSession, IdPath, Line, get_context, requires_scopes
+from platform_core import DEFAULT_LIMIT, DbSession, IdPath, Line, get_context, requires_scopes
+from platform_core.http import IdCursor, Limit, OptionalId
 from platform_pricing.models import Command, Decision
-from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
+from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.decisions import (
     AckIn,
     CommandList,
@@ -25,7 +26,7 @@ from platform_pricing.schemas.decisions import (
     Outcome,
     PoolOut,
 )
-from platform_pricing.service import commands, decisions, paging
+from platform_pricing.service import commands, decisions
 
 router = APIRouter()
 
@@ -33,7 +34,6 @@ ANY = requires_scopes()  # clients, agents and admins: the service checks the te
 AGENT = requires_scopes("pricing:agent")
 CLIENT_ADMIN = requires_scopes("pricing:client_admin")
 ADMIN = requires_scopes("pricing:admin")
-OptId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 EngineName = Annotated[Line, Path(min_length=1, max_length=200, description="An engine's name")]
 
 
@@ -150,11 +150,11 @@ async def issue_switch_command(
 async def list_decisions(
     session: DbSession,
     tenant: TenantDep,
-    instance_id: OptId = None,
+    instance_id: OptionalId = None,
     outcome: Outcome | None = None,
     engine: Annotated[Line | None, Query(max_length=64)] = None,
-    cursor: Cursor = None,
-    limit: PageLimit = paging.DEFAULT_LIMIT,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> DecisionPage:
     """Stored decisions, newest first, filtered by instance, outcome and engine."""
     rows, nxt = await decisions.list_decisions(
@@ -219,10 +219,10 @@ async def list_commands(
     session: DbSession,
     tenant: TenantDep,
     status: CommandStatus | None = None,
-    agent_id: OptId = None,
-    instance_id: OptId = None,
-    cursor: Cursor = None,
-    limit: PageLimit = paging.DEFAULT_LIMIT,
+    agent_id: OptionalId = None,
+    instance_id: OptionalId = None,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> CommandPage:
     """Commands, newest first, filtered by status, agent and instance."""
     rows, nxt = await commands.list_commands(

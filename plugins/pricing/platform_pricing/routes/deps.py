@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 
 from platform_core import Caller, DbSession, get_context
 from platform_pricing import tenancy
-from platform_pricing.service import paging
 from platform_pricing.settings import PricingSettings
 
 
@@ -27,12 +26,3 @@ TenantDep = Annotated[tenancy.Tenant, Depends(current_tenant)]
 
 Settings = Annotated[PricingSettings, Depends(current_settings)]
 """A route parameter type: the pricing settings."""
-
-Cursor = Annotated[
-    int | None,
-    Query(ge=1, le=2**31 - 1, description="next_cursor of the previous page (omit for the first)"),
-]
-"""A route parameter type: the cursor of a paged list (the id of the previous page's last row)."""
-
-PageLimit = Annotated[int, Query(ge=1, le=paging.MAX_LIMIT, description="items per page")]
-"""A route parameter type: the size of a page of a paged list (default 50)."""

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from platform_core import MAX_ID, DbSession, IdPath, Line, requires_scopes, utcnow
-from platform_pricing.routes.deps import Cursor, PageLimit, Settings, TenantDep
+from platform_core import DEFAULT_LIMIT, MAX_ID, DbSession, IdPath, Line, requires_scopes, utcnow
+from platform_core.http import IdCursor, Limit, OptionalId
+from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.history import (
     AvailableOptions,
     CurrentPricing,
@@ -19,12 +20,11 @@ from platform_pricing.schemas.history import (
     SwitchPage,
     Timestamp,
 )
-from platform_pricing.service import history, paging, savings
+from platform_pricing.service import history, savings
 
 router = APIRouter()
 
 ANY = requires_scopes()
-OptId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 PoolKey = Annotated[Line | None, Query(min_length=1, max_length=64)]
 
 
@@ -39,7 +39,7 @@ async def price_history(
     start: Annotated[Timestamp | None, Query(description="default: end - 24 h")] = None,
     end: Annotated[Timestamp | None, Query(description="default: now")] = None,
     points: Annotated[int, Query(description="buckets, 1..history_max_points")] = 500,
-    pool_id: OptId = None,
+    pool_id: OptionalId = None,
     region: PoolKey = None,
     zone: PoolKey = None,
     instance_type: PoolKey = None,
@@ -102,11 +102,11 @@ async def available_options(
 async def list_switches(
     session: DbSession,
     tenant: TenantDep,
-    instance_id: OptId = None,
+    instance_id: OptionalId = None,
     start: Annotated[Timestamp | None, Query(description="switched at or after")] = None,
     end: Annotated[Timestamp | None, Query(description="switched before")] = None,
-    cursor: Cursor = None,
-    limit: PageLimit = paging.DEFAULT_LIMIT,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> SwitchPage:
     """The caller's switch history, newest first (by ``switched_at``, then id), cursor paged."""
     return SwitchPage.model_validate(
@@ -127,8 +127,8 @@ async def savings_report(
     session: DbSession,
     tenant: TenantDep,
     month: Annotated[Line | None, Query(max_length=7, description="YYYY-MM (default: now)")] = None,
-    instance_id: OptId = None,
-    client_id: OptId = None,
+    instance_id: OptionalId = None,
+    client_id: OptionalId = None,
 ) -> SavingsReport:
     """Savings of a month per instance, per client and in total (on-demand minus paid)."""
     return SavingsReport.model_validate(
@@ -143,8 +143,8 @@ async def savings_chart(
     session: DbSession,
     tenant: TenantDep,
     months: Annotated[int, Query(ge=1, le=24)] = 12,
-    instance_id: OptId = None,
-    client_id: OptId = None,
+    instance_id: OptionalId = None,
+    client_id: OptionalId = None,
 ) -> SavingsChart:
     """Monthly savings series (the last ``months`` months, the current one last)."""
     return SavingsChart.model_validate(

@@ -6,12 +6,11 @@ sync; a client admin (or admin) promotes. Other clients get 404 for everything.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import DbSession, IdPath, requires_scopes
+from platform_core.http import NO_CONTENT
 from platform_pricing.models import Replica
 from platform_pricing.routes.deps import TenantDep
 from platform_pricing.schemas.replicas import (
@@ -30,7 +29,6 @@ from platform_pricing.service import replicas as service
 router = APIRouter(tags=["pricing replicas"])
 
 ANY = requires_scopes()
-NO_CONTENT: dict[str, Any] = {"status_code": 204, "response_class": Response}
 BASE = "/agents/{agent_id}/replicas"
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from platform_core.types import Line
+from platform_core import IdPage, Line
 
 Lifecycle = Literal["spot", "on-demand"]
 AgentStatus = Literal["online", "offline"]
@@ -89,18 +89,12 @@ class InstanceOut(BaseModel):
     created_at: datetime
 
 
-class AgentPage(BaseModel):
+class AgentPage(IdPage[AgentOut]):
     """A page of agents by id; pass ``next_cursor`` as ``cursor`` for the next (keyset: id)."""
 
-    items: list[AgentOut]
-    next_cursor: int | None
 
-
-class InstancePage(BaseModel):
+class InstancePage(IdPage[InstanceOut]):
     """A page of instances by id; pass ``next_cursor`` as ``cursor`` for the next (keyset: id)."""
-
-    items: list[InstanceOut]
-    next_cursor: int | None
 
 
 class AgentRegistered(BaseModel):

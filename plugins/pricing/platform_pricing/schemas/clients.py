@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from platform_core.types import Line
+from platform_core import IdPage, Line
 
 CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 ClientName = Annotated[Line, Field(pattern=CLIENT_NAME_PATTERN, description="a lowercase slug")]
@@ -67,11 +67,8 @@ class ClientOut(BaseModel):
     created_at: datetime
 
 
-class ClientPage(BaseModel):
+class ClientPage(IdPage[ClientOut]):
     """A page of clients by id; pass ``next_cursor`` as ``cursor`` for the next (keyset: id)."""
-
-    items: list[ClientOut]
-    next_cursor: int | None
 
 
 class ClientTokenIn(BaseModel):

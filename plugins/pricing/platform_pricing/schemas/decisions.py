@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from platform_core.types import Line, Text
+from platform_core import IdPage, Line, Text
 
 MAX_ID = 2**31 - 1
 Outcome = Literal["stay", "switch", "on-demand"]
@@ -50,11 +50,8 @@ class DecisionOut(BaseModel):
     details: dict[str, Any] | None = None
 
 
-class DecisionPage(BaseModel):
+class DecisionPage(IdPage[DecisionOut]):
     """A page of decisions, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
-
-    items: list[DecisionOut]
-    next_cursor: int | None
 
 
 class CommandOut(BaseModel):
@@ -80,11 +77,8 @@ class CommandOut(BaseModel):
     result: str
 
 
-class CommandPage(BaseModel):
+class CommandPage(IdPage[CommandOut]):
     """A page of commands, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
-
-    items: list[CommandOut]
-    next_cursor: int | None
 
 
 class CommandList(BaseModel):

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 
+from platform_core.pagination import IdPage
+
 
 def _bounded(value: datetime) -> datetime:
     if not 2000 <= value.year <= 2999:
@@ -150,7 +152,7 @@ class SwitchOut(BaseModel):
     switched_at: datetime
 
 
-class SwitchPage(BaseModel):
+class SwitchPage(IdPage[SwitchOut]):
     """A page of switches, newest first; pass ``next_cursor`` as ``cursor`` for the next.
 
     Keyset: ``(switched_at, id)`` descending. ``switched_at`` is the time the agent reported,
@@ -158,9 +160,6 @@ class SwitchPage(BaseModel):
     ties on ``switched_at`` are broken by id. ``next_cursor`` is the id of the page's last
     switch (null on the last page); a cursor that is not a switch of the list is a 422.
     """
-
-    items: list[SwitchOut]
-    next_cursor: int | None
 
 
 class InstanceSavingsOut(SavingsFigures):

@@ -26,12 +26,12 @@ from platform_core import (
     create_user,
     get_user,
     list_tokens,
+    page_by_id,
     publish,
     utcnow,
 )
 from platform_pricing import events, tenancy
 from platform_pricing.models import Agent, Command, Instance, Placement, Pool
-from platform_pricing.service import paging
 from platform_pricing.service.clients import retire_users
 from platform_pricing.service.locking import locked
 from platform_pricing.service.pools import pool_id
@@ -160,7 +160,7 @@ async def list_agents(
         query = query.where(Agent.id == tenant.agent_id)
     if status is not None:
         query = query.where(Agent.status == status)
-    return await paging.page_by_id(session, query, Agent.id, cursor=cursor, limit=limit)
+    return await page_by_id(session, query, Agent.id, cursor=cursor, limit=limit)
 
 
 async def get_agent(session: AsyncSession, tenant: Tenant, agent_id: int) -> Agent:
@@ -276,7 +276,7 @@ async def list_instances(
     )
     if tenant.kind == "agent":
         query = query.where(Instance.agent_id == tenant.agent_id)
-    rows, nxt = await paging.page_by_id(
+    rows, nxt = await page_by_id(
         session, query, Instance.id, cursor=cursor, limit=limit, scalars=False
     )
     return [(i, p) for i, p in rows], nxt

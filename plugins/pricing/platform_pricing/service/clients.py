@@ -28,6 +28,7 @@ from platform_core import (
     get_user,
     invalid,
     list_tokens,
+    page_by_id,
     parse_duration,
     revoke_token,
     utcnow,
@@ -41,7 +42,6 @@ from platform_pricing.models import (
     MonthlySavings,
     PricePoint,
 )
-from platform_pricing.service import paging
 from platform_pricing.settings import PolicySettings
 from platform_pricing.tenancy import CLIENT_ADMIN_SCOPE, CLIENT_SCOPE, Tenant
 
@@ -95,7 +95,7 @@ async def list_clients(
     next page's cursor (None at the end; ``limit`` None: every client)."""
     _refuse_agents(tenant)
     stmt = select(Client).where(tenant.where(Client.id))
-    return await paging.page_by_id(session, stmt, Client.id, cursor=cursor, limit=limit)
+    return await page_by_id(session, stmt, Client.id, cursor=cursor, limit=limit)
 
 
 async def get_client(session: AsyncSession, tenant: Tenant, client_id: int) -> Client:

@@ -19,10 +19,18 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, Forbidden, NotFound, invalid, publish, utcnow
+from platform_core import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    invalid,
+    page_by_id,
+    publish,
+    utcnow,
+)
 from platform_pricing.events import SwitchIssued
 from platform_pricing.models import Agent, Command, Instance, Pool
-from platform_pricing.service import decisions, paging, pools
+from platform_pricing.service import decisions, pools
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import (
     Tenant,
@@ -297,9 +305,7 @@ async def list_commands(
         stmt = stmt.where(Command.agent_id == agent_id)
     if instance_id is not None:
         stmt = stmt.where(Command.instance_id == instance_id)
-    return await paging.page_by_id(
-        session, stmt, Command.id, cursor=cursor, limit=limit, descending=True
-    )
+    return await page_by_id(session, stmt, Command.id, cursor=cursor, limit=limit, descending=True)
 
 
 async def pools_of(session: AsyncSession, commands: list[Command]) -> dict[int, Pool]:

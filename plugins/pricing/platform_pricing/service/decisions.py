@@ -43,7 +43,7 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from platform_core import Conflict, NotFound, ValidationFailed, utcnow
+from platform_core import Conflict, NotFound, ValidationFailed, page_by_id, utcnow
 from platform_pricing import engines as eng
 from platform_pricing.models import (
     Client,
@@ -54,7 +54,6 @@ from platform_pricing.models import (
     Pool,
     PricePoint,
 )
-from platform_pricing.service import paging
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant
 
@@ -527,6 +526,4 @@ async def list_decisions(
         stmt = stmt.where(Decision.outcome == outcome)
     if engine is not None:
         stmt = stmt.where(Decision.engine == engine)
-    return await paging.page_by_id(
-        session, stmt, Decision.id, cursor=cursor, limit=limit, descending=True
-    )
+    return await page_by_id(session, stmt, Decision.id, cursor=cursor, limit=limit, descending=True)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from platform_core import NotFound, ValidationFailed
+from platform_core.pagination import fetch_page, invalid_cursor
 from platform_pricing import downsample, tenancy
 from platform_pricing.models import (
     HourlyPrice,
@@ -27,7 +28,6 @@ from platform_pricing.models import (
     PricePoint,
     Switch,
 )
-from platform_pricing.service import paging
 from platform_pricing.service import savings as savings_service
 from platform_pricing.settings import PricingSettings
 
@@ -537,9 +537,9 @@ async def list_switches(
             select(Switch.switched_at).where(Switch.id == cursor, *conditions)
         )
         if last is None:
-            raise paging.invalid_cursor()
+            raise invalid_cursor()
         after = or_(Switch.switched_at < last, and_(Switch.switched_at == last, Switch.id < cursor))
-    items, next_cursor = await paging.fetch_page(
+    items, next_cursor = await fetch_page(
         session,
         select(Switch).where(and_(*conditions)),
         order_by=[Switch.switched_at.desc(), Switch.id.desc()],
