@@ -118,7 +118,7 @@ async def check_target(url: str, policy: TargetPolicy | None) -> str:
     url = validate_url(url)
     reason = await check_url(policy or TargetPolicy(), url)
     if reason is not None:
-        raise _invalid("url", reason)
+        raise invalid("url", reason)
     return url
 
 
@@ -223,7 +223,7 @@ async def rotate_secret(
     rotations at once apply one after the other.
     """
     if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
-        raise _invalid("overlap_hours", f"between 0 and {MAX_OVERLAP_HOURS:g} hours")
+        raise invalid("overlap_hours", f"between 0 and {MAX_OVERLAP_HOURS:g} hours")
     hook = await session.scalar(select(Webhook).where(Webhook.id == webhook_id).with_for_update())
     if hook is None:
         raise NotFound(f"webhook {webhook_id} not found")
