@@ -5,6 +5,9 @@ required; optional ``id``, ``status``, ``serial``, ``asset_tag``, ``location``, 
 ``position``, ``face``, ``tags`` (``;``-separated), ``ports`` (``;``-separated),
 ``connections`` (``;``-separated ``local_port->peer_device:peer_port``, listed on the row of
 the device holding the connection's ``a`` end) and one ``cf_<name>`` column per custom field.
+Written and read with :mod:`platform_core.csvio`: a cell a spreadsheet would run as a
+formula (``=``, ``+``, ``-``, ``@``, tab, CR first) is exported with a leading ``'``, which
+the import removes, so an export re-imports to the same values.
 
 JSON: ``{"devices": [row, ...]}`` (or a bare list of rows) with the same keys (lists
 allowed for ``tags``, ``ports``, ``connections``; ``custom_fields`` as an object), plus the
@@ -14,8 +17,6 @@ optional catalogue sections ``manufacturers``, ``device_types``, ``locations`` a
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platform_core import csvio
 from platform_core.db import utcnow
 from platform_core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from platform_core.events.outbox import publish
@@ -156,32 +158,26 @@ def decode(content: bytes, content_type: str, max_bytes: int) -> list[_Row] | di
 
 
 def _read_csv(text: str) -> list[_Row]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED if c not in header]
-    unknown = [c for c in header if c not in COLUMNS and not c.startswith("cf_")]
-    dupes = sorted({c for c in header if header.count(c) > 1})
-    errors = [{"line": 1, "field": c, "message": "missing column"} for c in missing]
-    errors += [{"line": 1, "field": c, "message": "unknown column"} for c in unknown]
-    errors += [{"line": 1, "field": c, "message": "duplicate column"} for c in dupes]
-    if errors:
-        raise ValidationFailed(
-            "bad CSV header: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-            errors=errors,
-        )
-    reader.fieldnames = header
-    rows = []
     try:
-        for raw in reader:
-            if None in raw:
-                raise csv.Error(f"line {reader.line_num} has more cells than the header")
-            rows.append(_Row(reader.line_num, {k: (v or "").strip() for k, v in raw.items()}))
-    except csv.Error as exc:
+        reader = csvio.read_dicts(text)
+        header = reader.header
+        missing = [c for c in REQUIRED if c not in header]
+        unknown = [c for c in header if c not in COLUMNS and not c.startswith("cf_")]
+        dupes = sorted({c for c in header if header.count(c) > 1})
+        errors = [{"line": 1, "field": c, "message": "missing column"} for c in missing]
+        errors += [{"line": 1, "field": c, "message": "unknown column"} for c in unknown]
+        errors += [{"line": 1, "field": c, "message": "duplicate column"} for c in dupes]
+        if errors:
+            raise ValidationFailed(
+                "bad CSV header: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                errors=errors,
+            )
+        return [_Row(line, dict(raw)) for line, raw in reader]
+    except csvio.CsvFormatError as exc:
         raise ValidationFailed(
             f"bad CSV: {exc}",
-            errors=[{"line": reader.line_num, "field": "file", "message": str(exc)}],
+            errors=[{"line": exc.line, "field": "file", "message": exc.message}],
         ) from exc
-    return rows
 
 
 def _json_rows(doc: dict[str, Any], issues: _Issues) -> list[_Row]:
@@ -367,7 +363,9 @@ class _Planner:
             value = raw.get(key)
             if value is None or value == "":
                 return None
-            value = str(value).strip()
+            # Kept exactly: the CSV reader already trimmed unescaped cells, and an escaped
+            # cell (or a JSON string) is the stored value, surrounding spaces included.
+            value = str(value)
             if len(value) > limit:
                 issues.add(line, key, f"at most {limit} characters")
             return value
@@ -779,7 +777,7 @@ async def export_devices(
     cf_names = sorted({d["name"] for t in cat["types"] for d in (t.custom_fields or [])})
     columns = [c for c in COLUMNS if include_ids or c != "id"] + [f"cf_{n}" for n in cf_names]
     if fmt == "csv":
-        yield _csv_line(columns)
+        yield csvio.format_row(columns)
     else:
         yield "{" + _json_catalogue(cat) + ',\n"devices": [\n'
     after, first = 0, True
@@ -835,7 +833,7 @@ async def export_devices(
                     if not c.startswith("cf_")
                 ]
                 cells += [service.text_value(d.custom_fields.get(n, "")) for n in cf_names]
-                chunk.append(_csv_line(["" if c is None else c for c in cells]))
+                chunk.append(csvio.format_row(cells))
             else:
                 row["custom_fields"] = dict(d.custom_fields or {})
                 chunk.append(("" if first else ",\n") + json.dumps(row))
@@ -870,12 +868,6 @@ async def _links(session: AsyncSession, dev_ids: list[int]) -> dict[int, list[st
         if cid in far:
             out.setdefault(dev, []).append(f"{port}->{far[cid][0]}:{far[cid][1]}")
     return out
-
-
-def _csv_line(cells: list[Any]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(cells)
-    return buf.getvalue()
 
 
 def _json_catalogue(cat: dict[str, Any]) -> str:

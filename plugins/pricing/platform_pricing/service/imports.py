@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import NotFound, ValidationFailed
+from platform_core import NotFound, ValidationFailed, csvio
 from platform_pricing.models import Client, PricePoint
 from platform_pricing.schemas.reports import PricePointIn
 from platform_pricing.service.pools import pool_ids
@@ -42,28 +41,37 @@ def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
     """Rows of a price CSV, each checked like a point of an agent's pricing report;
     ``ValidationFailed`` names the line and the column.
 
-    ``observed_at`` is ISO 8601 with a UTC offset (``2026-01-01T00:00:00Z``).
+    ``observed_at`` is ISO 8601 with a UTC offset (``2026-01-01T00:00:00Z``). Read with
+    :func:`platform_core.csvio.read_dicts`: a cell a spreadsheet export escaped with a
+    leading ``'`` is read without it.
     """
-    reader = csv.DictReader(stream)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise _bad(1, missing[0], f"missing column; the header must hold {', '.join(COLUMNS)}")
-    for line, row in enumerate(reader, start=2):
-        values = {c: (row.get(c) or "").strip() for c in COLUMNS}
-        try:
-            point = PricePointIn.model_validate(values)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            column = str(error["loc"][0]) if error["loc"] else "row"
-            raise _bad(line, column, f"{error['msg']} (got {values.get(column, '')!r})") from None
-        yield CsvPoint(
-            point.region,
-            point.zone,
-            point.instance_type,
-            point.spot_price,
-            point.on_demand_price,
-            point.observed_at,
-        )
+    try:
+        reader = csvio.read_dicts(stream)
+        missing = [c for c in COLUMNS if c not in reader.header]
+        if missing:
+            raise _bad(1, missing[0], f"missing column; the header must hold {', '.join(COLUMNS)}")
+        for line, row in reader:
+            yield _point(line, row)
+    except csvio.CsvFormatError as exc:
+        raise _bad(exc.line, "file", exc.message) from None
+
+
+def _point(line: int, row: dict[str, str]) -> CsvPoint:
+    values = {c: row.get(c, "") for c in COLUMNS}
+    try:
+        point = PricePointIn.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        column = str(error["loc"][0]) if error["loc"] else "row"
+        raise _bad(line, column, f"{error['msg']} (got {values.get(column, '')!r})") from None
+    return CsvPoint(
+        point.region,
+        point.zone,
+        point.instance_type,
+        point.spot_price,
+        point.on_demand_price,
+        point.observed_at,
+    )
 
 
 async def find_client(session: AsyncSession, name_or_id: str) -> Client:
