@@ -5,6 +5,9 @@ required; optional ``id``, ``status``, ``serial``, ``asset_tag``, ``location``, 
 ``position``, ``face``, ``tags`` (``;``-separated), ``ports`` (``;``-separated),
 ``connections`` (``;``-separated ``local_port->peer_device:peer_port``, listed on the row of
 the device holding the connection's ``a`` end) and one ``cf_<name>`` column per custom field.
+Written and read with :mod:`platform_core.csvio`: a cell a spreadsheet would run as a
+formula (``=``, ``+``, ``-``, ``@``, tab, CR first) is exported with a leading ``'``, which
+the import removes, so an export re-imports to the same values.
 
 JSON: ``{"devices": [row, ...]}`` (or a bare list of rows) with the same keys (lists
 allowed for ``tags``, ``ports``, ``connections``; ``custom_fields`` as an object), plus the
@@ -14,8 +17,6 @@ optional catalogue sections ``manufacturers``, ``device_types``, ``locations`` a
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -30,6 +31,7 @@ from platform_core import (
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
+    csvio,
     json_text_error,
     json_too_deep,
     publish,
@@ -73,7 +75,6 @@ COLUMNS = (
     "connections",
 )
 MAX_ISSUES = 1000
-_NO_CELL: Any = object()  # the value csv.DictReader gives the cells a short row lacks
 Progress = Callable[[int, int], None]
 
 
@@ -202,38 +203,34 @@ def _bad_text(key: str, value: Any) -> str | None:
 
 
 def _read_csv(text: str) -> list[_Row]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED if c not in header]
-    unknown = [c for c in header if c not in COLUMNS and not c.startswith("cf_")]
-    dupes = sorted({c for c in header if header.count(c) > 1})
-    errors = [{"line": 1, "field": c, "message": "missing column"} for c in missing]
-    errors += [{"line": 1, "field": c, "message": "unknown column"} for c in unknown]
-    errors += [{"line": 1, "field": c, "message": "duplicate column"} for c in dupes]
-    if errors:
-        raise ValidationFailed(
-            "bad CSV header: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-            errors=errors,
-        )
-    reader.fieldnames = header
-    reader.restval = _NO_CELL
-    rows = []
+    rows: list[_Row] = []
     short: list[dict[str, Any]] = []
     try:
-        for raw in reader:
-            if None in raw:
-                raise csv.Error(f"line {reader.line_num} has more cells than the header")
-            absent = [k for k, v in raw.items() if v is _NO_CELL]
+        reader = csvio.read_dicts(text)
+        header = reader.header
+        missing = [c for c in REQUIRED if c not in header]
+        unknown = [c for c in header if c not in COLUMNS and not c.startswith("cf_")]
+        dupes = sorted({c for c in header if header.count(c) > 1})
+        errors = [{"line": 1, "field": c, "message": "missing column"} for c in missing]
+        errors += [{"line": 1, "field": c, "message": "unknown column"} for c in unknown]
+        errors += [{"line": 1, "field": c, "message": "duplicate column"} for c in dupes]
+        if errors:
+            raise ValidationFailed(
+                "bad CSV header: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                errors=errors,
+            )
+        for line, raw in reader:
+            absent = csvio.missing_cells(header, raw)
             if absent:  # blame the short row, not the first check its empty cells fail
                 cells = len(header) - len(absent)
                 message = f"missing cell: the row has {cells} of the header's {len(header)} cells"
-                short += [{"line": reader.line_num, "field": k, "message": message} for k in absent]
+                short += [{"line": line, "field": k, "message": message} for k in absent]
                 continue
-            rows.append(_Row(reader.line_num, {k: (v or "").strip() for k, v in raw.items()}))
-    except csv.Error as exc:
+            rows.append(_Row(line, dict(raw)))
+    except csvio.CsvFormatError as exc:
         raise ValidationFailed(
             f"bad CSV: {exc}",
-            errors=[{"line": reader.line_num, "field": "file", "message": str(exc)}],
+            errors=[{"line": exc.line, "field": "file", "message": exc.message}],
         ) from exc
     if short:
         first = short[0]
@@ -438,7 +435,9 @@ class _Planner:
             value = raw.get(key)
             if value is None or value == "":
                 return None
-            value = str(value).strip()
+            # Kept exactly: the CSV reader already trimmed unescaped cells, and an escaped
+            # cell (or a JSON string) is the stored value, surrounding spaces included.
+            value = str(value)
             if len(value) > limit:
                 issues.add(line, key, f"at most {limit} characters")
             return value
@@ -850,7 +849,7 @@ async def export_devices(
     cf_names = sorted({d["name"] for t in cat["types"] for d in (t.custom_fields or [])})
     columns = [c for c in COLUMNS if include_ids or c != "id"] + [f"cf_{n}" for n in cf_names]
     if fmt == "csv":
-        yield _csv_line(columns)
+        yield csvio.format_row(columns)
     else:
         yield "{" + _json_catalogue(cat) + ',\n"devices": [\n'
     after, first = 0, True
@@ -906,7 +905,7 @@ async def export_devices(
                     if not c.startswith("cf_")
                 ]
                 cells += [service.text_value(d.custom_fields.get(n, "")) for n in cf_names]
-                chunk.append(_csv_line(["" if c is None else c for c in cells]))
+                chunk.append(csvio.format_row(cells))
             else:
                 row["custom_fields"] = dict(d.custom_fields or {})
                 chunk.append(("" if first else ",\n") + json.dumps(row))
@@ -941,12 +940,6 @@ async def _links(session: AsyncSession, dev_ids: list[int]) -> dict[int, list[st
         if cid in far:
             out.setdefault(dev, []).append(f"{port}->{far[cid][0]}:{far[cid][1]}")
     return out
-
-
-def _csv_line(cells: list[Any]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(cells)
-    return buf.getvalue()
 
 
 def _json_catalogue(cat: dict[str, Any]) -> str:

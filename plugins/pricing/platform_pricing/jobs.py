@@ -3,7 +3,8 @@
 
 - ``agent_health`` (every 5 minutes): silent agents go offline.
 - ``dedup_prices`` (hourly, at :00): duplicate price points are deleted.
-- ``hourly_aggregates`` (daily, 00:15 UTC): hourly min/avg/max per pool, gaps filled.
+- ``hourly_aggregates`` (daily, 00:15 UTC): hourly min/avg/max per pool, gaps filled; hours
+  that late points reached are aggregated again.
 - ``client_snapshots`` (daily, 00:05 UTC): each client's figures for the previous day.
 - ``monthly_savings`` (the 1st, 00:30 UTC): every instance's savings of the previous month.
 - ``retention`` (daily, 03:45 UTC): rows past their ``*_retention_days`` are deleted.
@@ -45,9 +46,11 @@ async def dedup_prices_job(ctx: PlatformContext) -> dict[str, int]:
 
 
 async def hourly_aggregates(ctx: PlatformContext) -> dict[str, int]:
-    """Aggregate full hours (with gap filling)."""
+    """Aggregate full hours (with gap filling), re-aggregate hours late points reached."""
+    now = utcnow()
+    raw_since = now - timedelta(days=_settings(ctx).raw_retention_days)
     async with ctx.db.session() as session:
-        return await aggregate_hours(session, utcnow())
+        return await aggregate_hours(session, now, raw_since=raw_since)
 
 
 async def client_snapshots(ctx: PlatformContext) -> dict[str, int]:

@@ -169,6 +169,20 @@ class PricePoint(PricingBase):
     on_demand_price: Mapped[float] = mapped_column(Float)
 
 
+class DirtyHour(PricingBase):
+    """An hour of a client's pool that received price points (or lost duplicates) since the
+    hourly aggregation last looked; written by a trigger on ``pricing_price_points`` (every
+    insert path, in the inserting transaction), consumed by ``aggregate_hours``."""
+
+    __tablename__ = "pricing_dirty_hours"
+    __table_args__ = (Index("ix_pricing_dirty_hours_hour", "client_id", "pool_id", "hour"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[int] = mapped_column(Integer)
+    pool_id: Mapped[int] = mapped_column(Integer)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class HourlyPrice(PricingBase):
     """Hourly min/avg/max of a pool's spot price; ``filled`` hours had no points (carried)."""
 

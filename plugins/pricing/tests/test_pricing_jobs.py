@@ -157,7 +157,7 @@ async def test_hourly_aggregates_fill_gaps_with_the_last_price(platform: Any, wo
 
     out = await run(platform, maintenance.aggregate_hours, at("2024-03-05T18:30:00"))
 
-    assert out == {"pools": 1, "hours": 7, "filled": 5}
+    assert out == {"pools": 1, "hours": 7, "filled": 5, "rewritten": 0}
     got = hourly_view(await rows(platform, HourlyPrice, HourlyPrice.hour))
     assert got[0] == (at("2024-03-05T10:00:00"), 1.0, 2.0, 3.0, 3.0, 2, False)
     assert got[1:6] == [

@@ -30,6 +30,7 @@ from platform_core import (
     invalid,
     utcnow,
 )
+from platform_scheduler import outlets
 from platform_scheduler.models import Booking, PowerAudit, PowerConfig, Slot
 from platform_scheduler.settings import SchedulerSettings
 
@@ -265,18 +266,27 @@ def collect_drivers(hook: Any) -> dict[str, Any]:
 async def set_config(
     session: AsyncSession, device_id: int, data: dict[str, Any], drivers: dict[str, Any]
 ) -> PowerConfig:
-    """Create or replace a device's power config; 422 naming an unknown driver."""
+    """Create or replace a device's power config, address and outlet stored canonical
+    (:mod:`platform_scheduler.outlets`); 422 naming an unknown driver or a bad address."""
     await inventory.get_device(session, device_id)
     if data["driver"] not in drivers:
         raise invalid("driver", f"unknown driver; one of {', '.join(sorted(drivers))}")
-    if data["driver"] == "snmp" and not (data.get("outlet") or "").isdigit():
+    if data["driver"] == "snmp" and not (data.get("outlet") or "").strip().isdigit():
         raise invalid("outlet", "an snmp outlet is a number")
+    try:
+        address = outlets.canonical_address(data["driver"], data["address"])
+    except ValueError as exc:
+        raise invalid("address", str(exc)) from None
+    if len(address) > 200:
+        raise invalid("address", "at most 200 characters")
     config = await session.get(PowerConfig, device_id)
     if config is None:
         config = PowerConfig(device_id=device_id)
         session.add(config)
-    for key in ("driver", "address", "outlet", "credentials"):
-        setattr(config, key, data.get(key))
+    config.driver = data["driver"]
+    config.address = address
+    config.outlet = outlets.canonical_outlet(data["driver"], data.get("outlet"))
+    config.credentials = data.get("credentials")
     config.updated_at = utcnow()
     await session.flush()
     return config
@@ -335,14 +345,17 @@ def target_for(config: PowerConfig, settings: SchedulerSettings) -> PowerTarget:
 async def holders(
     session: AsyncSession, config: PowerConfig, now: datetime
 ) -> list[dict[str, Any]]:
-    """Current bookings of the device or of any device fed by the same outlet."""
+    """Current bookings of the device or of any device fed by the same outlet.
+
+    Addresses and outlets are compared in their canonical forms (stored so by
+    :func:`set_config`); a config without an outlet may share any outlet of its address.
+    """
     same = select(PowerConfig.device_id).where(
         PowerConfig.driver == config.driver,
         PowerConfig.address == config.address,
-        PowerConfig.outlet.is_(None)
-        if config.outlet is None
-        else PowerConfig.outlet == config.outlet,
     )
+    if config.outlet is not None:
+        same = same.where(or_(PowerConfig.outlet.is_(None), PowerConfig.outlet == config.outlet))
     device_ids = set((await session.scalars(same)).all()) | {config.device_id}
     rows = await session.execute(
         select(Booking.id, Booking.owner_id, Booking.owner_name, Slot.device_id)

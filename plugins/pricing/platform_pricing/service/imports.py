@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,15 +11,13 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import NotFound, ValidationFailed
-from platform_core.errors import invalid
+from platform_core import NotFound, ValidationFailed, csvio, invalid
 from platform_pricing.models import Client, PricePoint
 from platform_pricing.schemas.reports import PricePointIn
 from platform_pricing.service.pools import pool_ids
 
 COLUMNS = ("region", "zone", "instance_type", "spot_price", "on_demand_price", "observed_at")
 """The CSV header ``import-prices`` expects (any extra column is ignored)."""
-_NO_CELL: Any = object()  # what csv.DictReader gives the cells a short row lacks
 
 
 @dataclass(frozen=True)
@@ -43,38 +40,46 @@ def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
     """Rows of a price CSV, each checked like a point of an agent's pricing report;
     ``ValidationFailed`` names the line and the column.
 
-    ``observed_at`` is ISO 8601 with a UTC offset (``2026-01-01T00:00:00Z``).
+    ``observed_at`` is ISO 8601 with a UTC offset (``2026-01-01T00:00:00Z``). Read with
+    :func:`platform_core.csvio.read_dicts`: a cell a spreadsheet export escaped with a
+    leading ``'`` is read without it.
     """
-    reader = csv.DictReader(stream, restval=_NO_CELL)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise _bad(1, missing[0], f"missing column; the header must hold {', '.join(COLUMNS)}")
-    width = len(reader.fieldnames or ())
-    for line, row in enumerate(reader, start=2):
-        absent = [c for c in COLUMNS if row.get(c) is _NO_CELL]
-        if absent:  # a short row: blame its missing cells, not what their emptiness fails
-            cells = width - sum(1 for v in row.values() if v is _NO_CELL)
-            raise _bad(
-                line,
-                absent[0],
-                f"missing cell: the row has {cells} of the header's {width} cells "
-                f"(no {', '.join(absent)})",
-            )
-        values = {c: (row.get(c) or "").strip() for c in COLUMNS}
-        try:
-            point = PricePointIn.model_validate(values)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            column = str(error["loc"][0]) if error["loc"] else "row"
-            raise _bad(line, column, f"{error['msg']} (got {values.get(column, '')!r})") from None
-        yield CsvPoint(
-            point.region,
-            point.zone,
-            point.instance_type,
-            point.spot_price,
-            point.on_demand_price,
-            point.observed_at,
-        )
+    try:
+        reader = csvio.read_dicts(stream)
+        missing = [c for c in COLUMNS if c not in reader.header]
+        if missing:
+            raise _bad(1, missing[0], f"missing column; the header must hold {', '.join(COLUMNS)}")
+        width = len(reader.header)
+        for line, row in reader:
+            absent = [c for c in COLUMNS if c in csvio.missing_cells(reader.header, row)]
+            if absent:  # a short row: blame its missing cells, not what their emptiness fails
+                raise _bad(
+                    line,
+                    absent[0],
+                    f"missing cell: the row has {len(row)} of the header's {width} cells "
+                    f"(no {', '.join(absent)})",
+                )
+            yield _point(line, row)
+    except csvio.CsvFormatError as exc:
+        raise _bad(exc.line, "file", exc.message) from None
+
+
+def _point(line: int, row: dict[str, str]) -> CsvPoint:
+    values = {c: row.get(c, "") for c in COLUMNS}
+    try:
+        point = PricePointIn.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        column = str(error["loc"][0]) if error["loc"] else "row"
+        raise _bad(line, column, f"{error['msg']} (got {values.get(column, '')!r})") from None
+    return CsvPoint(
+        point.region,
+        point.zone,
+        point.instance_type,
+        point.spot_price,
+        point.on_demand_price,
+        point.observed_at,
+    )
 
 
 async def find_client(session: AsyncSession, name_or_id: str) -> Client:

@@ -3,12 +3,18 @@
 
 - :func:`check_agents`: silent agents go offline (``AgentOffline`` once per transition).
 - :func:`dedup_prices`: exact duplicate price points (same client, pool and ``observed_at``)
-  are deleted, the lowest id kept.
+  are deleted, the highest id kept; their hours are marked dirty (below).
 - :func:`aggregate_hours`: per client and pool, the hours after the last aggregated one up to
   the last full hour get min/avg/max rows; hours without points between two reported hours
   are filled with the last known price (``samples`` 0, ``filled``). Hours after the pool's
   last point are left for a later run (a pool that stopped reporting is not extended
   forever). Upserted: a re-run writes the same rows.
+  Late points: a trigger marks every hour that received points (``pricing_dirty_hours``, in
+  the inserting transaction). Each run claims the marks (``DELETE ... RETURNING``: a mark of
+  a transaction not yet committed stays for the next run) and re-aggregates every marked
+  hour at or before the pool's last aggregated hour, together with the filled hours after
+  it up to the next hour with points (their carried price may have changed). Marks older
+  than the raw retention are dropped (the raw points that made those rows are gone).
 - :func:`snapshot_clients`: each client's figures for the previous day.
 - :func:`store_monthly_savings`: every instance's savings of the previous month.
 - :func:`apply_retention`: raw points, hourly rows, decisions and reports past their
@@ -17,11 +23,12 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +40,7 @@ from platform_pricing.models import (
     Client,
     ClientSnapshot,
     Decision,
+    DirtyHour,
     HourlyPrice,
     Instance,
     Interruption,
@@ -100,7 +108,8 @@ async def check_agents(session: AsyncSession, now: datetime, after_seconds: int)
 async def dedup_prices(session: AsyncSession, now: datetime) -> dict[str, int]:
     """Delete price points whose (client, pool, observed_at) a later report repeated; the
     highest id of each group (the latest report) stays, the one the savings integral and
-    the decisions already use. ``now`` is unused (the whole table is checked)."""
+    the decisions already use; the hours they were in are marked for re-aggregation.
+    ``now`` is unused (the whole table is checked)."""
     newer = aliased(PricePoint)
     result = await session.execute(
         delete(PricePoint)
@@ -114,9 +123,15 @@ async def dedup_prices(session: AsyncSession, now: datetime) -> dict[str, int]:
             )
             .correlate(PricePoint)
         )
+        .returning(PricePoint.client_id, PricePoint.pool_id, PricePoint.observed_at)
         .execution_options(synchronize_session=False)
     )
-    return {"deleted": _rowcount(result)}
+    deleted = result.all()
+    hours = sorted({(c, p, floor_hour(t)) for c, p, t in deleted})
+    marks = [{"client_id": c, "pool_id": p, "hour": h} for c, p, h in hours]
+    for i in range(0, len(marks), CHUNK):
+        await session.execute(insert(DirtyHour), marks[i : i + CHUNK])
+    return {"deleted": len(deleted)}
 
 
 # -- hourly aggregates ------------------------------------------------------------------
@@ -126,9 +141,16 @@ def _from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-async def aggregate_hours(session: AsyncSession, now: datetime) -> dict[str, int]:
-    """Aggregate every client's pools up to the last full hour before ``now`` (see module)."""
+async def aggregate_hours(
+    session: AsyncSession, now: datetime, *, raw_since: datetime | None = None
+) -> dict[str, int]:
+    """Aggregate every client's pools up to the last full hour before ``now``, and
+    re-aggregate the hours late points reached (see module). ``raw_since``: the oldest
+    raw point the retention keeps; marks before it are dropped."""
     until = floor_hour(now)
+    # Claimed before the points are read: a mark is committed with its points, so every
+    # claimed mark's points are visible to the reads below.
+    dirty = await _claim_dirty_hours(session)
     pairs = (
         await session.execute(select(PricePoint.client_id, PricePoint.pool_id).distinct())
     ).all()
@@ -140,6 +162,14 @@ async def aggregate_hours(session: AsyncSession, now: datetime) -> dict[str, int
             )
         )
     }
+    rewritten = 0
+    for (client_id, pool_id), hours in sorted(dirty.items()):
+        last = done.get((client_id, pool_id))
+        if last is None:
+            continue  # nothing aggregated yet: the forward pass below covers every hour
+        late = sorted(h for h in hours if h <= last and (raw_since is None or h >= raw_since))
+        if late:
+            rewritten += await _reaggregate(session, client_id, pool_id, late, last)
     written = filled = 0
     for client_id, pool_id in pairs:
         last = done.get((client_id, pool_id))
@@ -148,12 +178,68 @@ async def aggregate_hours(session: AsyncSession, now: datetime) -> dict[str, int
         )
         written += w
         filled += f
-    return {"pools": len(pairs), "hours": written, "filled": filled}
+    return {"pools": len(pairs), "hours": written, "filled": filled, "rewritten": rewritten}
+
+
+async def _claim_dirty_hours(session: AsyncSession) -> dict[tuple[int, int], set[datetime]]:
+    """Delete every committed dirty-hour mark; ``{(client, pool): {hour, ...}}``."""
+    result = await session.execute(
+        delete(DirtyHour)
+        .returning(DirtyHour.client_id, DirtyHour.pool_id, DirtyHour.hour)
+        .execution_options(synchronize_session=False)
+    )
+    dirty: dict[tuple[int, int], set[datetime]] = {}
+    for client_id, pool_id, hour in result.all():
+        dirty.setdefault((client_id, pool_id), set()).add(floor_hour(hour))
+    return dirty
+
+
+async def _reaggregate(
+    session: AsyncSession, client_id: int, pool_id: int, hours: list[datetime], last: datetime
+) -> int:
+    """Rewrite the aggregated ``hours`` (sorted, none after ``last``) of a pool, each with the
+    filled hours after it up to the next hour that has points; rows rewritten."""
+    real = list(
+        await session.scalars(
+            select(HourlyPrice.hour)
+            .where(
+                HourlyPrice.client_id == client_id,
+                HourlyPrice.pool_id == pool_id,
+                HourlyPrice.hour > hours[0],
+                HourlyPrice.filled.is_(False),
+            )
+            .order_by(HourlyPrice.hour)
+        )
+    )
+    spans: list[list[datetime]] = []
+    for hour in hours:
+        if spans and hour < spans[-1][1]:
+            continue  # inside a span already: its end is this hour's next real hour too
+        i = bisect_right(real, hour)
+        end = real[i] if i < len(real) else last + HOUR
+        if spans and hour == spans[-1][1]:
+            spans[-1][1] = end
+        else:
+            spans.append([hour, end])
+    rows = 0
+    for start, end in spans:
+        fill_to = end if end <= last else None
+        w, _ = await _aggregate_pool(session, client_id, pool_id, start, end, fill_to=fill_to)
+        rows += w
+    return rows
 
 
 async def _aggregate_pool(
-    session: AsyncSession, client_id: int, pool_id: int, since: datetime | None, until: datetime
+    session: AsyncSession,
+    client_id: int,
+    pool_id: int,
+    since: datetime | None,
+    until: datetime,
+    *,
+    fill_to: datetime | None = None,
 ) -> tuple[int, int]:
+    """Upsert the pool's hours in ``[since, until)``; ``fill_to`` also fills the hours after
+    the last point up to it (a span followed by an hour with points). ``(rows, filled)``."""
     mine = (PricePoint.client_id == client_id, PricePoint.pool_id == pool_id)
     if since is None:
         first = await session.scalar(select(func.min(PricePoint.observed_at)).where(*mine))
@@ -204,6 +290,13 @@ async def _aggregate_pool(
         if pending:
             await _upsert(session, HourlyPrice, pending, ("client_id", "pool_id", "hour"))
         chunk_start = chunk_end
+    tail: list[dict[str, Any]] = []
+    while carry is not None and fill_to is not None and next_hour < fill_to:
+        tail.append(_row(client_id, pool_id, next_hour, carry[0], carry[1]))
+        filled += 1
+        next_hour += HOUR
+    if tail:
+        await _upsert(session, HourlyPrice, tail, ("client_id", "pool_id", "hour"))
     return written + filled, filled
 
 
