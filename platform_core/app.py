@@ -24,6 +24,7 @@ from platform_core.events.patterns import valid_pattern
 from platform_core.manager import PlatformPlugins, PluginRecord, PluginState
 from platform_core.migrate import MigrationTarget
 from platform_core.observability import Metrics, RequestMiddleware
+from platform_core.retry import TransactionRetryMiddleware
 from platform_core.specs import (
     ROLES,
     EventHandler,
@@ -360,6 +361,9 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     app.state.platform = ctx
     app.state.metrics = metrics
     problems.install(app)
+    # Inside RequestMiddleware (added after it, so it wraps this one): a replayed request
+    # keeps its request id and is logged and measured once.
+    app.add_middleware(TransactionRetryMiddleware, engine=ctx.db.engine)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body=ctx.config.core.max_body_bytes)
     _mount_core_endpoints(app, ctx, metrics)
     _mount_plugin_routes(app, ctx)
