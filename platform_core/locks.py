@@ -76,8 +76,8 @@ async def _sqlite_write_lock(session: AsyncSession, table: Table) -> None:
 
 
 async def lock_row(session: AsyncSession, model: Any, row_id: Any) -> Any:
-    """The current row of ``model`` with primary key ``row_id`` (``None`` when missing),
-    locked until the transaction ends.
+    """The current row of ``model`` (a mapped class: the ORM object; a ``Table``: the row)
+    with primary key ``row_id`` (``None`` when missing), locked until the transaction ends.
 
     PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite: the database's write lock, then the row.
     The ORM object is refreshed from the database (``populate_existing``), so what the
@@ -86,8 +86,11 @@ async def lock_row(session: AsyncSession, model: Any, row_id: Any) -> Any:
     table = _table(model)
     stmt = select(model).where(_pk(table) == row_id).execution_options(populate_existing=True)
     if dialect_of(session) == "postgresql":
-        return await session.scalar(stmt.with_for_update())
-    await _sqlite_write_lock(session, table)
+        stmt = stmt.with_for_update()
+    else:
+        await _sqlite_write_lock(session, table)
+    if isinstance(model, Table):
+        return (await session.execute(stmt)).first()
     return await session.scalar(stmt)
 
 
@@ -104,6 +107,8 @@ async def lock_rows(session: AsyncSession, model: Any, row_ids: Iterable[Any]) -
         stmt = stmt.with_for_update()
     else:
         await _sqlite_write_lock(session, table)
+    if isinstance(model, Table):
+        return list((await session.execute(stmt)).all())
     return list((await session.scalars(stmt)).all())
 
 
@@ -216,16 +221,17 @@ async def upsert(
     *,
     keys: Sequence[str],
     update_columns: Sequence[str] | None = None,
+    chunk: int = CHUNK,
 ) -> int:
     """Insert ``rows``; rows whose ``keys`` (a unique index) exist get ``update_columns``
-    (default: every other column given) from the new row. In chunks of ``CHUNK`` rows;
+    (default: every other column given) from the new row. ``chunk`` rows per statement;
     returns how many rows were given."""
     if not rows:
         return 0
     columns = list(update_columns or [c for c in rows[0] if c not in keys])
     insert = _insert(session)
-    for i in range(0, len(rows), CHUNK):
-        stmt = insert(model).values(list(rows[i : i + CHUNK]))
+    for i in range(0, len(rows), chunk):
+        stmt = insert(model).values(list(rows[i : i + chunk]))
         if columns:
             stmt = stmt.on_conflict_do_update(
                 index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns}

@@ -13,9 +13,12 @@ and of every plugin, in one place:
   runs the whole request again: a fresh session, the same body, up to ``attempts`` times
   in all, with a short random back-off.
 - It never replays a request after one of its transactions *that wrote* has committed
-  (a route committing in two steps), nor once a response has started.
-- When every attempt failed it answers ``503`` ``application/problem+json``
-  (``/problems/transaction-conflict``) with ``Retry-After: 1``, never a 500.
+  (a route committing in two steps), nor once a response has started. Writes that may
+  run twice (a token's last use, recorded while authenticating) are marked with
+  :func:`replay_safe`.
+- When every attempt failed, or a replay would repeat a committed write, it answers
+  ``503`` ``application/problem+json`` (``/problems/transaction-conflict``) with
+  ``Retry-After: 1``, never a 500.
 
 Services keep raising their domain errors; a route with side effects outside the database
 before its first commit (an HTTP call to a device, say) may see them repeated on a replay.
@@ -30,6 +33,7 @@ import logging
 import random
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +91,7 @@ class _Attempt:
 _current: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "platform_transaction_attempt", default=None
 )
+_safe: contextvars.ContextVar[bool] = contextvars.ContextVar("platform_replay_safe", default=False)
 
 
 def watch(engine: AsyncEngine) -> None:
@@ -108,8 +113,19 @@ def _on_error(context: Any) -> None:
 
 
 def _on_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-    if _current.get() is not None and not _READ_ONLY.match(statement):
+    if _current.get() is not None and not _safe.get() and not _READ_ONLY.match(statement):
         conn.info["platform_wrote"] = True
+
+
+@contextmanager
+def replay_safe() -> Iterator[None]:
+    """Writes committed inside this block do not prevent a replay of the request: use it
+    for bookkeeping that may run twice (the core marks a token's last use with it)."""
+    token = _safe.set(True)
+    try:
+        yield
+    finally:
+        _safe.reset(token)
 
 
 def _on_commit(conn: Any) -> None:
@@ -140,21 +156,21 @@ class TransactionRetryMiddleware:
             attempt = _Attempt()
             token = _current.set(attempt)
             try:
-                if await self._run(scope, receive, send, recorded, attempt):
-                    return
+                outcome = await self._run(scope, receive, send, recorded, attempt)
             finally:
                 _current.reset(token)
+            if outcome == "answered":
+                return
+            last = number == self.attempts or outcome == "unrepeatable"
             log.warning(
-                "transaction failed, %s",
-                "replaying the request" if number < self.attempts else "giving up",
-                extra={
-                    "path": scope.get("path"),
-                    "attempt": number,
-                    "error": type(attempt.retryable).__name__,
-                },
+                "transaction failed (%s), %s",
+                type(attempt.retryable).__name__,
+                "giving up" if last else "replaying the request",
+                extra={"path": scope.get("path"), "attempt": number},
             )
-            if number < self.attempts:
-                await asyncio.sleep(random.uniform(0.005, 0.03) * number)
+            if last:
+                break
+            await asyncio.sleep(random.uniform(0.005, 0.03) * number)
         await _send_unavailable(scope, send)
 
     async def _run(
@@ -164,8 +180,9 @@ class TransactionRetryMiddleware:
         send: Any,
         recorded: list[dict[str, Any]],
         attempt: _Attempt,
-    ) -> bool:
-        """One run; False when it failed retryably before answering (nothing was sent)."""
+    ) -> str:
+        """One run: ``answered``; or, after a retryable failure before any response was
+        sent, ``replay`` (nothing committed) or ``unrepeatable`` (a write was committed)."""
         replayed = list(recorded)
 
         async def replaying_receive() -> dict[str, Any]:
@@ -176,15 +193,14 @@ class TransactionRetryMiddleware:
                 recorded.append(message)
             return message
 
-        started = False
-        swallowed = False
+        started = swallowed = False
 
         async def guarded_send(message: dict[str, Any]) -> None:
             nonlocal started, swallowed
             if swallowed:
                 return
             if message["type"] == "http.response.start" and not started:
-                if _replayable(attempt) and message["status"] >= 500:
+                if attempt.retryable is not None and message["status"] >= 500:
                     swallowed = True  # an exception handler answered the failure: drop it
                     return
                 started = True
@@ -193,14 +209,12 @@ class TransactionRetryMiddleware:
         try:
             await self.app(scope, replaying_receive, guarded_send)
         except Exception:
-            if started or not _replayable(attempt):
+            if started or attempt.retryable is None:
                 raise
-            return False
-        return not swallowed
-
-
-def _replayable(attempt: _Attempt) -> bool:
-    return attempt.retryable is not None and not attempt.committed_writes
+            swallowed = True
+        if not swallowed:
+            return "answered"
+        return "unrepeatable" if attempt.committed_writes else "replay"
 
 
 async def _send_unavailable(scope: dict[str, Any], send: Any) -> None:

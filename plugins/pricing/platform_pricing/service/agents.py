@@ -23,11 +23,11 @@ from platform_core.auth import service as auth
 from platform_core.db import utcnow
 from platform_core.errors import Conflict, Forbidden
 from platform_core.events.outbox import publish
+from platform_core.locks import lock_row
 from platform_pricing import events, tenancy
 from platform_pricing.models import Agent, Command, Instance, Placement, Pool
 from platform_pricing.service import paging
 from platform_pricing.service.clients import retire_users
-from platform_pricing.service.locking import locked
 from platform_pricing.service.pools import pool_id
 from platform_pricing.tenancy import AGENT_SCOPE, Tenant
 
@@ -112,7 +112,7 @@ async def register_agent(
             agent.status, agent.offline_since = "online", None
             _announce_online(session, agent, tenant)
         instance = await tenancy.instance_of_agent(session, agent.id)
-        instance = await locked(session, Instance, instance.id)  # as switches and promotions
+        instance = await lock_row(session, Instance, instance.id)  # as switches and promotions
         instance.cloud_id = spec["cloud_id"]
         instance.state = "running"
         if instance.pool_id != pid or instance.lifecycle != spec["lifecycle"]:

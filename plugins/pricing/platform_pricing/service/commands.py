@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platform_core import Conflict, Forbidden, NotFound, ValidationFailed
 from platform_core.db import utcnow
 from platform_core.events.outbox import publish
+from platform_core.locks import lock_row
 from platform_pricing.events import SwitchIssued
 from platform_pricing.models import Agent, Command, Instance, Pool
 from platform_pricing.service import decisions, paging, pools
@@ -54,8 +55,9 @@ def succeeded(result: str) -> bool:
 
 
 async def _lock_agent(session: AsyncSession, agent_id: int) -> None:
-    """Serialise command issuing per agent (row lock on PostgreSQL; SQLite has one writer)."""
-    await session.execute(select(Agent.id).where(Agent.id == agent_id).with_for_update())
+    """Serialise the writers of one agent's commands (issue, poll, acknowledge) until the
+    commit: the agent's row locked first, then its commands (one order for every writer)."""
+    await lock_row(session, Agent, agent_id)
 
 
 async def create_command(
@@ -219,6 +221,7 @@ async def poll(
     """
     require_agent(tenant, agent_id)
     when = now or utcnow()
+    await _lock_agent(session, agent_id)
     rows = list(
         (
             await session.scalars(
@@ -246,6 +249,7 @@ async def acknowledge(
     now: datetime | None = None,
 ) -> Command:
     """Mark the agent's command acknowledged with its result (idempotent, see the module)."""
+    await _lock_agent(session, agent_id)
     command = await session.scalar(
         select(Command)
         .where(Command.id == command_id, Command.agent_id == agent_id)
