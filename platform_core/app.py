@@ -24,6 +24,7 @@ from platform_core.events.patterns import valid_pattern
 from platform_core.manager import PlatformPlugins, PluginRecord, PluginState
 from platform_core.migrate import MigrationTarget
 from platform_core.observability import Metrics, RequestMiddleware
+from platform_core.retry import TransactionRetryMiddleware
 from platform_core.specs import (
     ROLES,
     EventHandler,
@@ -381,6 +382,10 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     app.state.metrics = metrics
     problems.install(app)
     db_outage.install(app)  # database outages: 503 + Retry-After instead of 500
+    # Middleware added first runs innermost. The retry replays a deadlocked request; the
+    # idempotency layer wraps it (a replay keeps its claimed key), and RequestMiddleware
+    # wraps both (a replayed request keeps its request id and is logged and measured once).
+    app.add_middleware(TransactionRetryMiddleware, engine=ctx.db.engine)
     idempotency.install(app, ctx)  # inside RequestMiddleware: stores responses without its headers
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body=ctx.config.core.max_body_bytes)
     if ctx.config.core.trusted_proxies:  # outermost: the client address every layer sees

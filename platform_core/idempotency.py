@@ -55,6 +55,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from platform_core.base import CoreBase
 from platform_core.db import UTCDateTime, utcnow
 from platform_core.errors import Conflict, ValidationFailed
+from platform_core.retry import replay_safe
 
 if TYPE_CHECKING:
     from platform_core.context import PlatformContext
@@ -328,17 +329,23 @@ def idempotent(*, required: bool = False) -> DependsParam:
         fingerprint = request_fingerprint(
             request.method, request.url.path, request.url.query, await request.body()
         )
-        outcome = await claim_key(
-            ctx,
-            owner=_owner(request),
-            key=check_key(key),
-            method=request.method,
-            path=request.url.path,
-            fingerprint=fingerprint,
-        )
+        state = request.scope.setdefault("state", {})
+        held = state.get(_STATE_KEY)
+        if isinstance(held, Claim) and held.key == check_key(key):
+            outcome: Claim | StoredResponse = held  # this request, replayed after a deadlock
+        else:
+            with replay_safe():  # the claim does not stop a replay; the replay keeps it
+                outcome = await claim_key(
+                    ctx,
+                    owner=_owner(request),
+                    key=check_key(key),
+                    method=request.method,
+                    path=request.url.path,
+                    fingerprint=fingerprint,
+                )
         if isinstance(outcome, StoredResponse):
             raise Replay(outcome)
-        request.scope.setdefault("state", {})[_STATE_KEY] = outcome
+        state[_STATE_KEY] = outcome
         try:
             yield
         except RequestValidationError:

@@ -13,6 +13,7 @@ from platform_core.auth.cache import CredentialCache
 from platform_core.auth.service import Principal, resolve_credential
 from platform_core.context import PlatformContext
 from platform_core.errors import Forbidden, ServiceUnavailable, Unauthorized, UnsupportedMediaType
+from platform_core.retry import replay_safe
 
 PUBLIC_KEY = "x-public"
 SCOPES_KEY = "x-scopes"
@@ -61,13 +62,14 @@ async def authenticate(request: Request) -> Principal:
     cache: CredentialCache = ctx.state["credential_cache"]
     principal = cache.get(credential.strip())
     if principal is None:
-        async with ctx.db.session() as session:
-            principal = await resolve_credential(
-                session,
-                credential.strip(),
-                secret_key=ctx.secret_key,
-                role_scopes=ctx.state["role_scopes"],
-            )
+        with replay_safe():  # a token's last use may be recorded twice
+            async with ctx.db.session() as session:
+                principal = await resolve_credential(
+                    session,
+                    credential.strip(),
+                    secret_key=ctx.secret_key,
+                    role_scopes=ctx.state["role_scopes"],
+                )
         if principal is None:
             raise Unauthorized("invalid, expired or revoked credentials")
         cache.put(credential.strip(), principal)

@@ -26,6 +26,7 @@ from platform_core import (
     encode_cursor,
     fetch_page,
     invalid,
+    lock_row,
     publish,
 )
 from platform_inventory import events
@@ -809,6 +810,15 @@ async def get_device(session: AsyncSession, obj_id: int) -> Device:
     return await _get(session, Device, obj_id, "device")
 
 
+async def _locked_device(session: AsyncSession, obj_id: int) -> Device:
+    """One device, its row locked until the commit (a change starts from its current state:
+    two concurrent updates never overwrite each other, a retirement is announced once)."""
+    device: Device | None = await lock_row(session, Device, obj_id)
+    if device is None:
+        raise NotFound(f"device {obj_id} not found")
+    return device
+
+
 async def _check_unique(
     session: AsyncSession, device_id: int | None, name: str, asset_tag: str | None
 ) -> None:
@@ -938,7 +948,7 @@ async def update_device(
     Custom fields are merged (a ``None`` value removes one) and validated against the
     (new) type. Retiring a device asks the veto hook first (409 naming the plugin).
     """
-    device = await get_device(session, obj_id)
+    device = await _locked_device(session, obj_id)
     before = snapshot(device)
     for key in ("name", "device_type_id", "status"):
         if key in changes and changes[key] is None:
@@ -998,7 +1008,7 @@ async def delete_device(
     session: AsyncSession, obj_id: int, audit: Audit, *, veto: Veto = _no_veto
 ) -> None:
     """Delete a device, its ports and their connections; 409 when a plugin vetoes."""
-    device = await get_device(session, obj_id)
+    device = await _locked_device(session, obj_id)
     await _refuse_if_vetoed(veto, device, "delete")
     conn_ids = (
         await session.execute(

@@ -4,21 +4,27 @@ Functions take an open session and raise the platform's domain errors; the calle
 transaction. Devices come from the inventory plugin's service layer (declared in
 ``requires``).
 
-No double booking, on either database:
+Concurrency, on either database (the helpers are the core's ``platform_core.locks``):
 
-- **PostgreSQL**: the exclusion constraint ``ex_scheduler_booking_devices_no_overlap``
+- **Status changes** start from the booking's row locked (``lock_row``: ``SELECT ... FOR
+  UPDATE``; SQLite: the write lock) and check the status they start from on that current
+  row; the loser of two racing changes (approve and reject, cancel and approve, ...) gets a
+  409 naming the status the winner left (``current_state``). The jobs change a status with
+  ``compare_and_set`` and skip bookings that moved on meanwhile.
+- **Lock order**, so that two writers never wait on each other: the owner (``max_concurrent``
+  count), then the booking's row, then its devices (``lock_devices``: one named lock per
+  device, in ascending id order), then the slots. The conflict check runs after the device
+  locks, so it sees every committed slot of those devices.
+- **No double booking**: the device locks serialize the writers of one device; on
+  PostgreSQL the exclusion constraint ``ex_scheduler_booking_devices_no_overlap``
   (``btree_gist``: same device and overlapping ``tstzrange(start, end, '[)')`` among
-  holding slots) refuses the second of two racing inserts. Creates insert slots with
-  ``ON CONFLICT DO NOTHING`` (the loser waits for the winner's transaction, inserts fewer
-  rows and answers a 409 naming the booking that won); updates run in a savepoint and turn
-  the violation into the same 409.
-- **Per-user limit** (``max_concurrent``): the count of the owner's open bookings runs
-  after ``lock_owner`` (PostgreSQL advisory lock on the owner id; SQLite: the write lock).
-- **SQLite**: every write that holds devices starts by updating the one-row
-  ``scheduler_write_lock`` table. SQLite has one writer at a time and that first write
-  takes the database's write lock, so the conflict check and the insert that follow run in
-  one serialized write transaction (like ``BEGIN IMMEDIATE``): a second request waits at
-  the lock (``busy_timeout``) and then sees the first one's committed slots.
+  holding slots) stays the last word: creates insert slots with ``ON CONFLICT DO NOTHING``
+  and updates run in a savepoint, both turning a violation into a 409.
+- **SQLite** has one writer at a time: every lock above is its database write lock, taken
+  by the first (no-op) write of the transaction, so what the transaction reads afterwards
+  is current until its commit.
+- A deadlock or serialization failure that still happens is retried by the core
+  (``platform_core.retry``), never answered with a 500.
 """
 
 from __future__ import annotations
@@ -43,7 +49,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
@@ -54,9 +59,13 @@ from platform_core import (
     NotFound,
     PlatformContext,
     Principal,
+    compare_and_set,
+    insert_ignoring,
     invalid,
+    lock_row,
     page_by_id,
     publish,
+    serialize,
     utcnow,
 )
 from platform_scheduler import events
@@ -69,9 +78,6 @@ MAX_WINDOW = timedelta(days=31)
 HORIZON = timedelta(days=7)
 SLOTS = cast(Table, Slot.__table__)
 POLICIES = Policy.__table__
-WRITE_LOCK = cast(Table, WriteLock.__table__)
-OWNER_LOCK = 0x53434844
-"""First key of the PostgreSQL advisory lock serializing one owner's bookings ('SCHD')."""
 
 
 @dataclass(frozen=True)
@@ -112,17 +118,14 @@ def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-async def serialize_writes(session: AsyncSession) -> None:
-    """On SQLite, take the database's write lock now (no-op on PostgreSQL).
+async def lock_devices(session: AsyncSession, device_ids: Iterable[int]) -> None:
+    """Serialize the writers of these devices' slots until this transaction ends.
 
-    Call it before reading what a booking write depends on: everything read afterwards in
-    this transaction is current until the commit.
+    PostgreSQL: one named lock per device (``scheduler.device``), taken in ascending id
+    order. SQLite: the database's write lock. Call it before reading the conflicts a write
+    depends on: what is read afterwards stays current until the commit.
     """
-    if _dialect(session) == "sqlite":
-        lock = WRITE_LOCK.c
-        await session.execute(
-            update(WRITE_LOCK).where(lock.id == 1).values(counter=lock.counter + 1)
-        )
+    await serialize(session, "scheduler.device", device_ids, table=WriteLock)
 
 
 # -- devices and policies ---------------------------------------------------------------
@@ -274,13 +277,11 @@ def check_window(start: datetime, end: datetime, rules: Rules, now: datetime) ->
 async def lock_owner(session: AsyncSession, owner_id: int) -> None:
     """Serialize one owner's booking writes until this transaction ends.
 
-    PostgreSQL: ``pg_advisory_xact_lock(OWNER_LOCK, owner_id)``, so that two concurrent
-    creates by one user cannot both pass the ``max_concurrent`` count (the second waits
-    for the first to commit, then counts its booking). SQLite: nothing to do, the caller
-    already holds the database's write lock (``serialize_writes``).
+    A named lock (``scheduler.owner``), so that two concurrent creates by one user cannot
+    both pass the ``max_concurrent`` count (the second waits for the first to commit, then
+    counts its booking). SQLite: the database's write lock.
     """
-    if _dialect(session) == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(OWNER_LOCK, owner_id)))
+    await serialize(session, "scheduler.owner", [owner_id], table=WriteLock)
 
 
 async def _check_concurrent(
@@ -367,14 +368,16 @@ async def _insert_slots(
     PostgreSQL: ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (the exclusion
     constraint is an arbiter; a row in conflict with an uncommitted one waits for it), so a
     lost race leaves the transaction usable to name the winner: no savepoint round trips.
-    SQLite: a plain insert, the write lock already excludes races.
+    Rows go in by device id (one order for every writer). SQLite: a plain insert, the
+    write lock already excludes races.
     """
     if not rows:
         return
+    rows = sorted(rows, key=lambda r: (r["device_id"], r["start_at"]))
     if _dialect(session) != "postgresql":
         await session.execute(insert(SLOTS), rows)
         return
-    stmt = pg_insert(SLOTS).on_conflict_do_nothing().returning(SLOTS.c.id)
+    stmt = insert_ignoring(session, SLOTS).returning(SLOTS.c.id)
     inserted = len((await session.execute(stmt, rows)).all())
     if inserted == len(rows):
         return
@@ -479,11 +482,11 @@ async def create_booking(
         include_connected=bool(data.get("include_connected")),
         settings=settings,
     )
-    await serialize_writes(session)
     for ws, we in windows:
         check_window(ws, we, rules, now)
     await _check_concurrent(session, caller.user_id, rules, len(windows), now)
     device_ids = [d.id for d in devices]
+    await lock_devices(session, device_ids)
     conflicts = await find_conflicts(session, device_ids, windows)
     if conflicts:
         raise conflict_error(conflicts)
@@ -527,6 +530,22 @@ async def get_booking(session: AsyncSession, booking_id: int, caller: Principal)
     if booking is None or (not is_approver(caller) and booking.owner_id != caller.user_id):
         raise NotFound(f"booking {booking_id} not found")
     return booking
+
+
+async def locked_booking(session: AsyncSession, booking_id: int, caller: Principal) -> Booking:
+    """One booking, its row locked until the commit and its status current (the start of
+    every status change); ``NotFound`` like ``get_booking``."""
+    booking = await lock_row(session, Booking, booking_id)
+    if booking is None or (not is_approver(caller) and booking.owner_id != caller.user_id):
+        raise NotFound(f"booking {booking_id} not found")
+    return booking
+
+
+def _not_in(booking: Booking, wanted: str) -> Conflict:
+    """The 409 of a status change that lost: it names the booking's current status."""
+    return Conflict(
+        f"booking {booking.id} is {booking.status}, not {wanted}", current_state=booking.status
+    )
 
 
 async def device_ids_of(session: AsyncSession, booking_ids: list[int]) -> dict[int, list[int]]:
@@ -593,13 +612,13 @@ async def approve_booking(
     now = now or utcnow()
     if not is_approver(caller):
         raise Forbidden("only operators and admins approve bookings")
-    await serialize_writes(session)
-    booking = await get_booking(session, booking_id, caller)
+    booking = await locked_booking(session, booking_id, caller)
     if booking.status != "pending":
-        raise Conflict(f"booking {booking_id} is {booking.status}, not pending")
+        raise _not_in(booking, "pending")
     if booking.start_at <= now:
         raise Conflict(f"booking {booking_id} started before it was approved; it expires")
     ids = await booking_device_ids(session, booking.id)
+    await lock_devices(session, ids)
     conflicts = await find_conflicts(
         session, ids, [(booking.start_at, booking.end_at)], [booking.id]
     )
@@ -619,9 +638,9 @@ async def reject_booking(
     """Reject a pending booking (its devices are free again)."""
     if not is_approver(caller):
         raise Forbidden("only operators and admins reject bookings")
-    booking = await get_booking(session, booking_id, caller)
+    booking = await locked_booking(session, booking_id, caller)
     if booking.status != "pending":
-        raise Conflict(f"booking {booking_id} is {booking.status}, not pending")
+        raise _not_in(booking, "pending")
     booking.status = "rejected"
     booking.decided_by = caller.username
     booking.decision_note = note
@@ -633,11 +652,16 @@ async def reject_booking(
 
 async def cancel_booking(session: AsyncSession, booking_id: int, caller: Principal) -> Booking:
     """Cancel a pending or approved booking; an active one is released instead (409)."""
-    booking = await get_booking(session, booking_id, caller)
+    booking = await locked_booking(session, booking_id, caller)
     if booking.status == "active":
-        raise Conflict(f"booking {booking_id} is active: release it instead")
+        raise Conflict(
+            f"booking {booking_id} is active: release it instead", current_state="active"
+        )
     if booking.status not in ("pending", "approved"):
-        raise Conflict(f"booking {booking_id} is {booking.status} and cannot be cancelled")
+        raise Conflict(
+            f"booking {booking_id} is {booking.status} and cannot be cancelled",
+            current_state=booking.status,
+        )
     booking.status = "cancelled"
     await _set_slots(session, booking)
     ids = await booking_device_ids(session, booking.id)
@@ -650,9 +674,9 @@ async def release_booking(
 ) -> Booking:
     """End an active booking now (early release): completed, devices free from now on."""
     now = now or utcnow()
-    booking = await get_booking(session, booking_id, caller)
+    booking = await locked_booking(session, booking_id, caller)
     if booking.status != "active":
-        raise Conflict(f"booking {booking_id} is {booking.status}, not active")
+        raise _not_in(booking, "active")
     booking.status = "completed"
     booking.end_at = max(min(booking.end_at, now), booking.start_at + timedelta(seconds=1))
     await _set_slots(session, booking)
@@ -697,10 +721,12 @@ async def update_booking(
     for key in ("start", "end", "purpose"):
         if key in changes and changes[key] is None:
             raise invalid(key, "cannot be null")
-    await serialize_writes(session)
-    booking = await get_booking(session, booking_id, caller)
+    booking = await locked_booking(session, booking_id, caller)
     if booking.status not in HOLDING:
-        raise Conflict(f"booking {booking_id} is {booking.status} and cannot be changed")
+        raise Conflict(
+            f"booking {booking_id} is {booking.status} and cannot be changed",
+            current_state=booking.status,
+        )
     start = changes.get("start", booking.start_at)
     end = changes.get("end", booking.end_at)
     if booking.status == "active" and start != booking.start_at:
@@ -714,6 +740,7 @@ async def update_booking(
     ids = await booking_device_ids(session, booking.id)
     _, rules = await devices_and_rules(session, ids, "device_ids", settings)
     check_window(start, end, rules, now)
+    await lock_devices(session, ids)
     conflicts = await find_conflicts(session, ids, [(start, end)], [booking.id])
     if conflicts:
         raise conflict_error(conflicts)
@@ -740,13 +767,25 @@ async def update_booking(
 async def _transition(
     session: AsyncSession,
     stmt: Any,
+    expected: tuple[str, ...],
     status: str,
     event: type[events.BookingEvent],
 ) -> list[tuple[Booking, list[int]]]:
+    """Move the bookings ``stmt`` selects from ``expected`` to ``status``, by id; a booking
+    changed meanwhile (cancelled, released, approved) is skipped, not overwritten."""
     bookings = list((await session.scalars(stmt.order_by(Booking.id).limit(500))).all())
     done = []
     for booking in bookings:
-        booking.status = status
+        moved = await compare_and_set(
+            session,
+            Booking,
+            booking.id,
+            expected=expected,
+            values={"status": status},
+            conflict=False,
+        )
+        if not moved:
+            continue
         await session.execute(
             update(Slot)
             .where(Slot.booking_id == booking.id)
@@ -763,19 +802,21 @@ async def start_due(session: AsyncSession, now: datetime) -> list[tuple[Booking,
     stmt = select(Booking).where(
         Booking.status == "approved", Booking.start_at <= now, Booking.end_at > now
     )
-    return await _transition(session, stmt, "active", events.BookingStarted)
+    return await _transition(session, stmt, ("approved",), "active", events.BookingStarted)
 
 
 async def end_due(session: AsyncSession, now: datetime) -> list[tuple[Booking, list[int]]]:
     """Active (or never started approved) bookings whose window has passed: ``completed``."""
     stmt = select(Booking).where(Booking.status.in_(("active", "approved")), Booking.end_at <= now)
-    return await _transition(session, stmt, "completed", events.BookingEnded)
+    return await _transition(
+        session, stmt, ("active", "approved"), "completed", events.BookingEnded
+    )
 
 
 async def expire_pending(session: AsyncSession, now: datetime) -> list[tuple[Booking, list[int]]]:
     """Pending bookings whose start passed unapproved become ``expired``."""
     stmt = select(Booking).where(Booking.status == "pending", Booking.start_at <= now)
-    return await _transition(session, stmt, "expired", events.BookingExpired)
+    return await _transition(session, stmt, ("pending",), "expired", events.BookingExpired)
 
 
 async def send_reminders(session: AsyncSession, now: datetime, ahead: timedelta) -> int:

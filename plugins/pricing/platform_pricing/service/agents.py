@@ -26,6 +26,7 @@ from platform_core import (
     create_user,
     get_user,
     list_tokens,
+    lock_row,
     page_by_id,
     publish,
     utcnow,
@@ -33,7 +34,6 @@ from platform_core import (
 from platform_pricing import events, tenancy
 from platform_pricing.models import Agent, Command, Instance, Placement, Pool
 from platform_pricing.service.clients import retire_users
-from platform_pricing.service.locking import locked
 from platform_pricing.service.pools import pool_id
 from platform_pricing.tenancy import AGENT_SCOPE, Tenant
 
@@ -118,7 +118,7 @@ async def register_agent(
             agent.status, agent.offline_since = "online", None
             _announce_online(session, agent, tenant)
         instance = await tenancy.instance_of_agent(session, agent.id)
-        instance = await locked(session, Instance, instance.id)  # as switches and promotions
+        instance = await lock_row(session, Instance, instance.id)  # as switches and promotions
         instance.cloud_id = spec["cloud_id"]
         instance.state = "running"
         if instance.pool_id != pid or instance.lifecycle != spec["lifecycle"]:

@@ -24,6 +24,7 @@ from platform_core import (
     Forbidden,
     NotFound,
     invalid,
+    lock_row,
     page_by_id,
     publish,
     utcnow,
@@ -55,8 +56,9 @@ def succeeded(result: str) -> bool:
 
 
 async def _lock_agent(session: AsyncSession, agent_id: int) -> None:
-    """Serialise command issuing per agent (row lock on PostgreSQL; SQLite has one writer)."""
-    await session.execute(select(Agent.id).where(Agent.id == agent_id).with_for_update())
+    """Serialise the writers of one agent's commands (issue, poll, acknowledge) until the
+    commit: the agent's row locked first, then its commands (one order for every writer)."""
+    await lock_row(session, Agent, agent_id)
 
 
 async def create_command(
@@ -220,6 +222,7 @@ async def poll(
     """
     require_agent(tenant, agent_id)
     when = now or utcnow()
+    await _lock_agent(session, agent_id)
     rows = list(
         (
             await session.scalars(
@@ -247,6 +250,7 @@ async def acknowledge(
     now: datetime | None = None,
 ) -> Command:
     """Mark the agent's command acknowledged with its result (idempotent, see the module)."""
+    await _lock_agent(session, agent_id)
     command = await session.scalar(
         select(Command)
         .where(Command.id == command_id, Command.agent_id == agent_id)

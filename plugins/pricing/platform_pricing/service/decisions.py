@@ -43,7 +43,7 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from platform_core import Conflict, NotFound, ValidationFailed, page_by_id, utcnow
+from platform_core import Conflict, NotFound, ValidationFailed, page_by_id, upsert, utcnow
 from platform_pricing import engines as eng
 from platform_pricing.models import (
     Client,
@@ -181,13 +181,10 @@ async def set_engine(
 ) -> None:
     """Make ``name`` the platform's active (or fallback) engine; 404/422 for a bad name."""
     check_engine_name(name, installed)
-    row = await session.get(EngineSetting, key, with_for_update=True)
-    if row is None:
-        session.add(EngineSetting(key=key, engine=name, updated_at=utcnow()))
-    else:
-        row.engine = name
-        row.updated_at = utcnow()
-    await session.flush()
+    # One statement: two concurrent first settings never collide on the key (last wins).
+    await upsert(
+        session, EngineSetting, [{"key": key, "engine": name, "updated_at": utcnow()}], keys=["key"]
+    )
 
 
 # -- inputs -----------------------------------------------------------------------------------

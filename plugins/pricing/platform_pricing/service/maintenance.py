@@ -24,16 +24,14 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, exists, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from platform_core.locks import upsert
 from platform_pricing import savings as pure_savings
 from platform_pricing.models import (
     Agent,
@@ -69,27 +67,6 @@ def floor_hour(t: datetime) -> datetime:
 def _rowcount(result: Any) -> int:
     """Rows a DELETE touched (a ``CursorResult``'s ``rowcount``)."""
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
-async def _upsert(
-    session: AsyncSession,
-    model: Any,
-    rows: Sequence[dict[str, Any]],
-    keys: Sequence[str],
-) -> None:
-    """Insert ``rows``, updating the non-key columns of rows that already exist."""
-    insert = _insert(session)
-    for i in range(0, len(rows), CHUNK):
-        statement = insert(model).values(list(rows[i : i + CHUNK]))
-        columns = [k for k in rows[0] if k not in keys]
-        statement = statement.on_conflict_do_update(
-            index_elements=list(keys), set_={c: statement.excluded[c] for c in columns}
-        )
-        await session.execute(statement)
 
 
 # -- agent health -----------------------------------------------------------------------
@@ -288,7 +265,9 @@ async def _aggregate_pool(
             next_hour = hour + HOUR
             carry = (stats.last_spot, stats.last_od)
         if pending:
-            await _upsert(session, HourlyPrice, pending, ("client_id", "pool_id", "hour"))
+            await upsert(
+                session, HourlyPrice, pending, keys=("client_id", "pool_id", "hour"), chunk=CHUNK
+            )
         chunk_start = chunk_end
     tail: list[dict[str, Any]] = []
     while carry is not None and fill_to is not None and next_hour < fill_to:
@@ -420,7 +399,7 @@ async def snapshot_clients(session: AsyncSession, now: datetime) -> dict[str, in
                 "created_at": now,
             }
         )
-    await _upsert(session, ClientSnapshot, rows, ("client_id", "day"))
+    await upsert(session, ClientSnapshot, rows, keys=("client_id", "day"), chunk=CHUNK)
     return {"clients": len(rows)}
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import exists, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platform_core.locks import insert_ignoring
 from platform_pricing.models import Instance, Pool, PricePoint
 
 PoolKey = tuple[str, str, str]
@@ -20,9 +19,8 @@ async def pool_ids(session: AsyncSession, keys: set[PoolKey]) -> dict[PoolKey, i
     found = await _lookup(session, keys)
     missing = keys - found.keys()
     if missing:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         rows = [{"region": r, "zone": z, "instance_type": t} for r, z, t in sorted(missing)]
-        await session.execute(insert(Pool).values(rows).on_conflict_do_nothing())
+        await session.execute(insert_ignoring(session, Pool).values(rows))
         found |= await _lookup(session, missing)
     return found
 

@@ -54,11 +54,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, Forbidden, NotFound, invalid, publish, utcnow
+from platform_core import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    insert_ignoring,
+    invalid,
+    lock_row,
+    publish,
+    utcnow,
+)
 from platform_pricing import events
 from platform_pricing.models import (
     Agent,
@@ -74,7 +81,6 @@ from platform_pricing.models import (
 )
 from platform_pricing.service import pools
 from platform_pricing.service.agents import close_placement, open_placement
-from platform_pricing.service.locking import locked
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant, get_agent, instance_of_agent, require_client_admin
 
@@ -304,7 +310,7 @@ async def create_replica(
     pool_id = await _pool_of(session, agent.client_id, data)
     if pool_id is None:
         raise invalid("pool_id", "give pool_id or region, zone and instance_type")
-    agent = await locked(session, Agent, agent.id)
+    agent = await lock_row(session, Agent, agent.id)
     enabled, standby_count, _ = replica_config(agent)
     if not enabled:
         raise Conflict(f"replicas are disabled for agent {agent.id} (replica_config.enabled)")
@@ -345,7 +351,7 @@ async def update_replica(
     """Move a launching replica (pool, lifecycle) or set the cloud id of an active one."""
     agent = await get_agent(session, tenant, agent_id)
     _require_client(tenant)
-    replica = await locked(session, Replica, (await _replica(session, agent, replica_id)).id)
+    replica = await lock_row(session, Replica, (await _replica(session, agent, replica_id)).id)
     pool_id = await _pool_of(session, agent.client_id, changes)
     lifecycle = changes.get("lifecycle")
     moves = (pool_id is not None and pool_id != replica.pool_id) or (
@@ -383,7 +389,7 @@ async def delete_replica(
     """Forget a replica (the agent tears down what is no longer listed); 409 once promoted."""
     agent = await get_agent(session, tenant, agent_id)
     _require_client(tenant)
-    replica = await locked(session, Replica, (await _replica(session, agent, replica_id)).id)
+    replica = await lock_row(session, Replica, (await _replica(session, agent, replica_id)).id)
     if replica.status in ("promoting", "promoted"):
         raise Conflict(
             f"replica {replica.id} is {replica.status}: it is the agent's instance now",
@@ -414,8 +420,8 @@ async def report_status(
     _require_reporting_agent(tenant, agent)
     replica = await _replica(session, agent, replica_id)
     if status == "promoted":  # may change the instance: lock it first, as promotions do
-        await locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
-    replica = await locked(session, Replica, replica.id)
+        await lock_row(session, Instance, (await instance_of_agent(session, agent.id)).id)
+    replica = await lock_row(session, Replica, replica.id)
     if status not in REPORTED.get(replica.status, set()):
         raise Conflict(
             f"replica {replica.id} is {replica.status}: it cannot become {status}",
@@ -438,7 +444,7 @@ async def _confirm_promoted(
     session: AsyncSession, agent: Agent, replica: Replica, cloud_id: str
 ) -> None:
     """The real cloud id of a promoted replica; the instance takes it over a placeholder."""
-    instance = await locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
+    instance = await lock_row(session, Instance, (await instance_of_agent(session, agent.id)).id)
     if instance.cloud_id in (replica.cloud_id, placeholder(replica)):
         await _check_cloud_id_free(session, instance, cloud_id)
         instance.cloud_id = cloud_id
@@ -531,8 +537,8 @@ async def _promote(
     actor: str | None,
 ) -> Replica:
     """Make a claimed (``promoting``) replica the agent's instance; publishes once."""
-    instance = await locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
-    replica = await locked(session, Replica, replica_id)
+    instance = await lock_row(session, Instance, (await instance_of_agent(session, agent.id)).id)
+    replica = await lock_row(session, Replica, replica_id)
     new_cloud_id = replica.cloud_id or placeholder(replica)
     await _check_cloud_id_free(session, instance, new_cloud_id)
     at = utcnow()
@@ -611,7 +617,7 @@ async def promote_replica(
     replica = await _replica(session, agent, replica_id)
     # Lock order of every promotion: the instance, then the replica (no deadlock with a
     # termination notice promoting a standby of the same agent).
-    await locked(session, Instance, (await instance_of_agent(session, agent.id)).id)
+    await lock_row(session, Instance, (await instance_of_agent(session, agent.id)).id)
     if not await _claim(session, replica.id, ("standby",)):
         current = await _replica(session, agent, replica_id)
         raise Conflict(
@@ -796,9 +802,8 @@ async def record_termination(
                 .limit(1)
             )
             pool_id = old or instance.pool_id
-    insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
     interruption_id = await session.scalar(
-        insert(Interruption)
+        insert_ignoring(session, Interruption, index_elements=["client_id", "cloud_id", "kind"])
         .values(
             client_id=agent.client_id,
             instance_id=instance.id,
@@ -808,7 +813,6 @@ async def record_termination(
             noticed_at=noticed_at,
             action_at=action_at,
         )
-        .on_conflict_do_nothing(index_elements=["client_id", "cloud_id", "kind"])
         .returning(Interruption.id)
     )
     if interruption_id is None:
@@ -832,7 +836,7 @@ async def record_termination(
         "promoted": False,
         "duplicate": False,
     }
-    instance = await locked(session, Instance, instance.id)
+    instance = await lock_row(session, Instance, instance.id)
     if cloud_id != instance.cloud_id:
         if replica_hit is not None and replica_hit.status in ("launching", "standby", "failed"):
             await session.execute(

@@ -19,11 +19,17 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import Conflict, NotFound, invalid, publish, utcnow
+from platform_core import (
+    Conflict,
+    NotFound,
+    insert_ignoring,
+    invalid,
+    lock_row,
+    publish,
+    utcnow,
+)
 from platform_pricing import events, tenancy
 from platform_pricing.models import (
     Agent,
@@ -43,7 +49,6 @@ from platform_pricing.schemas.reports import (
     TerminationReport,
 )
 from platform_pricing.service.agents import close_placement, open_placement
-from platform_pricing.service.locking import locked
 from platform_pricing.service.pools import pool_id, pool_ids
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant
@@ -91,9 +96,8 @@ async def _claim(
 ) -> _Receipt:
     report_id: str = report.report_id
     body_digest = digest(report)
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     row_id = await session.scalar(
-        dialect_insert(Report)
+        insert_ignoring(session, Report)
         .values(
             client_id=agent.client_id,
             agent_id=agent.id,
@@ -103,7 +107,6 @@ async def _claim(
             result={},
             received_at=now,
         )
-        .on_conflict_do_nothing()
         .returning(Report.id)
     )
     if row_id is not None:
@@ -233,12 +236,12 @@ async def record_switch(
     if receipt.stored is not None:
         return _replay(receipt)
     # Locked like a promotion locks it: a switch and a promotion never interleave.
-    instance = await locked(
+    instance = await lock_row(
         session, Instance, (await tenancy.instance_of_agent(session, agent.id)).id
     )
     command = None
     if report.command_id is not None:
-        command = await session.get(Command, report.command_id)
+        command = await lock_row(session, Command, report.command_id)  # vs. an acknowledgement
         if command is None or command.agent_id != agent.id:
             raise NotFound(f"command {report.command_id} not found")
     current = await session.scalar(
@@ -370,9 +373,8 @@ async def record_rebalance(
         return _replay(receipt)
     instance = await tenancy.instance_of_agent(session, agent.id)
     cloud_id = report.cloud_id or instance.cloud_id
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     new_id = await session.scalar(
-        dialect_insert(Interruption)
+        insert_ignoring(session, Interruption)
         .values(
             client_id=agent.client_id,
             instance_id=instance.id,
@@ -381,7 +383,6 @@ async def record_rebalance(
             kind="rebalance",
             noticed_at=report.noticed_at,
         )
-        .on_conflict_do_nothing()
         .returning(Interruption.id)
     )
     if new_id is not None:

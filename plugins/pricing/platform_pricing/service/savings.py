@@ -20,11 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import NotFound, ValidationFailed, utcnow
+from platform_core import NotFound, ValidationFailed, upsert, utcnow
 from platform_pricing import savings, tenancy
 from platform_pricing.models import Instance, MonthlySavings, Placement, PricePoint
 
@@ -361,15 +359,12 @@ async def store_month(session: AsyncSession, year: int, month: int, now: datetim
         }
         for f in figures.values()
     ]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for i in range(0, len(rows), CHUNK):
-        statement = insert(MonthlySavings).values(rows[i : i + CHUNK])
-        statement = statement.on_conflict_do_update(
-            index_elements=["client_id", "instance_id", "month"],
-            set_={
-                k: statement.excluded[k]
-                for k in ("hours", "on_demand_cost", "actual_cost", "savings", "computed_at")
-            },
-        )
-        await session.execute(statement)
+    await upsert(
+        session,
+        MonthlySavings,
+        rows,
+        keys=("client_id", "instance_id", "month"),
+        update_columns=("hours", "on_demand_cost", "actual_cost", "savings", "computed_at"),
+        chunk=CHUNK,
+    )
     return len(rows)

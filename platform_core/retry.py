@@ -1,0 +1,243 @@
+"""Replaying a request whose transaction hit a deadlock or a serialization failure.
+
+PostgreSQL aborts one of two transactions that wait on each other (``40P01`` deadlock
+detected) or that cannot be serialized (``40001``); SQLite reports a stale snapshot
+(``SQLITE_BUSY_SNAPSHOT``). Such a failure says nothing about the request: running it
+again succeeds. :class:`TransactionRetryMiddleware` does that for every route of the core
+and of every plugin, in one place:
+
+- It records the request body as the app reads it, and watches the database engine
+  (SQLAlchemy events) for errors and commits made on behalf of this request.
+- When a retryable error was raised by the database and the request failed before any
+  response was sent (the exception escaped, or an exception handler answered 5xx), it
+  runs the whole request again: a fresh session, the same body, up to ``attempts`` times
+  in all, with a short random back-off.
+- It never replays a request after one of its transactions *that wrote* has committed
+  (a route committing in two steps), nor once a response has started. Writes that may
+  run twice (a token's last use, recorded while authenticating) are marked with
+  :func:`replay_safe`.
+- When every attempt failed, or a replay would repeat a committed write, it answers
+  ``503`` ``application/problem+json`` (``/problems/transaction-conflict``) with
+  ``Retry-After: 1``, never a 500.
+
+Services keep raising their domain errors; a route with side effects outside the database
+before its first commit (an HTTP call to a device, say) may see them repeated on a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import random
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger("platform_core.retry")
+
+ATTEMPTS = 4
+"""Runs of one request in all (the first and up to three replays)."""
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+"""PostgreSQL: serialization_failure, deadlock_detected."""
+
+SQLITE_BUSY_SNAPSHOT = 517
+
+_READ_ONLY = re.compile(
+    r"^\s*(SELECT|PRAGMA|SAVEPOINT|RELEASE|ROLLBACK|BEGIN|SET|SHOW)\b", re.IGNORECASE
+)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for a deadlock or serialization failure (PostgreSQL ``40P01``/``40001``, SQLite
+    ``SQLITE_BUSY_SNAPSHOT``), wrapped by SQLAlchemy or not."""
+    for e in _causes(exc):
+        if str(getattr(e, "sqlstate", "") or getattr(e, "pgcode", "") or "") in (
+            RETRYABLE_SQLSTATES
+        ):
+            return True
+        if getattr(e, "sqlite_errorcode", None) == SQLITE_BUSY_SNAPSHOT:
+            return True
+    return False
+
+
+@dataclass
+class _Attempt:
+    """What the database did on behalf of one run of one request."""
+
+    retryable: BaseException | None = None
+    committed_writes: bool = False
+
+
+_current: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "platform_transaction_attempt", default=None
+)
+_safe: contextvars.ContextVar[bool] = contextvars.ContextVar("platform_replay_safe", default=False)
+
+
+def watch(engine: AsyncEngine) -> None:
+    """Report the engine's retryable errors and committed writes to the running request
+    (idempotent: listeners are added once per engine)."""
+    sync = engine.sync_engine
+    if event.contains(sync, "handle_error", _on_error):
+        return
+    event.listen(sync, "handle_error", _on_error)
+    event.listen(sync, "before_cursor_execute", _on_execute)
+    event.listen(sync, "commit", _on_commit)
+    event.listen(sync, "rollback", _on_rollback)
+
+
+def _on_error(context: Any) -> None:
+    attempt = _current.get()
+    if attempt is not None and is_retryable(context.original_exception):
+        attempt.retryable = context.original_exception
+
+
+def _on_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    if _current.get() is not None and not _safe.get() and not _READ_ONLY.match(statement):
+        conn.info["platform_wrote"] = True
+
+
+@contextmanager
+def replay_safe() -> Iterator[None]:
+    """Writes committed inside this block do not prevent a replay of the request: use it
+    for bookkeeping that may run twice (the core marks a token's last use with it)."""
+    token = _safe.set(True)
+    try:
+        yield
+    finally:
+        _safe.reset(token)
+
+
+def _on_commit(conn: Any) -> None:
+    attempt = _current.get()
+    if conn.info.pop("platform_wrote", False) and attempt is not None:
+        attempt.committed_writes = True
+
+
+def _on_rollback(conn: Any) -> None:
+    conn.info.pop("platform_wrote", None)
+
+
+class TransactionRetryMiddleware:
+    """Pure ASGI: replay a request whose transaction deadlocked (see the module)."""
+
+    def __init__(self, app: Any, engine: AsyncEngine, attempts: int = ATTEMPTS) -> None:
+        self.app = app
+        self.attempts = max(1, attempts)
+        watch(engine)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Run one request, replaying it after a retryable database failure."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        recorded: list[dict[str, Any]] = []
+        for number in range(1, self.attempts + 1):
+            attempt = _Attempt()
+            token = _current.set(attempt)
+            try:
+                outcome = await self._run(scope, receive, send, recorded, attempt)
+            finally:
+                _current.reset(token)
+            if outcome == "answered":
+                return
+            last = number == self.attempts or outcome == "unrepeatable"
+            log.warning(
+                "transaction failed (%s), %s",
+                type(attempt.retryable).__name__,
+                "giving up" if last else "replaying the request",
+                extra={"path": scope.get("path"), "attempt": number},
+            )
+            if last:
+                break
+            await asyncio.sleep(random.uniform(0.005, 0.03) * number)
+        await _send_unavailable(scope, send)
+
+    async def _run(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        recorded: list[dict[str, Any]],
+        attempt: _Attempt,
+    ) -> str:
+        """One run: ``answered``; or, after a retryable failure before any response was
+        sent, ``replay`` (nothing committed) or ``unrepeatable`` (a write was committed)."""
+        replayed = list(recorded)
+
+        async def replaying_receive() -> dict[str, Any]:
+            if replayed:
+                return replayed.pop(0)
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                recorded.append(message)
+            return message
+
+        started = swallowed = False
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            nonlocal started, swallowed
+            if swallowed:
+                return
+            if message["type"] == "http.response.start" and not started:
+                if attempt.retryable is not None and message["status"] >= 500:
+                    swallowed = True  # an exception handler answered the failure: drop it
+                    return
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, replaying_receive, guarded_send)
+        except Exception:
+            if started or attempt.retryable is None:
+                raise
+            swallowed = True
+        if not swallowed:
+            return "answered"
+        return "unrepeatable" if attempt.committed_writes else "replay"
+
+
+async def _send_unavailable(scope: dict[str, Any], send: Any) -> None:
+    body: dict[str, Any] = {
+        "type": "/problems/transaction-conflict",
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": "the change kept conflicting with concurrent changes; try again",
+        "instance": scope.get("path", ""),
+    }
+    request_id = (scope.get("state") or {}).get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"retry-after", b"1"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
