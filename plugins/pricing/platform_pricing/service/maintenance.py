@@ -275,7 +275,9 @@ async def _aggregate_pool(
         filled += 1
         next_hour += HOUR
     if tail:
-        await _upsert(session, HourlyPrice, tail, ("client_id", "pool_id", "hour"))
+        await upsert(
+            session, HourlyPrice, tail, keys=("client_id", "pool_id", "hour"), chunk=CHUNK
+        )
     return written + filled, filled
 
 
