@@ -89,22 +89,8 @@ def boot(
     _collect_health(ctx)
     _collect_notification_rules(ctx)
     refresh_scopes(ctx)
-    _strict_check(ctx)
+    ctx.plugins.check_strict()
     return ctx
-
-
-def _strict_check(ctx: PlatformContext) -> None:
-    if not ctx.config.core.strict:
-        return
-    from platform_core.errors import StrictModeError
-
-    failures = {
-        r.name: r.reason
-        for r in ctx.plugins.records.values()
-        if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)
-    }
-    if failures:
-        raise StrictModeError(failures)
 
 
 def _collect_permissions(ctx: PlatformContext) -> None:
@@ -323,7 +309,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ctx.plugins.acall("platform_startup", ctx=ctx)
-        _strict_check(ctx)  # strict: a failed startup hook stops the server from starting
+        ctx.plugins.check_strict()  # strict: a failed startup hook stops the server from starting
         _drop_isolated(ctx)
         _set_plugin_gauge(ctx, metrics)
         background = None
@@ -363,7 +349,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body=ctx.config.core.max_body_bytes)
     _mount_core_endpoints(app, ctx, metrics)
     _mount_plugin_routes(app, ctx)
-    _strict_check(ctx)
+    ctx.plugins.check_strict()
     _drop_isolated(ctx)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
