@@ -118,9 +118,7 @@ class Wrapper(Impl):
 def _load(tmp_path: Path, extra: dict[str, object]) -> PlatformPlugins:
     core = CoreSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", secret_key="k" * 32)
     config = Config(path=tmp_path / "plugins.toml", core=core, enabled=[])
-    return PlatformPlugins(
-        config, internal=internal_plugins(), extra=extra, installed={}
-    ).load()
+    return PlatformPlugins(config, internal=internal_plugins(), extra=extra, installed={}).load()
 
 
 def test_plugin_hook_is_called_in_load_order_with_each_value_named(tmp_path):

@@ -409,8 +409,8 @@ async def test_a_raising_veto_refuses_and_is_logged_with_its_plugin(platform_fac
     )
     admin = await platform.client_for("admin")
     m = (await admin.post(f"{API}/manufacturers", json={"name": "M"})).json()
-    t = (await admin.post(f"{API}/device-types", json={"manufacturer_id": m["id"], "model": "T"}))
-    dev = (await admin.post(f"{API}/devices", json={"name": "x", "device_type_id": t.json()["id"]}))
+    t = await admin.post(f"{API}/device-types", json={"manufacturer_id": m["id"], "model": "T"})
+    dev = await admin.post(f"{API}/devices", json={"name": "x", "device_type_id": t.json()["id"]})
     with caplog.at_level(logging.WARNING, logger="platform_core.extension"):
         r = await admin.delete(f"{API}/devices/{dev.json()['id']}")
     assert r.status_code == 409, r.text

@@ -347,14 +347,22 @@ async def test_delete_veto_sees_a_booking_of_the_same_transaction(platform, lab)
     start = datetime.now(UTC) + timedelta(hours=2)
     async with ctx.db.session() as session:
         booking = Booking(
-            owner_id=1, owner_name="m", status="approved", start_at=start,
+            owner_id=1,
+            owner_name="m",
+            status="approved",
+            start_at=start,
             end_at=start + timedelta(hours=1),
         )
         session.add(booking)
         await session.flush()
         session.add(
-            Slot(booking_id=booking.id, device_id=device, start_at=booking.start_at,
-                 end_at=booking.end_at, status="approved")
+            Slot(
+                booking_id=booking.id,
+                device_id=device,
+                start_at=booking.start_at,
+                end_at=booking.end_at,
+                status="approved",
+            )
         )
         await session.flush()
         with pytest.raises(Conflict, match="plugin 'scheduler' vetoes delete"):
