@@ -22,7 +22,7 @@ from platform_core.context import PlatformContext
 from platform_core.db import Database
 from platform_core.events.patterns import valid_pattern
 from platform_core.manager import PlatformPlugins, PluginRecord, PluginState
-from platform_core.migrate import MigrationTarget
+from platform_core.migrate import MigrationTarget, warn_leftover_tables
 from platform_core.observability import Metrics, RequestMiddleware
 from platform_core.specs import (
     ROLES,
@@ -311,6 +311,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         await ctx.plugins.acall("platform_startup", ctx=ctx)
         ctx.plugins.check_strict()  # strict: a failed startup hook stops the server from starting
         _drop_isolated(ctx)
+        await warn_leftover_tables(ctx.db, ctx.plugins.owners())
         _set_plugin_gauge(ctx, metrics)
         background = None
         if ctx.config.core.background:

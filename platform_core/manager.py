@@ -185,6 +185,10 @@ class PlatformPlugins:
             if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)
         }
 
+    def owners(self) -> set[str]:
+        """Names of every plugin present in this process (installed or in-process), any state."""
+        return {n for n, r in self.records.items() if r.state is not PluginState.MISSING}
+
     def check_strict(self) -> None:
         """With ``[core] strict = true``, raise ``StrictModeError`` when a plugin failed.
 
