@@ -99,3 +99,17 @@ def test_new_refuses_an_installed_name(cli, tmp_path):
     assert result.exit_code == 1
     assert "already installed" in result.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_events_replay_enqueues_for_an_active_handler(cli, enable):
+    enable("example")
+    assert cli("db", "upgrade").exit_code == 0
+    result = cli("events", "replay", "--handler", "ghost:x", "--since", "1d")
+    assert result.exit_code == 1
+    assert "no active handler 'ghost:x'" in result.stderr and "example:" in result.stderr
+    bad = cli("events", "replay", "--handler", "ghost:x", "--since", "soon")
+    assert bad.exit_code == 1 and "--since: 'soon' is neither" in bad.stderr
+    handler = result.stderr.split("(active: ")[1].split(",")[0].rstrip(")\n")
+    ok = cli("events", "replay", "--handler", handler, "--since", "1d", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["enqueued"] == 0
