@@ -36,8 +36,6 @@ from platform_core.specs import (
 
 log = logging.getLogger("platform_core.app")
 
-CORE_PATHS = ("/api/core", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
-
 _PROBLEM = {
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 }
