@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,9 +169,12 @@ def _wrapper_failure(hook: str, impls: list[Any], exc: Exception) -> ImplFailure
     return failure
 
 
-def call_hook(pm: pluggy.PluginManager, hook: str, /, **kwargs: Any) -> HookOutcome:
+def call_hook(
+    pm: pluggy.PluginManager, hook: str, /, *, only: Collection[str] | None = None, **kwargs: Any
+) -> HookOutcome:
     """Call ``hook`` through pluggy with each implementation isolated (see the module doc).
 
+    ``only`` limits the call to these plugins' implementations (every wrapper still runs).
     A hook nobody declared or implemented gives an empty outcome. A historic hook is called
     with ``call_historic`` (plugins registered later get the call too, unguarded by this one).
     """
@@ -180,6 +183,13 @@ def call_hook(pm: pluggy.PluginManager, hook: str, /, **kwargs: Any) -> HookOutc
     if caller is None:
         return outcome
     impls = _impls(caller)
+    if only is not None:
+        left_out = [
+            i.plugin
+            for i in impls
+            if i.plugin_name not in only and not (i.wrapper or i.hookwrapper)
+        ]
+        caller = pm.subset_hook_caller(hook, left_out) if left_out else caller
     records: list[_Record] = []
     token = _records.set(records)
     try:

@@ -281,3 +281,10 @@ async def test_acall_firstresult_stops_after_first_awaited_answer():
     outcome = await acall_hook(pm, "ext_first", seen=[])
     assert outcome.results == [ImplResult("b", "from b")]
     assert calls == ["a", "b"]
+
+
+def test_only_limits_the_call_to_the_named_plugins(tmp_path):
+    plugins = _load(tmp_path, {"provider": Provider(), "a": Impl("a"), "b": Impl("b")})
+    seen: list[str] = []
+    outcome = call_hook(plugins.pm, "ext_collect", only={"b"}, seen=seen)
+    assert outcome.results == [ImplResult("b", ["b"])] and seen == ["b"]
