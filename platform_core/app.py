@@ -22,7 +22,7 @@ from platform_core.context import PlatformContext
 from platform_core.db import Database
 from platform_core.events.patterns import valid_pattern
 from platform_core.manager import PlatformPlugins, PluginRecord, PluginState
-from platform_core.migrate import MigrationTarget
+from platform_core.migrate import MigrationTarget, warn_leftover_tables
 from platform_core.observability import Metrics, RequestMiddleware
 from platform_core.retry import TransactionRetryMiddleware
 from platform_core.specs import (
@@ -36,8 +36,6 @@ from platform_core.specs import (
 )
 
 log = logging.getLogger("platform_core.app")
-
-CORE_PATHS = ("/api/core", "/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
 
 _PROBLEM = {
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -97,22 +95,8 @@ def boot(
     _collect_health(ctx)
     _collect_notification_rules(ctx)
     refresh_scopes(ctx)
-    _strict_check(ctx)
+    ctx.plugins.check_strict()
     return ctx
-
-
-def _strict_check(ctx: PlatformContext) -> None:
-    if not ctx.config.core.strict:
-        return
-    from platform_core.errors import StrictModeError
-
-    failures = {
-        r.name: r.reason
-        for r in ctx.plugins.records.values()
-        if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)
-    }
-    if failures:
-        raise StrictModeError(failures)
 
 
 def _collect_permissions(ctx: PlatformContext) -> None:
@@ -344,8 +328,9 @@ def create_app(ctx: PlatformContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ctx.plugins.acall("platform_startup", ctx=ctx)
-        _strict_check(ctx)  # strict: a failed startup hook stops the server from starting
+        ctx.plugins.check_strict()  # strict: a failed startup hook stops the server from starting
         _drop_isolated(ctx)
+        await warn_leftover_tables(ctx.db, ctx.plugins.owners())
         _set_plugin_gauge(ctx, metrics)
         background = None
         if ctx.config.core.background:
@@ -394,7 +379,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=ctx.config.core.trusted_proxies)
     _mount_core_endpoints(app, ctx, metrics)
     _mount_plugin_routes(app, ctx)
-    _strict_check(ctx)
+    ctx.plugins.check_strict()
     _drop_isolated(ctx)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -201,24 +201,29 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     elif "PLATFORM_CONFIG" in os.environ and path == config_path():
         raise ConfigError(f"{path}: PLATFORM_CONFIG names a file that does not exist")
-    unknown = set(data) - {"core", "plugins"}
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown section [{sorted(unknown)[0]}] (expected core, plugins)"
-        )
+    problems: list[str] = []  # every invalid key is reported at once, not just the first
+    problems += [
+        f"{path}: unknown section [{name}] (expected core, plugins)"
+        for name in sorted(set(data) - {"core", "plugins"})
+    ]
     core_table = dict(data.get("core", {}))
     core_table.update(overrides)
+    core: CoreSettings | None = None
     try:
         core = CoreSettings(**core_table)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(path, "core", exc)) from exc
+        problems.append(_format_validation(path, "core", exc))
     plugins_table = dict(data.get("plugins", {}))
     enabled = plugins_table.pop("enabled", [])
     if not isinstance(enabled, list) or not all(isinstance(n, str) for n in enabled):
-        raise ConfigError(f"{path} [plugins] key 'enabled': must be a list of plugin names")
-    for name, table in plugins_table.items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path} [plugins] key '{name}': expected a [plugins.{name}] table")
+        problems.append(f"{path} [plugins] key 'enabled': must be a list of plugin names")
+    problems += [
+        f"{path} [plugins] key '{name}': expected a [plugins.{name}] table"
+        for name, table in plugins_table.items()
+        if not isinstance(table, dict)
+    ]
+    if problems or core is None:
+        raise ConfigError("; ".join(problems))
     cfg = Config(
         path=path, core=core, enabled=list(dict.fromkeys(enabled)), plugin_tables=plugins_table
     )

@@ -1,10 +1,13 @@
 # mypy: disable-error-code="empty-body"
 """Every hook of the plugin contract, with what it receives and what it returns.
 
-The core calls each hook once per active plugin, in dependency order, and isolates a
-plugin whose hook raises (its dependents too) unless ``[core] strict = true``. A hookimpl
-may accept any subset of the arguments listed. ``docs/plugin-hooks.md`` documents each
-hook; ``tests/test_docs.py`` fails when one is missing there.
+The core calls each hook through pluggy (``platform_core.extension``): once per active
+plugin, in load order (a plugin after those it requires) unless an implementation says
+``tryfirst``/``trylast``; ``platform_cli`` only for the plugin whose command runs. A plugin
+whose hook raises is isolated, its dependents too; with ``[core] strict = true`` the
+platform then refuses to start. A hookimpl may accept any subset of the arguments listed.
+``docs/plugin-hooks.md`` documents each hook; ``tests/test_docs.py`` fails when one is
+missing there.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def platform_settings() -> type[BaseModel]:
     """Return the pydantic model validating ``[plugins.<name>]`` in ``plugins.toml``.
 
     Validated at load; an error names the file, the section and the key, and isolates the
-    plugin. The validated instance is ``ctx.plugin_settings[<name>]``.
+    plugin. The validated instance is ``ctx.plugin_settings("<name>")``.
     """
 
 

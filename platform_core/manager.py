@@ -28,6 +28,14 @@ from pydantic import BaseModel, ValidationError
 from platform_core import hookspecs
 from platform_core.config import Config
 from platform_core.errors import PluginError, StrictModeError
+from platform_core.extension import (
+    HookOutcome,
+    ImplResult,
+    Veto,
+    acall_hook,
+    call_hook,
+    vetoes_from,
+)
 from platform_core.specs import PluginMeta
 
 log = logging.getLogger("platform_core.plugins")
@@ -148,20 +156,62 @@ class PlatformPlugins:
         self._import_enabled()
         self._read_meta()
         self._resolve()
+        self._register_in_load_order()
         self._run_add_hookspecs()
         self._validate_settings()
-        if self.config.core.strict:
-            failures = {
-                r.name: r.reason
-                for r in self.records.values()
-                if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)
-            }
-            if failures:
-                raise StrictModeError(failures)
+        self.check_strict()
         for rec in self.records.values():
             if rec.state is PluginState.ISOLATED:
-                log.warning("plugin isolated", extra={"plugin": rec.name, "reason": rec.reason})
+                log.warning(
+                    "plugin %s isolated: %s",
+                    rec.name,
+                    rec.reason,
+                    extra={"plugin": rec.name, "reason": rec.reason},
+                )
+            elif rec.state is PluginState.MISSING:
+                log.warning(
+                    "plugin %s is enabled but not installed: %s",
+                    rec.name,
+                    rec.reason,
+                    extra={"plugin": rec.name, "reason": rec.reason},
+                )
         return self
+
+    def failures(self) -> dict[str, str]:
+        """``{name: reason}`` of every enabled plugin that is isolated or missing."""
+        return {
+            r.name: r.reason
+            for r in self.records.values()
+            if r.enabled and r.state in (PluginState.ISOLATED, PluginState.MISSING)
+        }
+
+    def owners(self) -> set[str]:
+        """Names of every plugin present in this process (installed or in-process), any state."""
+        return {n for n, r in self.records.items() if r.state is not PluginState.MISSING}
+
+    def check_strict(self) -> None:
+        """With ``[core] strict = true``, raise ``StrictModeError`` when a plugin failed.
+
+        Run at the end of every phase that can isolate a plugin: loading, collecting the
+        contributions (``boot``), mounting the routes (``create_app``) and startup.
+        """
+        if self.config.core.strict:
+            failures = self.failures()
+            if failures:
+                raise StrictModeError(failures)
+
+    def _register_in_load_order(self) -> None:
+        """Re-register the active plugins so that pluggy calls them in load order.
+
+        pluggy calls the last registered implementation first; registering in reverse load
+        order makes its default order the load order (the core first, a plugin after those
+        it requires), which ``tryfirst``/``trylast`` then adjust.
+        """
+        plugins = [(n, self.pm.get_plugin(n)) for n in self.order]
+        for name, _ in plugins:
+            self.pm.unregister(name=name)
+        for name, obj in reversed(plugins):
+            self.pm.register(obj, name=name)
 
     def _import_enabled(self) -> None:
         enabled = set(self.config.enabled) | set(self._extra)
@@ -293,19 +343,16 @@ class PlatformPlugins:
             log.debug("hookspecs added", extra={"plugin": rec.name})
 
     def _validate_settings(self) -> None:
+        """Validate each plugin's ``[plugins.<name>]`` table; one reason lists every bad key."""
         models = {rec.name: model for rec, model in self.call("platform_settings")}
         for rec in self.active_records():
             table = self.config.plugin_table(rec.name)
             model = models.get(rec.name)
-            section = f"plugins.{rec.name}"
+            where = f"{self.config.path} [plugins.{rec.name}]"
             if model is None:
                 if table:
-                    key = sorted(table)[0]
-                    self._fail(
-                        rec,
-                        f"invalid settings: {self.config.path} [{section}] key "
-                        f"'{key}': the plugin takes no settings",
-                    )
+                    errors = [f"key '{k}': the plugin takes no settings" for k in sorted(table)]
+                    self._fail(rec, f"invalid settings: {where} " + "; ".join(errors))
                 continue
             if not (inspect.isclass(model) and issubclass(model, BaseModel)):
                 self._fail(rec, "platform_settings() must return a pydantic model class")
@@ -313,23 +360,16 @@ class PlatformPlugins:
             known = set(model.model_fields) | {
                 f.alias for f in model.model_fields.values() if f.alias
             }
-            unknown = sorted(set(table) - known)
-            if unknown:
-                self._fail(
-                    rec,
-                    f"invalid settings: {self.config.path} [{section}] key "
-                    f"'{unknown[0]}': unknown setting",
-                )
-                continue
+            errors = [f"key '{k}': unknown setting" for k in sorted(set(table) - known)]
             try:
-                rec.settings = model.model_validate(table)
+                rec.settings = model.model_validate({k: v for k, v in table.items() if k in known})
             except ValidationError as exc:
-                err = exc.errors()[0]
-                key = ".".join(str(p) for p in err["loc"]) or "(table)"
-                self._fail(
-                    rec,
-                    f"invalid settings: {self.config.path} [{section}] key '{key}': {err['msg']}",
-                )
+                for err in exc.errors():
+                    key = ".".join(str(p) for p in err["loc"]) or "(table)"
+                    errors.append(f"key '{key}': {err['msg']}")
+            if errors:
+                rec.settings = None
+                self._fail(rec, f"invalid settings: {where} " + "; ".join(errors))
 
     # -- isolation -------------------------------------------------------------------------
 
@@ -365,59 +405,71 @@ class PlatformPlugins:
         names = self.order or [n for n, r in self.records.items() if r.active]
         return [self.records[n] for n in names if self.records[n].active]
 
-    def _impls(self, hook: str) -> dict[str, Any]:
-        caller = getattr(self.pm.hook, hook)
-        return {impl.plugin_name: impl for impl in caller.get_hookimpls()}
+    def _pairs(self, outcome: HookOutcome) -> list[tuple[PluginRecord, Any]]:
+        """Isolate the plugins that raised; ``(record, value)`` for those called, in order."""
+        for failure in outcome.failures:
+            for name in failure.plugin.split(","):
+                rec = self.records.get(name)
+                if rec is not None and rec.active:
+                    self._fail(rec, failure.reason)
+        values: dict[str, Any] = {}
+        for result in outcome.results:
+            values.setdefault(result.plugin, result.value)
+        pairs = []
+        for name in outcome.called:
+            rec = self.records.get(name)
+            if rec is not None and rec.active:
+                pairs.append((rec, values.get(name)))
+        return pairs
 
-    def call(
-        self, hook: str, *, reverse: bool = False, **kwargs: Any
-    ) -> list[tuple[PluginRecord, Any]]:
-        """Call ``hook`` of every active plugin in load order; isolate those that raise.
+    def call(self, hook: str, **kwargs: Any) -> list[tuple[PluginRecord, Any]]:
+        """Call the core hook ``hook`` (see :mod:`platform_core.extension`); isolate raisers.
 
-        Returns ``(record, result)`` pairs for the plugins that implement the hook.
+        Returns ``(record, result)`` pairs, in pluggy's call order (load order adjusted by
+        ``tryfirst``/``trylast``), for the active plugins whose implementation ran; a
+        ``firstresult`` hook stops at the first value. A plugin whose implementation raised
+        is isolated (with its dependents) with the reason ``<hook>() raised <Type>: <msg>``.
         """
-        impls = self._impls(hook)
-        records = self.active_records()
-        if reverse:
-            records.reverse()
-        results = []
-        for rec in records:
-            impl = impls.get(rec.name)
-            if impl is None or not rec.active:
-                continue
-            try:
-                result = impl.function(**{a: kwargs[a] for a in impl.argnames})
-            except Exception as exc:
-                self._fail(rec, f"{hook}() raised {type(exc).__name__}: {exc}")
-                continue
-            results.append((rec, result))
-        return results
+        return self._pairs(call_hook(self.pm, hook, **kwargs))
 
     async def acall(
         self, hook: str, *, reverse: bool = False, isolate: bool = True, **kwargs: Any
     ) -> list[tuple[PluginRecord, Any]]:
-        """Like :meth:`call`, awaiting results that are awaitable (startup, shutdown)."""
-        impls = self._impls(hook)
-        records = self.active_records()
-        if reverse:
-            records.reverse()
-        results = []
-        for rec in records:
-            impl = impls.get(rec.name)
-            if impl is None or not rec.active:
-                continue
-            try:
-                result = impl.function(**{a: kwargs[a] for a in impl.argnames})
-                if inspect.isawaitable(result):
-                    result = await result
-            except Exception as exc:
-                if not isolate:
-                    log.exception("%s() failed", hook, extra={"plugin": rec.name})
-                    continue
-                self._fail(rec, f"{hook}() raised {type(exc).__name__}: {exc}")
-                continue
-            results.append((rec, result))
-        return results
+        """Like :meth:`call`, one implementation at a time, each awaited (startup, shutdown).
+
+        ``reverse`` mirrors the order (shutdown); with ``isolate=False`` a failure is only
+        logged (the process is stopping anyway).
+        """
+        outcome = await acall_hook(self.pm, hook, reverse=reverse, **kwargs)
+        if not isolate:
+            outcome.failures = []
+        return self._pairs(outcome)
+
+    # -- extension points (hooks plugins add with platform_add_hookspecs) ---------------------
+
+    def call_extension(self, hook: str, **kwargs: Any) -> list[ImplResult]:
+        """Call an extension point: ``ImplResult(plugin, value)`` per value, in call order.
+
+        pluggy's order, ``tryfirst``/``trylast``, wrappers and ``firstresult`` apply. An
+        implementation that raises is skipped and logged (WARNING, with the plugin's name);
+        its plugin keeps running. A hook nobody declared gives ``[]``.
+        """
+        return call_hook(self.pm, hook, **kwargs).results
+
+    async def acall_extension(self, hook: str, **kwargs: Any) -> list[ImplResult]:
+        """:meth:`call_extension` for implementations that may be ``async def``.
+
+        One implementation at a time, each awaited before the next starts.
+        """
+        return (await acall_hook(self.pm, hook, **kwargs)).results
+
+    async def vetoes(self, hook: str, **kwargs: Any) -> list[Veto]:
+        """Ask a veto hook: one ``Veto(plugin, reason)`` per refusal (empty: allowed).
+
+        Every implementation is asked (sync or ``async def``). A truthy answer refuses with
+        that reason; an implementation that raises refuses too (fail-closed), and is logged.
+        """
+        return vetoes_from(await acall_hook(self.pm, hook, **kwargs))
 
     def get(self, name: str) -> PluginRecord:
         """The record of ``name``; ``KeyError`` when the platform never heard of it."""

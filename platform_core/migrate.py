@@ -149,3 +149,79 @@ def history(target: MigrationTarget) -> list[tuple[str, str | None, str]]:
             )
         )
     return rows
+
+
+async def drop_version_table(db: Database, target: MigrationTarget) -> bool:
+    """Drop the plugin's alembic version table (after a downgrade to base); True if it existed."""
+    from sqlalchemy import inspect as sa_inspect
+
+    def drop(conn: Connection) -> bool:
+        if not sa_inspect(conn).has_table(target.version_table):
+            return False
+        conn.exec_driver_sql(f'DROP TABLE "{target.version_table}"')
+        return True
+
+    result: bool = await _with_connection(db, drop)
+    return result
+
+
+async def table_names(db: Database) -> list[str]:
+    """Every table of the platform's database (its schema, when it has one), sorted."""
+    from sqlalchemy import inspect as sa_inspect
+
+    def read(conn: Connection) -> list[str]:
+        return sorted(sa_inspect(conn).get_table_names())
+
+    result: list[str] = await _with_connection(db, read)
+    return result
+
+
+def leftover_tables(tables: list[str], installed: set[str]) -> dict[str, list[str]]:
+    """Tables no installed plugin owns, by the plugin that presumably left them.
+
+    A plugin owns its version table ``alembic_version_<name>`` and the tables prefixed
+    ``<name>_``; the core (``core``) counts as installed. A version table of a plugin that is
+    not installed names that plugin; any other unowned table is put under the part of its
+    name before the first ``_``.
+    """
+    owners = installed | {"core"}
+
+    def owned(table: str) -> bool:
+        if table.startswith("alembic_version_"):
+            return table.removeprefix("alembic_version_") in owners
+        return any(table.startswith(f"{name}_") for name in owners)
+
+    gone = sorted(
+        {t.removeprefix("alembic_version_") for t in tables if t.startswith("alembic_version_")}
+        - owners,
+        key=len,
+        reverse=True,  # the longest name first: "shop_extra" before "shop"
+    )
+    found: dict[str, list[str]] = {}
+    for table in tables:
+        if owned(table):
+            continue
+        bare = table.removeprefix("alembic_version_")
+        plugin = next((g for g in gone if bare == g or table.startswith(f"{g}_")), None)
+        found.setdefault(plugin or table.split("_", 1)[0], []).append(table)
+    return found
+
+
+async def warn_leftover_tables(db: Database, owners: set[str]) -> dict[str, list[str]]:
+    """Log (WARNING) the tables no installed plugin owns; return them (see ``leftover_tables``)."""
+    import logging
+
+    try:
+        found = leftover_tables(await table_names(db), owners)
+    except Exception:  # an unreachable database is reported elsewhere
+        return {}
+    for plugin, tables in found.items():
+        logging.getLogger("platform_core.plugins").warning(
+            "tables left behind by plugin %s, which is not installed: %s "
+            "(reinstall it and run `platformctl plugins remove %s --drop-data`, or drop them)",
+            plugin,
+            ", ".join(tables),
+            plugin,
+            extra={"plugin": plugin},
+        )
+    return found

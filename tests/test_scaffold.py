@@ -37,7 +37,7 @@ def test_generated_plugin_installs_with_pip_and_passes_its_own_tests(tmp_path):
             cwd=project,
         )
         assert tests.returncode == 0, tests.stdout + tests.stderr
-        assert "7 passed" in tests.stdout
+        assert "11 passed" in tests.stdout
         shown = _run(*PIP, "show", "-f", f"platform-{name.replace('_', '-')}")
         assert f"platform_{name}/migrations/versions/0001_initial.py" in shown.stdout
     finally:
@@ -127,3 +127,19 @@ def test_generated_plugin_is_ruff_clean_under_its_own_config(tmp_path):
     assert lint.returncode == 0, lint.stdout + lint.stderr
     fmt = _run(sys.executable, "-m", "ruff", "format", "--check", ".", cwd=project)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_create_plugin_refuses_an_installed_name(tmp_path):
+    with pytest.raises(ValidationFailed, match="'inventory' is already installed"):
+        create_plugin("inventory", tmp_path / "p")
+    assert not (tmp_path / "p").exists()
+
+
+def test_generated_plugin_has_events_rules_scopes_and_a_database_command(tmp_path):
+    package = create_plugin("shop", tmp_path) / "platform_shop"
+    events = (package / "events.py").read_text()
+    assert 'event_name: ClassVar[str] = "shop.item.created"' in events
+    assert "EventHandler(" in events and "NotificationRule(" in events
+    assert 'requires_scopes("shop:admin")' in (package / "routes.py").read_text()
+    assert "platform.db.session()" in (package / "cli.py").read_text()
+    assert "requires=REQUIRES" in (package / "plugin.py").read_text()

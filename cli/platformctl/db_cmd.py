@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -37,6 +37,53 @@ def find_target(ctx: PlatformContext, plugin: str) -> MigrationTarget:
     return targets[plugin]
 
 
+def installed_target(ctx: PlatformContext, plugin: str) -> MigrationTarget:
+    """The migration target of an installed plugin, enabled or not (``db downgrade``, ``remove``).
+
+    An enabled, active plugin's target comes from the booted platform; an installed plugin
+    that is disabled (or isolated) is imported on its own and only its ``platform_models``
+    hook is called, so its schema can be rolled back without enabling it.
+    """
+    targets = {t.plugin: t for t in migration_targets(ctx)}
+    if plugin in targets:
+        return targets[plugin]
+    from platform_core import manager
+
+    entry_point = manager.discover().get(plugin)
+    rec = ctx.plugins.records.get(plugin)
+    if entry_point is None or (rec is not None and rec.internal):
+        known = ", ".join(sorted(manager.discover())) or "none"
+        raise CliError(f"plugin {plugin!r} is not installed (installed: {known})")
+    return standalone_target(plugin, entry_point)
+
+
+def standalone_target(plugin: str, entry_point: Any) -> MigrationTarget:
+    """Import one installed plugin alone and build its migration target from its models."""
+    from pathlib import Path
+
+    import pluggy
+
+    from platform_core import hookspecs
+    from platform_core.extension import call_hook
+    from platform_core.migrate import MigrationTarget
+    from platform_core.specs import Models
+
+    try:
+        module = entry_point.load()
+        pm = pluggy.PluginManager("platform_core")
+        pm.add_hookspecs(hookspecs)
+        pm.register(module, name=plugin)
+    except Exception as exc:  # an import error is the answer
+        raise CliError(f"plugin {plugin!r} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    outcome = call_hook(pm, "platform_models")
+    if outcome.failures:
+        raise CliError(f"plugin {plugin!r}: {outcome.failures[0].reason}")
+    models = outcome.results[0].value if outcome.results else None
+    if not isinstance(models, Models):
+        raise CliError(f"plugin {plugin!r} has no migrations (no platform_models hook)")
+    return MigrationTarget(plugin, models.metadata, Path(models.migrations))
+
+
 @app.command("upgrade")
 def upgrade() -> None:
     """Upgrade every enabled plugin to its head revision, in dependency order."""
@@ -61,13 +108,18 @@ def downgrade(
     from platformctl.runtime import boot_platform, run
 
     ctx = boot_platform()
-    target = find_target(ctx, plugin)
+    target = installed_target(ctx, plugin)
     if not yes and sys.stdin.isatty():
         typer.confirm(
             f"Downgrade {plugin} to {revision}? Data in its tables may be lost", abort=True
         )
-    run(ctx, migrate.downgrade(ctx.db, target, revision))
-    say(f"downgraded {plugin} to {revision}")
+
+    async def downgrade_and_read() -> tuple[str, ...]:
+        await migrate.downgrade(ctx.db, target, revision)
+        return (await migrate.status(ctx.db, [target]))[0].current
+
+    reached = run(ctx, downgrade_and_read())
+    say(f"downgraded {plugin} to {', '.join(reached) or 'base'} (asked: {revision})")
 
 
 @app.command("current")

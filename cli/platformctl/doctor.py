@@ -34,12 +34,18 @@ class Check:
 
 def plugin_checks(ctx: PlatformContext) -> list[Check]:
     """One check per enabled plugin: active, or isolated/missing with the reason."""
+    from platform_core.manager import PluginState
+
     checks = []
     for rec in ctx.plugins.records.values():
         if rec.internal or not rec.enabled:
             continue
         if rec.active:
             checks.append(Check(f"plugin {rec.name}", "ok", f"{rec.version} active"))
+        elif rec.state is PluginState.MISSING:
+            checks.append(
+                Check(f"plugin {rec.name}", "fail", f"enabled but not installed: {rec.reason}")
+            )
         else:
             checks.append(Check(f"plugin {rec.name}", "fail", f"{rec.state.value}: {rec.reason}"))
     if not checks:
@@ -64,6 +70,20 @@ async def database_checks(ctx: PlatformContext) -> list[Check]:
             Check("health checks", "skip", "database unreachable"),
         ]
     checks = [Check("database", "ok", f"{url} reachable")]
+    leftovers = migrate.leftover_tables(await migrate.table_names(ctx.db), ctx.plugins.owners())
+    if leftovers:
+        for plugin, tables in leftovers.items():
+            checks.append(
+                Check(
+                    f"tables of {plugin}",
+                    "fail",
+                    f"left behind by {plugin}, which is not installed: {', '.join(tables)} "
+                    f"(reinstall it and run `platformctl plugins remove {plugin} --drop-data`, "
+                    "or drop them by hand)",
+                )
+            )
+    else:
+        checks.append(Check("leftover tables", "ok", "every table belongs to an installed plugin"))
     statuses = await migrate.status(ctx.db, ctx.state["migration_targets"])
     pending = [s.plugin for s in statuses if s.pending]
     if pending:

@@ -29,6 +29,7 @@ CORE_COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("platformctl.worker_cmd", "Run jobs from the broker (distributed runner)."),
     "scheduler": ("platformctl.scheduler_cmd", "Enqueue periodic job runs (distributed runner)."),
     "webhooks": ("platformctl.webhooks_cmd", "Add, list, remove and test outbound webhooks."),
+    "events": ("platformctl.events_cmd", "Replay events to a handler that missed them."),
 }
 """Core commands: name -> (module holding a ``typer.Typer`` named ``app``, short help)."""
 

@@ -20,16 +20,19 @@ HOOK = "platform_cli"
 
 
 def call_cli_hook(ctx: PlatformContext, name: str, cli: typer.Typer) -> bool:
-    """Call plugin ``name``'s ``platform_cli`` hook with ``cli``; False when it has none."""
-    impls = [i for i in getattr(ctx.plugins.pm.hook, HOOK).get_hookimpls() if i.plugin_name == name]
-    if not impls:
+    """Call plugin ``name``'s ``platform_cli`` hook with ``cli``; False when it has none.
+
+    Called the platform's one way (``platform_core.extension``), for this plugin alone: the
+    other plugins' implementations are left out, wrappers still run around the call.
+    """
+    from platform_core.extension import call_hook
+
+    impls = getattr(ctx.plugins.pm.hook, HOOK).get_hookimpls()
+    if not [i for i in impls if i.plugin_name == name and not (i.wrapper or i.hookwrapper)]:
         return False
-    arguments = {"cli": cli}
-    for impl in impls:
-        try:
-            impl.function(**{arg: arguments[arg] for arg in impl.argnames})
-        except Exception as exc:  # a broken plugin must not crash the CLI
-            raise CliError(f"plugin {name!r}: {HOOK}() raised {type(exc).__name__}: {exc}") from exc
+    outcome = call_hook(ctx.plugins.pm, HOOK, only={name}, cli=cli)
+    if outcome.failures:  # a broken plugin must not crash the CLI
+        raise CliError(f"plugin {name!r}: {outcome.failures[0].reason}")
     return True
 
 

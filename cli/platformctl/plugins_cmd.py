@@ -115,7 +115,121 @@ def enable(name: Annotated[str, NAME_ARGUMENT]) -> None:
         say(f"{name} is already enabled in {path}")
         return
     say(f"enabled {name} in {path}")
-    note("next: `platformctl db upgrade` to create its tables, then restart the server")
+    if _schema_at_head(name, installed[name]):
+        note("its tables are already at the head revision: restart the server to apply")
+    else:
+        note("next: `platformctl db upgrade` to create its tables, then restart the server")
+
+
+def _schema_at_head(name: str, entry_point: Any) -> bool:
+    """True when the plugin has no migrations or its tables are at their head revision.
+
+    False when they are not, or when that cannot be told (the hint to upgrade is harmless).
+    """
+    import asyncio
+
+    from platform_core import migrate
+    from platform_core.db import Database
+    from platformctl.db_cmd import standalone_target
+    from platformctl.runtime import load_config
+
+    try:
+        target = standalone_target(name, entry_point)
+    except CliError as exc:
+        return "has no migrations" in str(exc)
+
+    async def check() -> bool:
+        db = Database(load_config().core.database_url)
+        try:
+            return not (await migrate.status(db, [target]))[0].pending
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(check())
+    except Exception:  # database unreachable: say what to run
+        return False
+
+
+@app.command("remove")
+def remove(
+    name: Annotated[str, NAME_ARGUMENT],
+    drop_data: Annotated[
+        bool,
+        typer.Option(
+            "--drop-data", help="Downgrade its migrations to base: drops its tables and data."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Remove it even when enabled plugins require it.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Take a plugin out of the platform before ``pip uninstall``: disable it, maybe drop its data.
+
+    With ``--drop-data`` its migrations are downgraded to base while it is still installed
+    and its version table dropped, then it is disabled. Without, it is only disabled and its
+    tables and data are kept. Refused while enabled plugins require it, unless ``--force``.
+    """
+    from platform_core import migrate
+    from platformctl.db_cmd import installed_target
+    from platformctl.plugins_toml import enabled_plugins, set_enabled
+    from platformctl.runtime import boot_platform, run
+
+    path = _config_path()
+    installed = installed_plugins()
+    enabled = name in enabled_plugins(path)
+    if name not in installed and not enabled:
+        known = ", ".join(sorted(installed)) or "none"
+        raise CliError(f"plugin {name!r} is neither installed nor enabled (installed: {known})")
+    ctx = boot_platform()
+    rec = ctx.plugins.records.get(name)
+    if rec is not None and rec.internal:
+        raise CliError(f"{name!r} is part of the platform's core and cannot be removed")
+    dependents = sorted(
+        r.name
+        for r in ctx.plugins.records.values()
+        if r.enabled and r.name != name and any(q.name == name for q in r.requires)
+    )
+    if dependents and not force:
+        raise CliError(
+            f"enabled plugins require {name}: {', '.join(dependents)}; remove or disable them "
+            "first, or pass --force (they will be isolated)"
+        )
+    if drop_data:
+        if name not in installed:
+            raise CliError(
+                f"plugin {name!r} is not installed: its migrations cannot run; reinstall it to "
+                "drop its data, or drop its tables by hand (`platformctl doctor` lists them)"
+            )
+        target = installed_target(ctx, name)
+        if not yes and sys.stdin.isatty():
+            typer.confirm(f"Drop every table and all data of {name}?", abort=True)
+
+        async def drop() -> tuple[bool, list[str]]:
+            await migrate.downgrade(ctx.db, target, "base")
+            dropped = await migrate.drop_version_table(ctx.db, target)
+            left = [t for t in await migrate.table_names(ctx.db) if t.startswith(f"{name}_")]
+            return dropped, left
+
+        dropped, left = run(ctx, drop())
+        say(f"downgraded {name} to base" + (f", dropped {target.version_table}" if dropped else ""))
+        if left:
+            note(f"tables its migrations did not drop: {', '.join(left)}")
+    else:
+        run(ctx, ctx.db.dispose())
+    if set_enabled(path, name, False):
+        say(f"disabled {name} in {path}")
+    if not drop_data:
+        say(
+            f"its tables and data are kept (`platformctl plugins remove {name} --drop-data` "
+            "deletes them while it is installed)"
+        )
+    if dependents:
+        note(f"these plugins require it and will be isolated: {', '.join(dependents)}")
+    if rec is not None and rec.distribution and name in installed:
+        note(f"now: pip uninstall {rec.distribution}")
+    note("restart the server to apply")
 
 
 @app.command("disable")
@@ -180,6 +294,12 @@ def new(
     except ImportError as exc:
         raise CliError(f"this platform-core has no plugin scaffold ({exc})") from exc
 
+    installed = installed_plugins()
+    if name in installed:
+        raise CliError(
+            f"a plugin named {name!r} is already installed "
+            f"({installed[name].value}); choose another name"
+        )
     if directory is None:
         directory = Path("plugins") if Path("plugins").is_dir() else Path(".")
     created = create_plugin(name, directory)

@@ -62,9 +62,27 @@ def test_db_downgrade_defaults_to_one_revision(cli, migrated):
     assert _current(cli)["core"]["current"] == expected
 
 
-def test_db_downgrade_unknown_plugin_fails_naming_known_ones(cli, migrated):
+def test_db_downgrade_unknown_plugin_fails_naming_installed_ones(cli, migrated):
     result = cli("db", "downgrade", "--plugin", "nope")
     assert result.exit_code == 1
-    assert result.stderr == (
-        "error: no migrations for plugin 'nope' (active plugins with migrations: core)\n"
-    )
+    assert result.stderr.startswith("error: plugin 'nope' is not installed (installed: ")
+    assert "example" in result.stderr
+
+
+def test_db_downgrade_reports_the_revision_reached(cli, migrated):
+    history = json.loads(cli("db", "history", "--plugin", "core", "--json").stdout)
+    result = cli("db", "downgrade", "--plugin", "core", "--yes")
+    assert result.exit_code == 0, result.output
+    reached = history[0]["down revision"] or "base"
+    assert result.stdout == f"downgraded core to {reached} (asked: -1)\n"
+
+
+def test_db_downgrade_works_on_an_installed_but_disabled_plugin(cli, enable, config_file):
+    enable("example")
+    assert cli("db", "upgrade").exit_code == 0
+    config_file.write_text(config_file.read_text().replace('enabled = ["example"]', "enabled = []"))
+    result = cli("db", "downgrade", "--plugin", "example", "--revision", "base", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "downgraded example to base (asked: base)\n"
+    enable("example")
+    assert _current(cli)["example"]["current"] == []

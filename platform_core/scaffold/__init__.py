@@ -45,10 +45,15 @@ def create_plugin(name: str, dest: Path) -> Path:
     """Write a new plugin project ``dest/<name>`` and return its path.
 
     ``dest`` is the parent directory (``plugins/`` in this repository), created when missing.
-    Raises ``platform_core.errors.ValidationFailed`` for an invalid or reserved name and when
+    Raises ``platform_core.errors.ValidationFailed`` for an invalid, reserved or already
+    installed name and when
     ``dest/<name>`` is a file or a non-empty directory: nothing is ever overwritten.
     """
     validate_name(name)
+    from platform_core.manager import discover
+
+    if name in discover():
+        raise _invalid("name", f"a plugin named {name!r} is already installed")
     project = Path(dest) / name
     if project.exists() and (not project.is_dir() or any(project.iterdir())):
         raise invalid("dest", f"{project} already exists and is not an empty directory")

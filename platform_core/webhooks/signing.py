@@ -21,7 +21,6 @@ from typing import Any
 
 SIGNATURE_HEADER = "Platform-Signature"
 SCHEME = "v1"
-DEFAULT_TOLERANCE = 300
 
 
 def encode_body(envelope: dict[str, Any]) -> bytes:

@@ -55,8 +55,3 @@ class ImportCompleted(Event):
     updated: int
     connections: int
     request_id: str | None
-
-
-OBJECT_TYPES = ("manufacturer", "device_type", "location", "rack", "port", "connection")
-"""Objects whose changes publish untyped ``inventory.<type>.created|updated|deleted`` events
-with payload ``{"id": ..., "name": ...}``."""

@@ -29,7 +29,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from platform_core import UTCDateTime, plugin_metadata, utcnow
 
 STATUSES = ("planned", "active", "offline", "maintenance", "retired")
-FACES = ("front", "rear")
 
 
 class InventoryBase(DeclarativeBase):

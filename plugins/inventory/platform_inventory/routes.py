@@ -66,8 +66,7 @@ def _audit(request: Request, caller: Any) -> service.Audit:
 
 
 def _veto(request: Request) -> service.Veto:
-    ctx = get_context(request)
-    return service.hook_veto(ctx.plugins.pm.hook.inventory_device_delete_veto, ctx)
+    return service.hook_veto(get_context(request))
 
 
 # -- manufacturers ----------------------------------------------------------------------

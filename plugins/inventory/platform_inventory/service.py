@@ -8,6 +8,9 @@ actor, request id) and publishes an ``inventory.<type>.<verb>`` event in the sam
 from __future__ import annotations
 
 import inspect
+import base64
+import binascii
+import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -51,11 +54,13 @@ T = TypeVar("T", bound=InventoryBase)
 SORT_KEYS = {"name": Device.name, "created_at": Device.created_at, "updated_at": Device.updated_at}
 SORT_KEYS["id"] = Device.id
 
-Veto = Callable[[dict[str, Any], str], Awaitable[list[tuple[str, str]]]]
+Veto = Callable[[AsyncSession, dict[str, Any], str], Awaitable[list[tuple[str, str]]]]
 """Asks the ``inventory_device_delete_veto`` implementations: ``[(plugin, reason), ...]``."""
 
 
-async def _no_veto(_device: dict[str, Any], _action: str) -> list[tuple[str, str]]:
+async def _no_veto(
+    _session: AsyncSession, _device: dict[str, Any], _action: str
+) -> list[tuple[str, str]]:
     return []
 
 
@@ -67,19 +72,20 @@ class Audit:
     request_id: str | None = None
 
 
-def hook_veto(hook: Any, ctx: PlatformContext) -> Veto:
-    """A ``Veto`` calling each implementation of ``hook`` and naming the plugin of each reason."""
+def hook_veto(ctx: PlatformContext) -> Veto:
+    """A ``Veto`` asking every ``inventory_device_delete_veto`` implementation.
 
-    async def veto(device: dict[str, Any], action: str) -> list[tuple[str, str]]:
-        arguments = {"device": device, "action": action, "ctx": ctx}
-        found = []
-        for impl in hook.get_hookimpls():
-            reason = impl.function(**{a: arguments[a] for a in impl.argnames})
-            if inspect.isawaitable(reason):  # implementations may be coroutine functions
-                reason = await reason
-            if reason:
-                found.append((impl.plugin_name, str(reason)))
-        return found
+    Through ``ctx.plugins.vetoes`` (the platform's one way to call a veto hook): pluggy's
+    order, each implementation given the caller's session; one that raises refuses.
+    """
+
+    async def veto(
+        session: AsyncSession, device: dict[str, Any], action: str
+    ) -> list[tuple[str, str]]:
+        found = await ctx.plugins.vetoes(
+            "inventory_device_delete_veto", device=device, action=action, ctx=ctx, session=session
+        )
+        return [(v.plugin, v.reason) for v in found]
 
     return veto
 
@@ -925,8 +931,11 @@ async def create_device(session: AsyncSession, data: dict[str, Any], audit: Audi
     return device
 
 
-async def _refuse_if_vetoed(veto: Veto, device: Device, action: str) -> None:
-    reasons = await veto(snapshot(device), action)
+async def _refuse_if_vetoed(session: AsyncSession, veto: Veto, device: Device, action: str) -> None:
+    # Lock the row first (PostgreSQL): the vetoing plugins read through this session, in
+    # this transaction, and a concurrent change of the device waits for it.
+    await session.refresh(device, with_for_update=True)
+    reasons = await veto(session, snapshot(device), action)
     if reasons:
         plugin, reason = reasons[0]
         raise Conflict(
@@ -954,7 +963,7 @@ async def update_device(
         if key in changes and changes[key] is None:
             raise invalid(key, "cannot be null")
     if changes.get("status") == "retired" and device.status != "retired":
-        await _refuse_if_vetoed(veto, device, "retire")
+        await _refuse_if_vetoed(session, veto, device, "retire")
     type_id = changes.get("device_type_id", device.device_type_id)
     dtype = await _ref(session, DeviceType, type_id, "device_type_id", "device type")
     merged = dict(device.custom_fields or {})
@@ -1009,7 +1018,7 @@ async def delete_device(
 ) -> None:
     """Delete a device, its ports and their connections; 409 when a plugin vetoes."""
     device = await _locked_device(session, obj_id)
-    await _refuse_if_vetoed(veto, device, "delete")
+    await _refuse_if_vetoed(session, veto, device, "delete")
     conn_ids = (
         await session.execute(
             select(CableEnd.connection_id)

@@ -391,3 +391,32 @@ async def test_location_cannot_move_below_itself(admin_client, catalogue):
     site, room = catalogue["site"]["id"], catalogue["room"]["id"]
     r = await admin_client.patch(f"{API}/locations/{site}", json={"parent_id": room})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "parent_id"
+
+
+class BrokenVetoer:
+    """An in-test plugin whose veto check raises (say, its database is unreachable)."""
+
+    @hookimpl
+    async def inventory_device_delete_veto(self, device, session):
+        raise RuntimeError("bookings table unreachable")
+
+
+async def test_a_raising_veto_refuses_and_is_logged_with_its_plugin(platform_factory, caplog):
+    import logging
+
+    platform = await platform_factory(
+        enabled=["inventory"], extra_plugins={"broken": BrokenVetoer()}
+    )
+    admin = await platform.client_for("admin")
+    m = (await admin.post(f"{API}/manufacturers", json={"name": "M"})).json()
+    t = await admin.post(f"{API}/device-types", json={"manufacturer_id": m["id"], "model": "T"})
+    dev = await admin.post(f"{API}/devices", json={"name": "x", "device_type_id": t.json()["id"]})
+    with caplog.at_level(logging.WARNING, logger="platform_core.extension"):
+        r = await admin.delete(f"{API}/devices/{dev.json()['id']}")
+    assert r.status_code == 409, r.text
+    assert r.json()["vetoes"] == [
+        {"plugin": "broken", "reason": "its check failed (RuntimeError); refused to be safe"}
+    ]
+    assert "bookings table unreachable" not in r.text  # the detail stays in the log
+    assert "bookings table unreachable" in caplog.text and "'broken'" in caplog.text
+    assert (await admin.get(f"{API}/devices/{dev.json()['id']}")).status_code == 200

@@ -761,6 +761,8 @@ async def run_decision(
     fallback: DecisionEngine,
     inputs: DecisionInput,
     budget_ms: float = 20.0,
+    *,
+    plugin: str = "",
 ) -> EngineResult:
     """Decide with ``engine``; on failure let ``fallback`` (the rule engine) decide instead.
 
@@ -769,7 +771,8 @@ async def run_decision(
     cannot be interrupted safely (a thread would keep running and the call blocks the event
     loop anyway), so it runs to completion and its answer is discarded when it was late.
     The fallback itself runs without a budget; an exception from it propagates. When
-    ``engine`` *is* the fallback (same name) its answer is kept even when late.
+    ``engine`` *is* the fallback (same name) its answer is kept even when late. ``plugin``
+    (the plugin that contributed ``engine``) is named in the warning logged on a fallback.
     """
     if budget_ms <= 0:
         raise ValueError("budget_ms must be > 0")
@@ -800,8 +803,15 @@ async def run_decision(
         return EngineResult(cast(Decision, result), engine.name, engine.name, None, _ms(started))
 
     log.warning(
-        "decision engine fell back",
-        extra={"engine": engine.name, "instance_id": inputs.instance_id, "reason": reason},
+        "decision engine fell back: %s (plugin %r)",
+        reason,
+        plugin,
+        extra={
+            "engine": engine.name,
+            "plugin": plugin,
+            "instance_id": inputs.instance_id,
+            "reason": reason,
+        },
     )
     decision = await _call(fallback, inputs, None)
     problem = validate_decision(inputs, decision)

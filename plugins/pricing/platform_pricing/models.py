@@ -28,12 +28,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from platform_core import UTCDateTime, plugin_metadata, utcnow
 
 LIFECYCLES = ("spot", "on-demand")
-AGENT_STATUSES = ("online", "offline")
-COMMAND_STATUSES = ("pending", "acknowledged", "superseded", "cancelled")
-REPLICA_STATUSES = ("launching", "standby", "promoting", "promoted", "failed", "terminated")
-SYNC_STATUSES = ("unknown", "in-sync", "lagging", "failed")
-OUTCOMES = ("stay", "switch", "on-demand")
-REPORT_KINDS = ("pricing", "switch", "termination", "rebalance", "cleanup")
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 """A 64-bit key on PostgreSQL; SQLite only auto-increments ``INTEGER PRIMARY KEY``."""

@@ -364,9 +364,15 @@ class EnginesPlugin:
         return [Broken(), Slow(), Wrong(), Impostor()]
 
 
+class RaisingEnginesPlugin:
+    @hookimpl
+    def pricing_decision_engines(self):
+        raise RuntimeError("engine registry exploded")
+
+
 @pytest.fixture
 def platform_extra_plugins():
-    return {"testengines": EnginesPlugin()}
+    return {"testengines": EnginesPlugin(), "raisingengines": RaisingEnginesPlugin()}
 
 
 @pytest.fixture
@@ -423,12 +429,25 @@ async def test_activated_engine_decides(admin_client, tenants):
     }
 
 
-async def test_engine_that_raises_falls_back_to_rules(admin_client, tenants):
+async def test_a_raising_engines_hook_is_skipped_and_logged_with_its_plugin(tenants, caplog):
+    c = await tenants.client()
+    with caplog.at_level(logging.WARNING, logger="platform_core.extension"):
+        r = await c.http.get(f"{API}/engines")
+    assert {e["plugin"] for e in r.json()["items"]} == {"pricing", "testengines"}
+    failed = [rec for rec in caplog.records if getattr(rec, "plugin", None) == "raisingengines"]
+    assert failed and "engine registry exploded" in failed[0].getMessage()
+
+
+async def test_engine_that_raises_falls_back_to_rules(admin_client, tenants, caplog):
     c = await tenants.client()
     a = await tenants.agent(c)
     await a.report_prices(("us-east-1a", 0.050), ("us-east-1b", 0.030))
     await activate(admin_client, "broken")
-    body = await decide(a)
+    with caplog.at_level(logging.WARNING, logger="platform_pricing"):
+        body = await decide(a)
+    fell_back = [r for r in caplog.records if "fell back" in r.getMessage()]
+    assert fell_back and getattr(fell_back[0], "plugin", None) == "testengines"
+    assert "'testengines'" in fell_back[0].getMessage()
     assert body["engine"] == "rules"
     assert body["requested_engine"] == "broken"
     assert "RuntimeError: boom" in body["fallback_reason"]

@@ -15,6 +15,9 @@ def scheduler_power_drivers() -> list[Any]:
     :class:`platform_scheduler.power.PowerTarget` (address, outlet, resolved credentials,
     settings); ``state`` returns ``"on"``, ``"off"`` or another short word. A driver
     raises :class:`platform_scheduler.power.PowerError` when the device refuses or is
-    unreachable. Called for every implementation; a later name replaces an earlier one.
+    unreachable; any other exception is logged with the plugin's name and answered like a
+    ``PowerError`` (502). Called for every implementation through
+    ``ctx.plugins.call_extension`` in pluggy's order; when two plugins offer one name, the
+    first called keeps it (mark an implementation ``tryfirst`` to replace a built-in driver).
     The scheduler itself contributes ``redfish`` and ``snmp``.
     """

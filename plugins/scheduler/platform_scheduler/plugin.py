@@ -22,6 +22,7 @@ from platform_core import (
 
 if TYPE_CHECKING:
     import typer
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from platform_core import PlatformContext
 
@@ -108,14 +109,12 @@ def platform_notification_rules() -> list[NotificationRule]:
 
 @hookimpl
 async def inventory_device_delete_veto(
-    device: dict[str, Any], action: str, ctx: PlatformContext | None
+    device: dict[str, Any], action: str, session: AsyncSession
 ) -> str | None:
     """Refuse deleting or retiring a device with current or future bookings."""
     from platform_scheduler.veto import reason
 
-    if ctx is None:  # fail closed: bookings cannot be checked without the platform
-        raise RuntimeError("the scheduler's delete veto needs the platform context")
-    return await reason(ctx, device, action)
+    return await reason(session, device, action)
 
 
 @hookimpl

@@ -251,13 +251,69 @@ def builtin_drivers() -> list[Any]:
     return [RedfishDriver(), SnmpDriver()]
 
 
-def collect_drivers(hook: Any) -> dict[str, Any]:
-    """``{name: driver}`` from every ``scheduler_power_drivers`` implementation."""
-    drivers: dict[str, Any] = {}
-    for result in reversed(hook.scheduler_power_drivers()):  # pluggy: last registered first
-        for driver in result or []:
-            drivers[str(driver.name)] = driver
+class Drivers(dict[str, Any]):
+    """``{name: driver}``, remembering which plugin contributed each driver."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plugins: dict[str, str] = {}
+
+    def plugin_of(self, name: str) -> str:
+        """The plugin that contributed driver ``name`` (``""`` when unknown)."""
+        return self.plugins.get(name, "")
+
+
+def collect_drivers(plugins: Any) -> Drivers:
+    """Every ``scheduler_power_drivers`` implementation's drivers, by name.
+
+    ``plugins`` is ``ctx.plugins``; the hook is called the platform's one way
+    (``call_extension``): in pluggy's order, which is load order unless an implementation
+    says ``tryfirst``/``trylast``, and a raising implementation is skipped and logged with
+    its plugin. When two plugins offer one name, the first called keeps it (the scheduler's
+    own ``redfish`` and ``snmp`` unless another plugin's implementation is ``tryfirst``) and
+    the other is ignored with a warning naming both.
+    """
+    drivers = Drivers()
+    for result in plugins.call_extension("scheduler_power_drivers"):
+        for driver in result.value or []:
+            name = str(getattr(driver, "name", ""))
+            if name in drivers:
+                log.warning(
+                    "power driver %r of plugin %r ignored: plugin %r offers it first",
+                    name,
+                    result.plugin,
+                    drivers.plugin_of(name),
+                    extra={"plugin": result.plugin, "driver": name},
+                )
+                continue
+            drivers[name] = driver
+            drivers.plugins[name] = result.plugin
     return drivers
+
+
+async def _drive(
+    drivers: Drivers, name: str, method: str, target: PowerTarget, timeout: float
+) -> Any:
+    """Run one driver method; a driver that raises anything else than ``PowerError`` is a
+    broken driver: logged with its plugin's name and reported as a ``PowerError``."""
+    try:
+        return await asyncio.wait_for(getattr(drivers[name], method)(target), timeout)
+    except (PowerError, TimeoutError):
+        raise
+    except Exception as exc:
+        plugin = drivers.plugin_of(name)
+        log.warning(
+            "power driver %r of plugin %r raised %s in %s()",
+            name,
+            plugin,
+            type(exc).__name__,
+            method,
+            extra={"plugin": plugin, "driver": name},
+            exc_info=exc,
+        )
+        raise PowerError(
+            f"driver {name!r} of plugin {plugin!r} failed ({type(exc).__name__})"
+        ) from exc
 
 
 # -- configs ----------------------------------------------------------------------------
@@ -435,7 +491,7 @@ async def power_action(
             raise Forbidden("members switch only devices they hold a current booking of")
         others = [h for h in found if h["owner_id"] != caller.user_id]
         target = target_for(config, settings)
-        driver = collect_drivers(ctx.plugins.pm.hook).get(config.driver)
+        drivers = collect_drivers(ctx.plugins)
     if others and not force:
         first = others[0]
         detail = (
@@ -444,11 +500,11 @@ async def power_action(
         )
         await _audit(ctx, device_id, caller.username, action, force, "refused", detail)
         raise Conflict(f"refused: {detail}", bookings=[h["booking_id"] for h in others])
-    if driver is None:
+    if config.driver not in drivers:
         await _audit(ctx, device_id, caller.username, action, force, "failed", "no driver")
         raise Conflict(f"power driver {config.driver!r} is not available")
     try:
-        await asyncio.wait_for(getattr(driver, action)(target), settings.power_timeout)
+        await _drive(drivers, config.driver, action, target, settings.power_timeout)
     except (PowerError, TimeoutError) as exc:
         message = str(exc) or "timed out"
         await _audit(ctx, device_id, caller.username, action, force, "failed", message)
@@ -542,11 +598,11 @@ async def power_state(ctx: PlatformContext, device_id: int, caller: Principal) -
             retry_after=wait,
         )
     limiter.hit(key)
-    driver = collect_drivers(ctx.plugins.pm.hook).get(config.driver)
-    if driver is None:
+    drivers = collect_drivers(ctx.plugins)
+    if config.driver not in drivers:
         raise Conflict(f"power driver {config.driver!r} is not available")
     try:
-        state = await asyncio.wait_for(driver.state(target), settings.power_read_timeout)
+        state = await _drive(drivers, config.driver, "state", target, settings.power_read_timeout)
     except (PowerError, TimeoutError) as exc:
         message = str(exc) or f"timed out after {settings.power_read_timeout:g}s"
         raise PowerFailed(f"power state of device {device_id}: {message}") from None

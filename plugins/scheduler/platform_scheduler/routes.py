@@ -278,7 +278,7 @@ async def set_power_config(
     device_id: IdPath, data: PowerConfigIn, request: Request, session: DbSession
 ) -> PowerConfigOut:
     """Set a device's power config (admins); 422 for an unknown driver."""
-    drivers = power.collect_drivers(get_context(request).plugins.pm.hook)
+    drivers = power.collect_drivers(get_context(request).plugins)
     config = await power.set_config(session, device_id, data.model_dump(), drivers)
     return PowerConfigOut.model_validate(config)
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from platform_core import PlatformContext, utcnow
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from platform_core import utcnow
 from platform_scheduler import service
 
 
-async def reason(ctx: PlatformContext, device: dict[str, Any], action: str) -> str | None:
+async def reason(session: AsyncSession, device: dict[str, Any], action: str) -> str | None:
     """A reason to refuse deleting or retiring a device with current or future bookings.
 
-    Reads committed bookings on a session of its own (the inventory's request holds its own).
+    Reads through the inventory's session, inside the transaction that deletes or retires
+    the device, so the check and the change see the same data.
     """
-    if ctx is None or "id" not in device:
+    if "id" not in device:
         return None
-    async with ctx.db.session() as session:
-        ids = await service.future_bookings(session, int(device["id"]), utcnow())
+    ids = await service.future_bookings(session, int(device["id"]), utcnow())
     if not ids:
         return None
     listed = ", ".join(str(i) for i in ids)

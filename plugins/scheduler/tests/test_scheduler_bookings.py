@@ -334,3 +334,39 @@ async def test_reminder_sent_once(platform, member_client, lab, at):
     async with platform.ctx.db.session() as session:
         assert await service.send_reminders(session, now, timedelta(minutes=15)) == 1
         assert await service.send_reminders(session, now, timedelta(minutes=15)) == 0
+
+
+async def test_delete_veto_sees_a_booking_of_the_same_transaction(platform, lab):
+    """The veto reads through the inventory's session: an uncommitted booking counts."""
+    from platform_inventory import service as inventory
+    from platform_scheduler.models import Booking, Slot
+
+    from platform_core.errors import Conflict
+
+    ctx, device = platform.ctx, lab["ids"][2]
+    start = datetime.now(UTC) + timedelta(hours=2)
+    async with ctx.db.session() as session:
+        booking = Booking(
+            owner_id=1,
+            owner_name="m",
+            status="approved",
+            start_at=start,
+            end_at=start + timedelta(hours=1),
+        )
+        session.add(booking)
+        await session.flush()
+        session.add(
+            Slot(
+                booking_id=booking.id,
+                device_id=device,
+                start_at=booking.start_at,
+                end_at=booking.end_at,
+                status="approved",
+            )
+        )
+        await session.flush()
+        with pytest.raises(Conflict, match="plugin 'scheduler' vetoes delete"):
+            await inventory.delete_device(
+                session, device, inventory.Audit("t"), veto=inventory.hook_veto(ctx)
+            )
+        await session.rollback()

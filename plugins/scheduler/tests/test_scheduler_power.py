@@ -407,3 +407,46 @@ async def test_power_read_gives_up_after_the_read_timeout(platform_factory):
         assert time.monotonic() - started < 3
     finally:
         silent.close()
+
+
+async def test_a_raising_driver_is_502_and_logged_with_its_plugin(platform_factory, caplog):
+    import logging
+
+    from platform_core import hookimpl
+
+    class Buggy:
+        name = "buggy"
+
+        async def on(self, target):
+            raise KeyError("firmware table")
+
+        off = cycle = on
+
+        async def state(self, target):
+            raise KeyError("firmware table")
+
+    class BuggyPlugin:
+        @hookimpl
+        def scheduler_power_drivers(self):
+            return [Buggy()]
+
+    p = await platform_factory(
+        enabled=["inventory", "scheduler"], extra_plugins={"buggypower": BuggyPlugin()}
+    )
+    admin = await p.client_for("admin")
+    m = (await admin.post("/api/inventory/manufacturers", json={"name": "A"})).json()
+    t = await admin.post(
+        "/api/inventory/device-types", json={"manufacturer_id": m["id"], "model": "X"}
+    )
+    d = await admin.post(
+        "/api/inventory/devices", json={"name": "x", "device_type_id": t.json()["id"]}
+    )
+    device = d.json()["id"]
+    r = await admin.put(cfg_url(device), json={"driver": "buggy", "address": "bmc-1"})
+    assert r.status_code == 200, r.text
+    with caplog.at_level(logging.WARNING, logger="platform_scheduler.power"):
+        r = await admin.post(power_url(device), json={"action": "on"})
+    assert r.status_code == 502, r.text
+    assert "plugin 'buggypower'" in r.json()["detail"]
+    logged = [rec for rec in caplog.records if getattr(rec, "plugin", None) == "buggypower"]
+    assert logged and "KeyError" in logged[0].getMessage()

@@ -24,11 +24,14 @@ with a ``fallback_reason``; so is one that raises, answers nonsense or exceeds
 ``engine_budget_ms`` (see :func:`platform_pricing.engines.run_decision`). Should the chosen
 fallback itself fail, the built-in ``rules`` engine decides.
 
-Engines come from every active plugin's ``pricing_decision_engines()``; the pricing plugin's
-own (``rules``, ``cheapest``) are collected first, then the other plugins' in registration
-order. A name already taken is refused: the later engine is ignored and a warning is logged
-(``decision engine ignored: duplicate name``). A plugin whose hook raises, or an object that is
-not an engine, is skipped the same way; the plugin itself keeps running.
+Engines come from every active plugin's ``pricing_decision_engines()``, called the platform's
+one way (``ctx.plugins.call_extension``); the pricing plugin's own (``rules``, ``cheapest``)
+are collected first, then the other plugins' in pluggy's order (load order, adjusted by
+``tryfirst``/``trylast``). A name already taken is refused: the later engine is ignored and a
+warning is logged (``decision engine ignored: duplicate name``). A plugin whose hook raises is
+skipped and logged with its name by the core; an object that is not an engine is skipped with
+a warning; the plugin itself keeps running. An engine that fails while deciding is logged with
+its plugin's name (``decision engine fell back``).
 """
 
 from __future__ import annotations
@@ -85,26 +88,19 @@ def collect_engines(plugins: Any) -> dict[str, InstalledEngine]:
     engines come first; a duplicate name, a hook that raises or an object lacking ``name``,
     ``description`` or ``decide`` is ignored with a warning.
     """
-    caller = getattr(plugins.pm.hook, "pricing_decision_engines", None)
-    if caller is None:
-        return {}
-    impls = caller.get_hookimpls()  # registration order
-    impls.sort(key=lambda impl: impl.plugin_name != OWN_PLUGIN)  # stable: ours first
+    results = plugins.call_extension("pricing_decision_engines")  # a raiser is logged, skipped
+    results.sort(key=lambda result: result.plugin != OWN_PLUGIN)  # stable: ours first
     found: dict[str, InstalledEngine] = {}
-    for impl in impls:
-        record = plugins.records.get(impl.plugin_name)
-        if record is not None and not record.active:
-            continue
-        try:
-            offered = impl.function()
-            offered = list(offered or ())
-        except Exception as exc:
+    for result in results:
+        if not isinstance(result.value, list | tuple):
             log.warning(
-                "decision engines of a plugin ignored: pricing_decision_engines() raised",
-                extra={"plugin": impl.plugin_name, "error": f"{type(exc).__name__}: {exc}"},
+                "decision engines of plugin %r ignored: pricing_decision_engines() must return "
+                "a list",
+                result.plugin,
+                extra={"plugin": result.plugin},
             )
             continue
-        for engine in offered:
+        for engine in result.value:
             name = getattr(engine, "name", None)
             if (
                 not isinstance(name, str)
@@ -116,20 +112,20 @@ def collect_engines(plugins: Any) -> dict[str, InstalledEngine]:
                     "decision engine ignored: not an engine (needs a name matching %s, a "
                     "description and decide())",
                     ENGINE_NAME_RE.pattern,
-                    extra={"plugin": impl.plugin_name, "engine": repr(engine)[:100]},
+                    extra={"plugin": result.plugin, "engine": repr(engine)[:100]},
                 )
                 continue
             if name in found:
                 log.warning(
                     "decision engine ignored: duplicate name",
                     extra={
-                        "plugin": impl.plugin_name,
+                        "plugin": result.plugin,
                         "engine": name,
                         "taken_by": found[name].plugin,
                     },
                 )
                 continue
-            found[name] = InstalledEngine(engine, impl.plugin_name)
+            found[name] = InstalledEngine(engine, result.plugin)
     return found
 
 
@@ -385,10 +381,11 @@ async def run(
     if found is None:
         missing = f"engine {requested!r} is not installed"
         engine = fallback
+        plugin = wanted_fallback.plugin if wanted_fallback is not None else OWN_PLUGIN
     else:
-        engine = found.engine
+        engine, plugin = found.engine, found.plugin
     try:
-        result = await eng.run_decision(engine, fallback, inputs, budget)
+        result = await eng.run_decision(engine, fallback, inputs, budget, plugin=plugin)
     except Exception as exc:  # the fallback failed (or is the engine that failed)
         if fallback.name == last_resort.name:
             raise
