@@ -1,7 +1,7 @@
 """CSV writing safe against formula injection, and the reader that undoes its escaping.
 
-Every CSV the platform writes goes through :func:`format_row` (or :class:`CsvWriter`), and
-every CSV it reads back through :func:`read_dicts`, so an export re-imports to the very
+Every CSV the platform writes goes through :func:`csv_row` (or :class:`CsvWriter`), and
+every CSV it reads back through :func:`read_csv`, so an export re-imports to the very
 same values.
 
 Writing (OWASP "CSV injection"):
@@ -33,18 +33,17 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 __all__ = [
-    "FORMULA_PREFIXES",
+    "CSV_FORMULA_PREFIXES",
     "CsvFormatError",
     "CsvReader",
     "CsvWriter",
-    "escape_cell",
-    "format_row",
-    "missing_cells",
-    "read_dicts",
-    "unescape_cell",
+    "csv_escape",
+    "csv_row",
+    "csv_unescape",
+    "read_csv",
 ]
 
-FORMULA_PREFIXES = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+CSV_FORMULA_PREFIXES = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 """First characters that make a spreadsheet read a cell as a formula (OWASP, plus the
 full-width forms)."""
 
@@ -61,22 +60,22 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def escape_cell(value: object) -> str:
+def csv_escape(value: object) -> str:
     """``value`` as cell text a spreadsheet shows as text: ``None`` is empty, booleans are
     ``true``/``false``, and a formula-like value gets a leading single quote (see module)."""
     text = _text(value)
     if not text:
         return text
     first = text[0]
-    if first in FORMULA_PREFIXES and not _NUMBER.fullmatch(text):
+    if first in CSV_FORMULA_PREFIXES and not _NUMBER.fullmatch(text):
         return _ESCAPE + text
     if first == _ESCAPE or first.isspace() or text[-1].isspace():
         return _ESCAPE + text
     return text
 
 
-def unescape_cell(cell: str) -> str:
-    """The value behind a cell :func:`escape_cell` wrote (or a hand-written one): one
+def csv_unescape(cell: str) -> str:
+    """The value behind a cell :func:`csv_escape` wrote (or a hand-written one): one
     leading single quote removed and the rest verbatim, else the cell without surrounding
     whitespace."""
     if cell.startswith(_ESCAPE):
@@ -90,9 +89,9 @@ def _quote(cell: str) -> str:
     return cell
 
 
-def format_row(cells: Iterable[object], *, lineterminator: str = "\n") -> str:
-    """One CSV record: each cell escaped (:func:`escape_cell`), quoted where needed."""
-    record = ",".join(_quote(escape_cell(c)) for c in cells)
+def csv_row(cells: Iterable[object], *, lineterminator: str = "\n") -> str:
+    """One CSV record: each cell escaped (:func:`csv_escape`), quoted where needed."""
+    record = ",".join(_quote(csv_escape(c)) for c in cells)
     # A record of one empty cell would be a blank line, which readers skip.
     return (record or '""') + lineterminator
 
@@ -107,7 +106,7 @@ class CsvWriter:
 
     def writerow(self, cells: Iterable[object]) -> None:
         """Write one record."""
-        self.stream.write(format_row(cells, lineterminator=self.lineterminator))
+        self.stream.write(csv_row(cells, lineterminator=self.lineterminator))
 
     def writerows(self, rows: Iterable[Iterable[object]]) -> None:
         """Write many records."""
@@ -126,7 +125,7 @@ class CsvFormatError(ValueError):
 
 
 class CsvReader:
-    """The header of a CSV file and an iterator over its records (see :func:`read_dicts`)."""
+    """The header of a CSV file and an iterator over its records (see :func:`read_csv`)."""
 
     def __init__(self, reader: Iterator[list[str]], line_num: Callable[[], int]) -> None:
         """Read the header from ``reader``; ``line_num()`` is the reader's physical line."""
@@ -138,8 +137,12 @@ class CsvReader:
             raise CsvFormatError(line_num(), str(exc)) from exc
         if first and first[0].startswith("\ufeff"):
             first[0] = first[0][1:]
-        self.header: list[str] = [unescape_cell(h) for h in first]
+        self.header: list[str] = [csv_unescape(h) for h in first]
         """The column names (unescaped, stripped; a byte-order mark dropped)."""
+
+    def missing(self, row: dict[str, str]) -> list[str]:
+        """The columns a record of this reader has no cell for (a short record)."""
+        return [c for c in self.header if c not in row]
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
         """``(line, {column: value})`` per record; ``line`` is where the record ends."""
@@ -152,23 +155,18 @@ class CsvReader:
                     raise CsvFormatError(
                         self._line_num(), "the record has more cells than the header"
                     )
-                values = [unescape_cell(c) for c in cells]
+                values = [csv_unescape(c) for c in cells]
                 yield self._line_num(), dict(zip(self.header, values, strict=False))
         except csv.Error as exc:
             raise CsvFormatError(self._line_num(), str(exc)) from exc
 
 
-def missing_cells(header: list[str], row: dict[str, str]) -> list[str]:
-    """The columns of ``header`` a record of :func:`read_dicts` has no cell for."""
-    return [c for c in header if c not in row]
-
-
-def read_dicts(source: str | Iterable[str]) -> CsvReader:
+def read_csv(source: str | Iterable[str]) -> CsvReader:
     """Open CSV text (a string, or a file opened with ``newline=""``) for reading.
 
-    The header's names and every value are unescaped (:func:`unescape_cell`); a record
+    The header's names and every value are unescaped (:func:`csv_unescape`); a record
     shorter than the header lacks the keys of its missing trailing cells (so a caller blames
-    the missing cells, not what an empty value would fail: :func:`missing_cells`); blank
+    the missing cells, not what an empty value would fail: :meth:`CsvReader.missing`); blank
     lines are skipped. :class:`CsvFormatError` for a
     malformed file (an unclosed quote, text after a closing quote) or a record longer
     than the header.

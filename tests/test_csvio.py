@@ -9,14 +9,13 @@ import random
 import pytest
 
 from platform_core.csvio import (
-    FORMULA_PREFIXES,
+    CSV_FORMULA_PREFIXES,
     CsvFormatError,
     CsvWriter,
-    escape_cell,
-    format_row,
-    missing_cells,
-    read_dicts,
-    unescape_cell,
+    csv_escape,
+    csv_row,
+    csv_unescape,
+    read_csv,
 )
 
 NASTY = [
@@ -55,15 +54,15 @@ ALPHABET = "=+-@'\"\t\r\n ,;:ab1.\u00e9\uff1d\u00a0\\"
 
 def _round_trip(values: list[str]) -> list[str]:
     header = [f"c{i}" for i in range(len(values))]
-    text = format_row(header) + format_row(values)
-    [(_, row)] = list(read_dicts(text))
+    text = csv_row(header) + csv_row(values)
+    [(_, row)] = list(read_csv(text))
     return [row[h] for h in header]
 
 
-@pytest.mark.parametrize("prefix", sorted(FORMULA_PREFIXES))
+@pytest.mark.parametrize("prefix", sorted(CSV_FORMULA_PREFIXES))
 def test_each_formula_prefix_is_exported_with_a_leading_quote(prefix: str) -> None:
     value = prefix + 'HYPERLINK("http://x")'
-    line = format_row([value])
+    line = csv_row([value])
     parsed = next(csv.reader(io.StringIO(line, newline="")))
     assert parsed == ["'" + value]
     assert _round_trip([value]) == [value]
@@ -71,34 +70,34 @@ def test_each_formula_prefix_is_exported_with_a_leading_quote(prefix: str) -> No
 
 @pytest.mark.parametrize("number", ["-1", "-0", "-12.5", "-.5", "-1.", "-1.5e-07", "-2E+10"])
 def test_negative_numbers_are_left_alone(number: str) -> None:
-    assert escape_cell(number) == number
-    assert format_row([number]) == number + "\n"
+    assert csv_escape(number) == number
+    assert csv_row([number]) == number + "\n"
     assert _round_trip([number]) == [number]
 
 
 @pytest.mark.parametrize("value", ["-1+2", "-1 ", "-1,5", "+1", "-inf", "-", "-1e"])
 def test_almost_numbers_are_escaped(value: str) -> None:
-    assert escape_cell(value) == "'" + value
+    assert csv_escape(value) == "'" + value
 
 
 def test_bare_cr_and_lf_in_a_value_are_quoted_not_line_ends() -> None:
-    line = format_row(["a\rb", "c\nd", "plain"])
+    line = csv_row(["a\rb", "c\nd", "plain"])
     assert line == '"a\rb","c\nd",plain\n'
     assert _round_trip(["a\rb", "c\nd", "plain"]) == ["a\rb", "c\nd", "plain"]
 
 
 def test_quotes_and_delimiters_are_quoted() -> None:
-    assert format_row(['say "hi"', "a,b"]) == '"say ""hi""","a,b"\n'
+    assert csv_row(['say "hi"', "a,b"]) == '"say ""hi""","a,b"\n'
 
 
 def test_values_starting_with_a_quote_or_with_surrounding_space_survive() -> None:
     values = ["'x", "'", " lead", "trail ", " "]
-    assert [escape_cell(v) for v in values] == ["''x", "''", "' lead", "'trail ", "' "]
+    assert [csv_escape(v) for v in values] == ["''x", "''", "' lead", "'trail ", "' "]
     assert _round_trip(values) == values
 
 
 def test_none_and_booleans_and_numbers() -> None:
-    assert format_row([None, True, False, 3, -2.5]) == ",true,false,3,-2.5\n"
+    assert csv_row([None, True, False, 3, -2.5]) == ",true,false,3,-2.5\n"
 
 
 @pytest.mark.parametrize("value", NASTY)
@@ -107,7 +106,7 @@ def test_round_trip_of_nasty_strings(value: str) -> None:
 
 
 def test_round_trip_of_random_strings_is_exact() -> None:
-    """Property: for any strings, read_dicts(format_row(values)) gives them back."""
+    """Property: for any strings, read_csv(csv_row(values)) gives them back."""
     rng = random.Random(20261206)
     for _ in range(3000):
         values = [
@@ -123,40 +122,40 @@ def test_every_exported_cell_is_safe_for_a_spreadsheet() -> None:
     rng = random.Random(7)
     for _ in range(2000):
         value = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 6)))
-        [cell] = next(csv.reader(io.StringIO(format_row([value]), newline="")))
-        assert cell[0] not in FORMULA_PREFIXES or cell.lstrip("-").replace(".", "").isdigit()
+        [cell] = next(csv.reader(io.StringIO(csv_row([value]), newline="")))
+        assert cell[0] not in CSV_FORMULA_PREFIXES or cell.lstrip("-").replace(".", "").isdigit()
 
 
 def test_reader_trims_unescaped_cells_and_keeps_escaped_ones() -> None:
-    rows = list(read_dicts("a , b\n x ,' y \n"))
+    rows = list(read_csv("a , b\n x ,' y \n"))
     assert rows == [(2, {"a": "x", "b": " y "})]
-    assert unescape_cell("'=1") == "=1"
+    assert csv_unescape("'=1") == "=1"
 
 
 def test_reader_leaves_short_records_short_and_skips_blank_lines() -> None:
-    reader = read_dicts("a,b\n1\n\n2,3\n")
+    reader = read_csv("a,b\n1\n\n2,3\n")
     rows = list(reader)
     assert rows == [
         (2, {"a": "1"}),
         (4, {"a": "2", "b": "3"}),
     ]
-    assert missing_cells(reader.header, rows[0][1]) == ["b"]
-    assert missing_cells(reader.header, rows[1][1]) == []
+    assert reader.missing(rows[0][1]) == ["b"]
+    assert reader.missing(rows[1][1]) == []
 
 
 def test_reader_drops_a_byte_order_mark() -> None:
-    assert read_dicts("\ufeffname,x\n").header == ["name", "x"]
+    assert read_csv("\ufeffname,x\n").header == ["name", "x"]
 
 
 def test_reader_refuses_a_record_longer_than_the_header() -> None:
     with pytest.raises(CsvFormatError) as err:
-        list(read_dicts("a,b\n1,2\n1,2,3\n"))
+        list(read_csv("a,b\n1,2\n1,2,3\n"))
     assert err.value.line == 3 and "more cells" in err.value.message
 
 
 def test_reader_refuses_an_unclosed_quote() -> None:
     with pytest.raises(CsvFormatError) as err:
-        list(read_dicts('a\n"open\n'))
+        list(read_csv('a\n"open\n'))
     assert err.value.line == 2
 
 
@@ -165,4 +164,4 @@ def test_writer_writes_to_a_stream() -> None:
     writer = CsvWriter(out, lineterminator="\r\n")
     writer.writerows([["a", "=b"], ["-1", None]])
     assert out.getvalue() == "a,'=b\r\n-1,\r\n"
-    assert [r for _, r in read_dicts(out.getvalue())] == [{"a": "-1", "=b": ""}]
+    assert [r for _, r in read_csv(out.getvalue())] == [{"a": "-1", "=b": ""}]

@@ -53,7 +53,7 @@ def create_plugin(name: str, dest: Path) -> Path:
     from platform_core.manager import discover
 
     if name in discover():
-        raise _invalid("name", f"a plugin named {name!r} is already installed")
+        raise invalid("name", f"a plugin named {name!r} is already installed")
     project = Path(dest) / name
     if project.exists() and (not project.is_dir() or any(project.iterdir())):
         raise invalid("dest", f"{project} already exists and is not an empty directory")

@@ -1,7 +1,7 @@
 """core: keep a webhook's previous secret, and until when, for rotation without downtime
 
 Revision ID: core_0005
-Revises: core_0003
+Revises: core_0004
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from platform_core.db import UTCDateTime
 
 revision = "core_0005"
-down_revision = "core_0003"
+down_revision = "core_0004"
 branch_labels = None
 depends_on = None
 

@@ -7,9 +7,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from platform_core import Caller, DbSession, IdPath, Line, clamp_limit, get_context
-from platform_core.http import NO_CONTENT, Cursor, OptionalId
-from platform_core.http import OptionalLimit as Limit
+from platform_core import (
+    NO_CONTENT,
+    Caller,
+    Cursor,
+    DbSession,
+    IdPath,
+    Line,
+    OptionalId,
+    clamp_limit,
+    get_context,
+)
+from platform_core import OptionalLimit as Limit
 from platform_inventory import service, transfer
 from platform_inventory.schemas import (
     ChangeOut,

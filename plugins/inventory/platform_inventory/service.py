@@ -7,10 +7,6 @@ actor, request id) and publishes an ``inventory.<type>.<verb>`` event in the sam
 
 from __future__ import annotations
 
-import inspect
-import base64
-import binascii
-import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime

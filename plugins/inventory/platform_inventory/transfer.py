@@ -28,13 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import (
     MAX_JSON_DEPTH,
+    CsvFormatError,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
-    csvio,
+    csv_row,
     json_text_error,
     json_too_deep,
     publish,
+    read_csv,
     text_error,
     utcnow,
 )
@@ -206,7 +208,7 @@ def _read_csv(text: str) -> list[_Row]:
     rows: list[_Row] = []
     short: list[dict[str, Any]] = []
     try:
-        reader = csvio.read_dicts(text)
+        reader = read_csv(text)
         header = reader.header
         missing = [c for c in REQUIRED if c not in header]
         unknown = [c for c in header if c not in COLUMNS and not c.startswith("cf_")]
@@ -220,14 +222,14 @@ def _read_csv(text: str) -> list[_Row]:
                 errors=errors,
             )
         for line, raw in reader:
-            absent = csvio.missing_cells(header, raw)
+            absent = reader.missing(raw)
             if absent:  # blame the short row, not the first check its empty cells fail
                 cells = len(header) - len(absent)
                 message = f"missing cell: the row has {cells} of the header's {len(header)} cells"
                 short += [{"line": line, "field": k, "message": message} for k in absent]
                 continue
             rows.append(_Row(line, dict(raw)))
-    except csvio.CsvFormatError as exc:
+    except CsvFormatError as exc:
         raise ValidationFailed(
             f"bad CSV: {exc}",
             errors=[{"line": exc.line, "field": "file", "message": exc.message}],
@@ -425,11 +427,11 @@ class _Planner:
     def check(self, row: _Row, issues: _Issues) -> None:
         """Validate one row against the inventory and the rows before it."""
         raw, line, v = row.raw, row.line, row.values
-        for key, value in raw.items():
-            bad = _bad_text(key, value)
+        for column, value in raw.items():
+            bad = _bad_text(column, value)
             if bad is not None:
-                issues.add(line, key, bad)
-                raw[key] = None  # checked no further, never stored (the import is refused)
+                issues.add(line, column, bad)
+                raw[column] = None  # checked no further, never stored (the import is refused)
 
         def text(key: str, limit: int = 100) -> str | None:
             value = raw.get(key)
@@ -849,7 +851,7 @@ async def export_devices(
     cf_names = sorted({d["name"] for t in cat["types"] for d in (t.custom_fields or [])})
     columns = [c for c in COLUMNS if include_ids or c != "id"] + [f"cf_{n}" for n in cf_names]
     if fmt == "csv":
-        yield csvio.format_row(columns)
+        yield csv_row(columns)
     else:
         yield "{" + _json_catalogue(cat) + ',\n"devices": [\n'
     after, first = 0, True
@@ -905,7 +907,7 @@ async def export_devices(
                     if not c.startswith("cf_")
                 ]
                 cells += [service.text_value(d.custom_fields.get(n, "")) for n in cf_names]
-                chunk.append(csvio.format_row(cells))
+                chunk.append(csv_row(cells))
             else:
                 row["custom_fields"] = dict(d.custom_fields or {})
                 chunk.append(("" if first else ",\n") + json.dumps(row))

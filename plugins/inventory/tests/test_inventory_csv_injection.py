@@ -17,13 +17,13 @@ from typing import Any
 from platform_inventory.models import Device, DeviceType, Location, Manufacturer, Rack
 from sqlalchemy import select
 
-from platform_core.csvio import FORMULA_PREFIXES
+from platform_core import CSV_FORMULA_PREFIXES
 
 API = "/api/inventory"
 CSV = {"content-type": "text/csv"}
 JSON = {"content-type": "application/json"}
 
-DANGEROUS = [p + 'HYPERLINK("http://evil","x")' for p in sorted(FORMULA_PREFIXES)] + [
+DANGEROUS = [p + 'HYPERLINK("http://evil","x")' for p in sorted(CSV_FORMULA_PREFIXES)] + [
     "=cmd|' /C calc'!A0",
     "-2+3",
     "@SUM(1)",
@@ -112,7 +112,7 @@ async def test_csv_export_escapes_every_formula_prefix(platform, admin_client, c
         assert "'" + value in names, value
     for row in rows:
         for cell in row:
-            assert not cell or cell[0] not in FORMULA_PREFIXES or _is_plain_number(cell), row
+            assert not cell or cell[0] not in CSV_FORMULA_PREFIXES or _is_plain_number(cell), row
     assert {row[header.index("manufacturer")] for row in rows} == {'\'+Acme, "Inc"'}
     assert {row[header.index("device_type")] for row in rows} == {"'-S1"}
     assert "'=Room\r1" in {row[header.index("location")] for row in rows}

@@ -12,8 +12,7 @@ from platform_pricing.models import Pool, PricePoint
 from platform_pricing.service import imports
 from sqlalchemy import select
 
-from platform_core import ValidationFailed
-from platform_core.csvio import CsvWriter
+from platform_core import CsvWriter, ValidationFailed
 
 HEADER = "region,zone,instance_type,spot_price,on_demand_price,observed_at\r\n"
 

@@ -10,14 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import (
     DEFAULT_LIMIT,
+    NO_CONTENT,
     Caller,
     DbSession,
+    IdCursor,
     IdPath,
+    Limit,
     Line,
+    OptionalId,
     get_context,
     requires_scopes,
 )
-from platform_core.http import NO_CONTENT, IdCursor, Limit, OptionalId
 from platform_scheduler import power, service
 from platform_scheduler.models import Booking
 from platform_scheduler.schemas import (

@@ -341,7 +341,7 @@ async def test_delete_veto_sees_a_booking_of_the_same_transaction(platform, lab)
     from platform_inventory import service as inventory
     from platform_scheduler.models import Booking, Slot
 
-    from platform_core.errors import Conflict
+    from platform_core import Conflict
 
     ctx, device = platform.ctx, lab["ids"][2]
     start = datetime.now(UTC) + timedelta(hours=2)

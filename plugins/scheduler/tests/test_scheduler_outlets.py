@@ -10,7 +10,7 @@ import pytest
 from platform_scheduler.outlets import canonical_address, canonical_outlet
 from sqlalchemy import text
 
-from platform_core.auth.service import Principal
+from platform_core import Principal
 from platform_core.migrate import downgrade, upgrade
 
 

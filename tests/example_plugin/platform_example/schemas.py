@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from platform_core.types import Line, Text
+from platform_core import Line, Text
 
 
 class NoteCreate(BaseModel):

@@ -7,8 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import DEFAULT_LIMIT, DbSession, IdPath, get_context, requires_scopes
-from platform_core.http import NO_CONTENT, IdCursor, Limit
+from platform_core import (
+    DEFAULT_LIMIT,
+    NO_CONTENT,
+    DbSession,
+    IdCursor,
+    IdPath,
+    Limit,
+    get_context,
+    requires_scopes,
+)
 from platform_pricing.models import Agent, Instance, Pool
 from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.agents import (

@@ -8,14 +8,16 @@ from fastapi import APIRouter, Request, Response
 
 from platform_core import (
     DEFAULT_LIMIT,
+    NO_CONTENT,
     ApiToken,
     DbSession,
+    IdCursor,
     IdPath,
+    Limit,
     get_context,
     requires_scopes,
     token_state,
 )
-from platform_core.http import NO_CONTENT, IdCursor, Limit
 from platform_pricing.models import Client
 from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.clients import (

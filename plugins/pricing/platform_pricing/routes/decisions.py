@@ -7,8 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import DEFAULT_LIMIT, DbSession, IdPath, Line, get_context, requires_scopes
-from platform_core.http import IdCursor, Limit, OptionalId
+from platform_core import (
+    DEFAULT_LIMIT,
+    DbSession,
+    IdCursor,
+    IdPath,
+    Limit,
+    Line,
+    OptionalId,
+    get_context,
+    requires_scopes,
+)
 from platform_pricing.models import Command, Decision
 from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.decisions import (

@@ -6,8 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from platform_core import DEFAULT_LIMIT, MAX_ID, DbSession, IdPath, Line, requires_scopes, utcnow
-from platform_core.http import IdCursor, Limit, OptionalId
+from platform_core import (
+    DEFAULT_LIMIT,
+    MAX_ID,
+    DbSession,
+    IdCursor,
+    IdPath,
+    Limit,
+    Line,
+    OptionalId,
+    requires_scopes,
+    utcnow,
+)
 from platform_pricing.routes.deps import Settings, TenantDep
 from platform_pricing.schemas.history import (
     AvailableOptions,

@@ -9,8 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import DbSession, IdPath, requires_scopes
-from platform_core.http import NO_CONTENT
+from platform_core import NO_CONTENT, DbSession, IdPath, requires_scopes
 from platform_pricing.models import Replica
 from platform_pricing.routes.deps import TenantDep
 from platform_pricing.schemas.replicas import (

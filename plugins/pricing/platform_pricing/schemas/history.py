@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 
-from platform_core.pagination import IdPage
+from platform_core import IdPage
 
 
 def _bounded(value: datetime) -> datetime:

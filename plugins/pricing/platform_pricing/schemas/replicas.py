@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from platform_core.types import Line, Text
+from platform_core import Line, Text
 
 MAX_ID = 2**31 - 1
 PoolId = Annotated[int, Field(ge=1, le=MAX_ID)]

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from platform_core.types import Line, Text
+from platform_core import Line, Text
 from platform_pricing.schemas.agents import CloudId, InstanceType, Lifecycle, Region, Zone
 
 ReportId = Annotated[Line, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]

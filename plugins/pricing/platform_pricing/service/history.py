@@ -16,8 +16,7 @@ from sqlalchemy import BigInteger, Float, and_, bindparam, cast, func, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from platform_core import NotFound, ValidationFailed
-from platform_core.pagination import fetch_page, invalid_cursor
+from platform_core import NotFound, ValidationFailed, fetch_page, invalid_cursor
 from platform_pricing import downsample, tenancy
 from platform_pricing.models import (
     HourlyPrice,

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import NotFound, ValidationFailed, csvio, invalid
+from platform_core import CsvFormatError, NotFound, ValidationFailed, invalid, read_csv
 from platform_pricing.models import Client, PricePoint
 from platform_pricing.schemas.reports import PricePointIn
 from platform_pricing.service.pools import pool_ids
@@ -41,17 +41,17 @@ def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
     ``ValidationFailed`` names the line and the column.
 
     ``observed_at`` is ISO 8601 with a UTC offset (``2026-01-01T00:00:00Z``). Read with
-    :func:`platform_core.csvio.read_dicts`: a cell a spreadsheet export escaped with a
+    :func:`platform_core.read_csv`: a cell a spreadsheet export escaped with a
     leading ``'`` is read without it.
     """
     try:
-        reader = csvio.read_dicts(stream)
+        reader = read_csv(stream)
         missing = [c for c in COLUMNS if c not in reader.header]
         if missing:
             raise _bad(1, missing[0], f"missing column; the header must hold {', '.join(COLUMNS)}")
         width = len(reader.header)
         for line, row in reader:
-            absent = [c for c in COLUMNS if c in csvio.missing_cells(reader.header, row)]
+            absent = [c for c in COLUMNS if c in reader.missing(row)]
             if absent:  # a short row: blame its missing cells, not what their emptiness fails
                 raise _bad(
                     line,
@@ -60,7 +60,7 @@ def parse_csv(stream: TextIO) -> Iterator[CsvPoint]:
                     f"(no {', '.join(absent)})",
                 )
             yield _point(line, row)
-    except csvio.CsvFormatError as exc:
+    except CsvFormatError as exc:
         raise _bad(exc.line, "file", exc.message) from None
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from platform_core.locks import upsert
+from platform_core import upsert
 from platform_pricing import savings as pure_savings
 from platform_pricing.models import (
     Agent,
@@ -275,9 +275,7 @@ async def _aggregate_pool(
         filled += 1
         next_hour += HOUR
     if tail:
-        await upsert(
-            session, HourlyPrice, tail, keys=("client_id", "pool_id", "hour"), chunk=CHUNK
-        )
+        await upsert(session, HourlyPrice, tail, keys=("client_id", "pool_id", "hour"), chunk=CHUNK)
     return written + filled, filled
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import exists, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core.locks import insert_ignoring
+from platform_core import insert_ignoring
 from platform_pricing.models import Instance, Pool, PricePoint
 
 PoolKey = tuple[str, str, str]

@@ -17,7 +17,7 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-from platform_core.db import UTCDateTime
+from platform_core import UTCDateTime
 
 revision = "pricing_0002_dirty_hours"
 down_revision = "pricing_0001"
