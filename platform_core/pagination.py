@@ -40,7 +40,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, TypeVar, Unpack
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select
@@ -50,7 +50,7 @@ from platform_core.errors import ValidationFailed
 
 T = TypeVar("T")
 
-AnySelect = Select[Unpack[tuple[Any, ...]]]
+AnySelect = Select[*tuple[Any, ...]]
 """A select of any columns (one entity or several)."""
 
 DEFAULT_LIMIT = 50
