@@ -61,7 +61,7 @@ def test_tokens_create_bad_expires_in_fails_with_one_line(cli, admin):
     result = cli("tokens", "create", admin, "--expires-in", "3x")
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("error: invalid duration '3x'")
+    assert result.stderr.startswith("error: expires_in: invalid duration '3x'")
     assert result.stderr.count("\n") == 1
 
 

@@ -1,7 +1,10 @@
 """CSV export is safe to open in a spreadsheet, and an export re-imports to the same values.
 
-Values are written straight to the tables (rows stored before any input validation existed
-may hold anything), exported through the API, checked cell by cell, then imported again.
+Values are written straight to the tables, exported through the API, checked cell by cell,
+then imported again. One-line fields (names, serials) get the values the core's ``Line``
+type accepts; values with tabs and line breaks go into a custom field (multi-line text).
+A row stored before that validation existed, with a CR in its name, exports escaped and
+its re-import is refused naming the field (last test).
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ NASTY = [
 ]
 
 
+def _one_line(value: str) -> bool:
+    return not any(c in value for c in "\t\r\n")
+
+
 async def _set(platform: Any, table: Any, name_from: str, **values: Any) -> None:
     async with platform.ctx.db.session() as s:
         column = table.model if table is DeviceType else table.name
@@ -68,13 +75,13 @@ async def _nasty_inventory(platform: Any, client: Any, catalogue: dict[str, Any]
     async with platform.ctx.db.session() as s:
         devices = list(await s.scalars(select(Device).order_by(Device.id)))
         for i, (device, value) in enumerate(zip(devices, NASTY, strict=True)):
-            device.name = value
-            device.serial = value
+            device.name = value if _one_line(value) else f"multi-line {i}"
+            device.serial = value if _one_line(value) else None
             device.asset_tag = f"@tag{i}"
             device.custom_fields = dict(device.custom_fields) | {"owner": value}
     await _set(platform, Manufacturer, "Acme", name='+Acme, "Inc"')
     await _set(platform, DeviceType, "S1", model="-S1")
-    await _set(platform, Location, "Room", name="=Room\r1")
+    await _set(platform, Location, "Room", name="=Room 1")
     await _set(platform, Rack, "R1", name=" @R1 ")
 
 
@@ -108,14 +115,17 @@ async def test_csv_export_escapes_every_formula_prefix(platform, admin_client, c
     header, *rows = _cells(r.text)
     assert len(rows) == len(NASTY)
     names = [row[header.index("name")] for row in rows]
+    owners = [row[header.index("cf_owner")] for row in rows]
     for value in DANGEROUS:
-        assert "'" + value in names, value
+        assert "'" + value in owners, value
+        if _one_line(value):
+            assert "'" + value in names, value
     for row in rows:
         for cell in row:
             assert not cell or cell[0] not in CSV_FORMULA_PREFIXES or _is_plain_number(cell), row
     assert {row[header.index("manufacturer")] for row in rows} == {'\'+Acme, "Inc"'}
     assert {row[header.index("device_type")] for row in rows} == {"'-S1"}
-    assert "'=Room\r1" in {row[header.index("location")] for row in rows}
+    assert "'=Room 1" in {row[header.index("location")] for row in rows}
     assert "' @R1 " in {row[header.index("rack")] for row in rows}
     assert "-5" in names and "-0.25" in names  # numbers are left alone
 
@@ -182,7 +192,7 @@ async def test_cli_export_is_escaped_and_reimports(platform_factory, tmp_path):
     client = await platform.client_for("admin")
     m = (await client.post(f"{API}/manufacturers", json={"name": "Acme"})).json()
     t = await client.post(f"{API}/device-types", json={"manufacturer_id": m["id"], "model": "S1"})
-    for name in ("=1+2", "a\rb"):
+    for name in ("=1+2", "a-b"):
         body = {"name": "tmp", "device_type_id": t.json()["id"]}
         dev = (await client.post(f"{API}/devices", json=body)).json()
         async with platform.ctx.db.session() as s:
@@ -208,7 +218,25 @@ async def test_cli_export_is_escaped_and_reimports(platform_factory, tmp_path):
     exp = await asyncio.to_thread(cli, "export", "-o", str(out), "--ids")
     assert exp.returncode == 0, exp.stderr
     text = out.read_bytes().decode()
-    assert [row[1] for row in _cells(text)[1:]] == ["'=1+2", "a\rb"]
+    assert [row[1] for row in _cells(text)[1:]] == ["'=1+2", "a-b"]
     imp = await asyncio.to_thread(cli, "import", str(out))
     assert imp.returncode == 0 and "updated 2" in imp.stdout, imp.stderr
-    assert sorted(d[0] for d in await _devices(platform)) == ["=1+2", "a\rb"]
+    assert sorted(d[0] for d in await _devices(platform)) == ["=1+2", "a-b"]
+
+
+async def test_a_legacy_name_with_a_cr_exports_escaped_and_its_reimport_names_the_field(
+    platform, admin_client, catalogue
+):
+    body = {"name": "tmp", "device_type_id": catalogue["type"]["id"]}
+    dev = (await admin_client.post(f"{API}/devices", json=body)).json()
+    async with platform.ctx.db.session() as s:
+        (await s.get(Device, dev["id"])).name = "=a\rb"
+    exported = (await admin_client.get(f"{API}/export", params={"format": "csv"})).text
+    header, *rows = _cells(exported)
+    assert [row[header.index("name")] for row in rows] == ["'=a\rb"]  # one record, escaped
+
+    r = await admin_client.post(f"{API}/import", content=exported.encode(), headers=CSV)
+
+    assert r.status_code == 422
+    assert {"line": 2, "field": "name"}.items() <= r.json()["errors"][0].items()
+    assert "control character U+000D" in r.json()["errors"][0]["message"]
