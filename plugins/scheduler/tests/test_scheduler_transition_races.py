@@ -231,3 +231,51 @@ async def test_concurrent_patches_never_fail_nor_double_book(server):
         spans = sorted((datetime.fromisoformat(s), datetime.fromisoformat(e)) for s, e in windows)
         for (_, e1), (s2, _) in itertools.pairwise(spans):
             assert e1 <= s2, (d, spans)
+
+
+async def test_start_job_skips_a_booking_cancelled_meanwhile(platform):
+    """The start job races an owner's cancel (uncommitted, holding the booking's row): it
+    waits, then finds the booking no longer approved and leaves it cancelled."""
+    from platform_inventory import service as inventory
+    from platform_scheduler import service
+
+    from platform_core.auth.service import Principal
+    from platform_core.events.models import EventRecord
+
+    ctx = platform.ctx
+    audit = inventory.Audit("t")
+    owner = Principal(user_id=1, username="owner", role="admin", scopes=frozenset())
+    start = datetime.now(UTC) + timedelta(minutes=2)
+    async with ctx.db.session() as session:
+        m = await inventory.create_manufacturer(session, "Acme", audit)
+        t = await inventory.create_device_type(
+            session, {"manufacturer_id": m.id, "model": "S1"}, audit
+        )
+        d = await inventory.create_device(session, {"name": "d1", "device_type_id": t.id}, audit)
+        window = {"device_ids": [d.id], "start": start, "end": start + timedelta(hours=1)}
+        settings = ctx.plugin_settings("scheduler")
+        [booking] = await service.create_booking(session, window, owner, settings)
+    assert booking.status == "approved"
+
+    cancelling = ctx.db.sessionmaker()
+    await cancelling.begin()
+    await service.cancel_booking(cancelling, booking.id, owner)
+
+    async def start_job() -> list[Any]:
+        async with ctx.db.session() as session:
+            return await service.start_due(session, start + timedelta(minutes=1))
+
+    job = asyncio.create_task(start_job())
+    await asyncio.sleep(0.4)
+    assert not job.done()  # waits for the cancel's row lock (SQLite: the write lock)
+    await cancelling.commit()
+    await cancelling.close()
+    assert await job == []
+    async with ctx.db.session() as session:
+        current = await service.get_booking(session, booking.id, owner)
+        names = list(
+            (await session.scalars(select(EventRecord.name).order_by(EventRecord.id))).all()
+        )
+    assert current.status == "cancelled"
+    assert "scheduler.booking.cancelled" in names
+    assert "scheduler.booking.started" not in names
