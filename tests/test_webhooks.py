@@ -50,6 +50,13 @@ class Received:
         return json.loads(self.body)
 
 
+class Server(ThreadingHTTPServer):
+    """A threading HTTP server with a listen backlog for a burst of concurrent deliveries
+    (the default 5 drops connections under load, and they time out)."""
+
+    request_queue_size = 64
+
+
 @dataclass
 class Receiver:
     """A tiny HTTP server in a thread: records requests, can fail, be slow or redirect."""
@@ -106,7 +113,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -148,7 +155,7 @@ def other_receiver():
 @pytest.fixture
 async def hooks(platform_factory):
     """A platform with the background loops off: the tests drive fan-out and delivery."""
-    return await platform_factory(core={"background": False, "webhooks": {"timeout_seconds": 2}})
+    return await platform_factory(core={"background": False, "webhooks": {"timeout_seconds": 5}})
 
 
 @pytest.fixture
