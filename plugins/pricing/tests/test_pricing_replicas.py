@@ -810,8 +810,8 @@ async def test_manual_promotion_racing_notices_promotes_once(platform, fleet):
 
 async def _admin_token(config_path: Path) -> str:
     """Migrate the database and create an admin with a token."""
+    from platform_core import create_token, create_user
     from platform_core.app import boot
-    from platform_core.auth import service as auth
     from platform_core.config import load_config
     from platform_core.migrate import upgrade
 
@@ -820,15 +820,15 @@ async def _admin_token(config_path: Path) -> str:
         ctx = boot(load_config())
     finally:
         del os.environ["PLATFORM_CONFIG"]
-    await upgrade(ctx.db, ctx.state["migration_targets"])
+    await upgrade(ctx.db, ctx.migration_targets)
     async with ctx.db.session() as session:
-        user = await auth.create_user(session, "racer", "admin", None)
-        _, secret = await auth.create_token(
+        user = await create_user(session, "racer", "admin", None)
+        _, secret = await create_token(
             session,
             user,
             scopes=None,
             known_scopes=frozenset(ctx.permissions),
-            role_scopes=ctx.state["role_scopes"]["admin"],
+            role_scopes=ctx.scopes_by_role["admin"],
             expires_in=None,
         )
     await ctx.db.dispose()

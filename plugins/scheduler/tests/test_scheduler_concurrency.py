@@ -24,8 +24,8 @@ async def _prepare(config_path: Path) -> tuple[str, int]:
     from platform_inventory import service as inventory
     from platform_inventory.service import Audit
 
+    from platform_core import create_token, create_user
     from platform_core.app import boot
-    from platform_core.auth import service
     from platform_core.config import load_config
     from platform_core.migrate import upgrade
 
@@ -34,15 +34,15 @@ async def _prepare(config_path: Path) -> tuple[str, int]:
         ctx = boot(load_config())
     finally:
         del os.environ["PLATFORM_CONFIG"]
-    await upgrade(ctx.db, ctx.state["migration_targets"])
+    await upgrade(ctx.db, ctx.migration_targets)
     async with ctx.db.session() as session:
-        user = await service.create_user(session, "racer", "admin", None)
-        _, secret = await service.create_token(
+        user = await create_user(session, "racer", "admin", None)
+        _, secret = await create_token(
             session,
             user,
             scopes=None,
             known_scopes=frozenset(ctx.permissions),
-            role_scopes=ctx.state["role_scopes"]["admin"],
+            role_scopes=ctx.scopes_by_role["admin"],
             expires_in=None,
         )
         m = await inventory.create_manufacturer(session, "Acme", Audit("t"))
