@@ -137,6 +137,24 @@ def _inventory_devices() -> Any:
     return inventory.filtered_devices(inventory.DeviceFilters()).subquery("inventory_device")
 
 
+async def refuse_gone_or_retired(session: AsyncSession, device_ids: list[int]) -> None:
+    """422 naming ``device_ids`` when a device was deleted or retired meanwhile.
+
+    Call it after :func:`lock_devices`: the inventory's delete veto takes the same locks
+    before it looks for bookings, so a retirement or deletion committed while this booking
+    was being checked is seen here, and one still running waits for this booking.
+    """
+    d = _inventory_devices().c
+    rows = await session.execute(select(d.id, d.name, d.status).where(d.id.in_(device_ids)))
+    found = {row.id: row for row in rows}
+    for device_id in device_ids:
+        row = found.get(device_id)
+        if row is None:
+            raise invalid("device_ids", f"device {device_id} was deleted")
+        if row.status == "retired":
+            raise invalid("device_ids", f"device {row.name!r} is retired")
+
+
 @functools.cache
 def _devices_with_policies() -> Any:
     """Devices ``ids`` (expanding) with their candidate policies, in one statement.
@@ -487,6 +505,7 @@ async def create_booking(
     await _check_concurrent(session, caller.user_id, rules, len(windows), now)
     device_ids = [d.id for d in devices]
     await lock_devices(session, device_ids)
+    await refuse_gone_or_retired(session, device_ids)
     conflicts = await find_conflicts(session, device_ids, windows)
     if conflicts:
         raise conflict_error(conflicts)

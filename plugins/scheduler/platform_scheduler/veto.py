@@ -14,10 +14,14 @@ async def reason(session: AsyncSession, device: dict[str, Any], action: str) -> 
     """A reason to refuse deleting or retiring a device with current or future bookings.
 
     Reads through the inventory's session, inside the transaction that deletes or retires
-    the device, so the check and the change see the same data.
+    the device, after taking the device's booking lock, so the check and the change see the
+    same data and no booking of the device slips in between.
     """
     if "id" not in device:
         return None
+    # The locks a booking of this device takes: a booking being made now either committed
+    # before (and is found below) or waits, then sees the device retired or gone.
+    await service.lock_devices(session, [int(device["id"])])
     ids = await service.future_bookings(session, int(device["id"]), utcnow())
     if not ids:
         return None
