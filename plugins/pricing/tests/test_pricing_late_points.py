@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from platform_pricing.models import DirtyHour, HourlyPrice
+from platform_pricing.models import DirtyHour, HourlyPrice, PricePoint
 from platform_pricing.service import imports, maintenance, reports
 from sqlalchemy import func, select
 
@@ -249,3 +249,18 @@ async def test_dirty_hours_migration_matches_the_model_and_downgrades(
     async with platform.ctx.db.session() as s:
         marks = list(await s.scalars(select(DirtyHour.hour)))
     assert marks == [at("2024-03-05T11:00:00")]
+
+
+async def test_price_rows_roll_back_with_the_transaction_they_opened(
+    platform: Any, world: Any
+) -> None:
+    """A COPY that is the first statement of a session joins its transaction (PostgreSQL):
+    rolled back, nothing stays."""
+    cid, _ = await world.client()
+    pool = await world.pool()
+    async with platform.ctx.db.session() as s:
+        await reports.insert_price_rows(s, [(cid, pool, at("2024-03-05T10:05:00"), 1.0, 1.0)])
+        await s.rollback()
+    async with platform.ctx.db.session() as s:
+        count = select(func.count()).select_from(PricePoint).where(PricePoint.client_id == cid)
+        assert await s.scalar(count) == 0

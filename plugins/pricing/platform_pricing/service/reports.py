@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import (
@@ -198,6 +198,9 @@ async def insert_price_rows(session: AsyncSession, rows: list[tuple[Any, ...]]) 
         return
     conn = await session.connection()
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
+        # SQLAlchemy begins asyncpg's transaction on the first statement it runs: without
+        # one, a COPY opening the session would commit on its own, outside the transaction.
+        await conn.execute(select(literal(1)))
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
