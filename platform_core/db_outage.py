@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import socket
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 
+from platform_core.errors import exception_chain
 from platform_core.problems import problem
 
 log = logging.getLogger("platform_core.errors")
@@ -52,26 +53,13 @@ _SQLITE_OUTAGES = (
 )
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, the driver error it wraps and their causes, each once."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo += [current.__cause__, current.__context__, getattr(current, "orig", None)]
-
-
 _DATABASE_ERRORS = (sa_exc.SQLAlchemyError, asyncpg.PostgresError, sqlite3.Error)
 _DATABASE_PACKAGES = ("sqlalchemy.", "asyncpg.", "aiosqlite.")
 
 
 def _raised_by_database(exc: BaseException) -> bool:
     """True when ``exc`` is a database error or was raised inside the database's code."""
-    for err in _chain(exc):
+    for err in exception_chain(exc):
         if isinstance(err, _DATABASE_ERRORS):
             return True
         tb = err.__traceback__
@@ -93,7 +81,7 @@ def outage_reason(exc: BaseException) -> str | None:
         return "connection lost"
     if not _raised_by_database(exc):
         return None
-    for err in _chain(exc):
+    for err in exception_chain(exc):
         if isinstance(err, sa_exc.TimeoutError):
             return "no pooled connection came free within pool_timeout"
         if isinstance(err, TimeoutError):

@@ -6,6 +6,7 @@ status it maps to, a short title and a detail meant for the client (never intern
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from platform_core._deprecation import moved_names
@@ -127,6 +128,19 @@ class StrictModeError(Exception):
         lines = "; ".join(f"{name}: {reason}" for name, reason in failures.items())
         super().__init__(f"strict mode: refusing to start, plugins failed: {lines}")
         self.failures = failures
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, the driver error it wraps (``.orig``) and their causes, each once."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [current.__cause__, current.__context__, getattr(current, "orig", None)]
 
 
 # Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from platform_core.errors import PlatformError
+from platform_core.errors import PlatformError, exception_chain
 from platform_core.types import MAX_JSON_DEPTH, json_too_deep
 
 log = logging.getLogger("platform_core.errors")
@@ -230,7 +229,7 @@ def install(app: FastAPI) -> None:
 
     async def dbapi_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)
-        chain = list(_causes(exc))
+        chain = list(exception_chain(exc))
         # SQLSTATE class 22 is "data exception": out of range, NUL in text, bad encoding.
         if any(
             str(getattr(e, "sqlstate", "") or "").startswith("22")
@@ -261,16 +260,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(JsonDepthLimit)
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, its wrapped driver error and their causes, each once."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo += [current.__cause__, current.__context__, getattr(current, "orig", None)]

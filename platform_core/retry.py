@@ -40,6 +40,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from platform_core.errors import exception_chain
+
 log = logging.getLogger("platform_core.retry")
 
 ATTEMPTS = 4
@@ -55,22 +57,10 @@ _READ_ONLY = re.compile(
 )
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        todo += [current.__cause__, current.__context__, getattr(current, "orig", None)]
-
-
 def is_retryable(exc: BaseException) -> bool:
     """True for a deadlock or serialization failure (PostgreSQL ``40P01``/``40001``, SQLite
     ``SQLITE_BUSY_SNAPSHOT``), wrapped by SQLAlchemy or not."""
-    for e in _causes(exc):
+    for e in exception_chain(exc):
         if str(getattr(e, "sqlstate", "") or getattr(e, "pgcode", "") or "") in (
             RETRYABLE_SQLSTATES
         ):
