@@ -32,10 +32,16 @@ PLUGIN_SOURCE = textwrap.dedent(
     from fastapi import APIRouter, Request
     from pydantic import BaseModel, Field
 
-    from platform_core import Permission, PluginMeta, hookimpl
-    from platform_core.auth.deps import get_context
-    from platform_core.errors import Conflict
-    from platform_core.idempotency import IDEMPOTENT, IDEMPOTENT_REQUIRED, claimed_key
+    from platform_core import (
+        IDEMPOTENT,
+        IDEMPOTENT_REQUIRED,
+        Conflict,
+        Permission,
+        PluginMeta,
+        claimed_key,
+        get_context,
+        hookimpl,
+    )
 
     RUNS: list[dict] = []
 
