@@ -18,7 +18,8 @@ built with a handful of indexed queries (never a scan of the price history):
 - the policy: ``settings.policy`` overridden key by key by ``Client.policy``.
 
 Engine resolution: the agent's ``config.decision_engine``, else ``Client.engine``, else the
-platform's ``active`` engine (``EngineSetting``), else ``settings.default_engine``; the fallback is the ``fallback`` setting, else ``rules``.
+platform's ``active`` engine (``EngineSetting``), else ``settings.default_engine``; the
+fallback is the ``fallback`` setting, else ``rules``.
 A requested engine that is not installed (its plugin was removed) is replaced by the fallback
 with a ``fallback_reason``; so is one that raises, answers nonsense or exceeds
 ``engine_budget_ms`` (see :func:`platform_pricing.engines.run_decision`). Should the chosen
