@@ -9,6 +9,7 @@ creation date, so a deleted client, agent or instance no longer counts in any pe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -119,7 +120,7 @@ async def feed(
     tenant: Tenant,
     *,
     client_id: int | None,
-    kinds: list[str] | None,
+    kinds: Sequence[str] | None,
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Any], str | None]:
@@ -132,7 +133,7 @@ async def feed(
     if client_id is not None:
         stmt = stmt.where(feed_rows.c.client_id == client_id)
     if kinds:
-        stmt = stmt.where(feed_rows.c.kind.in_(kinds))
+        stmt = stmt.where(feed_rows.c.kind.in_(list(kinds)))
     after = None
     if cursor is not None:
         at, kind, row_id = _position(cursor)
