@@ -235,3 +235,19 @@ async def test_concurrent_toggles_exactly_one_wins(server):
         assert codes == [200] + [409] * 11, [r.text for r in answers]
         assert all(r.json()["current_state"] == "disabled" for r in answers if r.status_code == 409)
         assert (await http.get(f"{A}/{agent_id}")).json()["enabled"] is False
+        # Flips without a body: each reads a value and changes it only from that value.
+        flips = await asyncio.gather(*(http.post(url) for _ in range(12)))
+        won = [r for r in flips if r.status_code == 200]
+        assert won and all(r.status_code in (200, 409) for r in flips), [r.text for r in flips]
+        final = (await http.get(f"{A}/{agent_id}")).json()["enabled"]
+        assert final == (len(won) % 2 == 1)
+
+
+async def test_toggle_without_a_body_flips_the_flag(tenants):
+    c = await tenants.client()
+    a = await tenants.agent(c)
+    r = await c.admin_http.post(f"{A}/{a.id}/toggle-enabled")
+    assert r.status_code == 200 and r.json()["enabled"] is False
+    r = await c.admin_http.post(f"{A}/{a.id}/toggle-enabled")
+    assert r.status_code == 200 and r.json()["enabled"] is True
+    assert (await a.http.post(f"{A}/{a.id}/heartbeat", json={})).status_code == 200

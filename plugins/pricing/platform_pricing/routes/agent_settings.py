@@ -23,14 +23,18 @@ CLIENT = requires_scopes("pricing:client")
     responses={409: {"description": "The agent is already in that state (current_state)"}},
 )
 async def toggle_enabled(
-    agent_id: IdPath, data: ToggleEnabled, session: DbSession, tenant: TenantDep
+    agent_id: IdPath, session: DbSession, tenant: TenantDep, data: ToggleEnabled | None = None
 ) -> AgentEnabled:
     """Enable or disable an agent (client admin); 409 naming the state when it is already so.
+
+    Without a body the flag flips from the value read; a concurrent toggle that changed it
+    first makes this one a 409 naming the state, so no toggle overwrites another.
 
     A disabled agent's reports, heartbeats and command polls are refused (409), and no
     command is issued to it.
     """
-    agent, when = await service.toggle(session, tenant, agent_id, data.enabled)
+    wanted = data.enabled if data is not None else None
+    agent, when = await service.toggle(session, tenant, agent_id, wanted)
     return AgentEnabled(agent_id=agent.id, enabled=agent.enabled, changed_at=when)
 
 

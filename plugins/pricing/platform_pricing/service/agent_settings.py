@@ -51,15 +51,18 @@ async def require_enabled_id(session: AsyncSession, agent_id: int) -> None:
 
 
 async def toggle(
-    session: AsyncSession, tenant: Tenant, agent_id: int, enabled: bool
+    session: AsyncSession, tenant: Tenant, agent_id: int, enabled: bool | None
 ) -> tuple[Agent, datetime]:
-    """Set the agent's ``enabled`` flag (client admin or admin) from the other value.
+    """Set the agent's ``enabled`` flag (client admin or admin) from the other value; None
+    flips the value just read.
 
     One ``UPDATE ... WHERE enabled = :other``: a request finding the agent already in the
     wanted state (another request won the race) is a 409 naming that state.
     """
     agent = await tenancy.get_agent(session, tenant, agent_id)
     tenancy.require_client_admin(tenant)
+    if enabled is None:
+        enabled = not agent.enabled
     now = utcnow()
     changed = (
         await session.execute(
