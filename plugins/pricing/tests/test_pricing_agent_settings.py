@@ -251,3 +251,28 @@ async def test_toggle_without_a_body_flips_the_flag(tenants):
     r = await c.admin_http.post(f"{A}/{a.id}/toggle-enabled")
     assert r.status_code == 200 and r.json()["enabled"] is True
     assert (await a.http.post(f"{A}/{a.id}/heartbeat", json={})).status_code == 200
+
+
+async def test_migration_matches_the_model_and_keeps_agents(platform, tenants):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from platform_pricing.models import Agent, Instance, PricingBase
+    from sqlalchemy import func, select
+
+    from platform_core.migrate import downgrade, upgrade
+
+    def compare(conn):
+        diff = compare_metadata(MigrationContext.configure(conn), PricingBase.metadata)
+        return [d for d in diff if "pricing_agents" in repr(d)]
+
+    async with platform.ctx.db.engine.connect() as conn:
+        assert await conn.run_sync(compare) == []
+    c = await tenants.client()
+    a = await tenants.agent(c)
+    target = next(t for t in platform.ctx.state["migration_targets"] if t.plugin == "pricing")
+    await downgrade(platform.ctx.db, target, "pricing_0002_dirty_hours")
+    await upgrade(platform.ctx.db, [target])
+    async with platform.ctx.db.session() as s:
+        row = (await s.execute(select(Agent.enabled, Agent.config).where(Agent.id == a.id))).one()
+        assert (row.enabled, row.config) == (True, {})
+        assert await s.scalar(select(func.count()).select_from(Instance)) == 1

@@ -20,16 +20,18 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("pricing_agents") as batch:
-        batch.add_column(
-            sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true())
-        )
-        batch.add_column(
-            sa.Column("config", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
-        )
+    # Plain ALTER TABLE on both databases: a batch rebuild on SQLite would drop the table,
+    # and with it (ON DELETE CASCADE) every instance and command of every agent.
+    op.add_column(
+        "pricing_agents",
+        sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
+    op.add_column(
+        "pricing_agents",
+        sa.Column("config", sa.JSON(), nullable=False, server_default=sa.text("'{}'")),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("pricing_agents") as batch:
-        batch.drop_column("config")
-        batch.drop_column("enabled")
+    op.execute("ALTER TABLE pricing_agents DROP COLUMN config")
+    op.execute("ALTER TABLE pricing_agents DROP COLUMN enabled")
