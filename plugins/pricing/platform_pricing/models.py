@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -87,6 +88,10 @@ class Agent(PricingBase):
     version: Mapped[str] = mapped_column(String(50), default="")
     status: Mapped[str] = mapped_column(String(16), default="online")
     replica_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Set by its client (toggle-enabled); a disabled agent's reports are refused.
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Its settings (report interval, engine override, ...): see schemas/agent_settings.py.
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     offline_since: Mapped[datetime | None] = mapped_column(UTCDateTime)

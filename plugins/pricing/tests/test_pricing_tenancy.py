@@ -40,6 +40,8 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("POST", "/agents/{agent_id}/heartbeat"): lambda: {"version": "9.9.9"},
     ("PUT", "/agents/{agent_id}/replica-config"): lambda: {"enabled": True, "standby_count": 3},
+    ("POST", "/agents/{agent_id}/toggle-enabled"): lambda: {"enabled": False},
+    ("PUT", "/agents/{agent_id}/config"): lambda: {"report_interval_seconds": 30},
     ("POST", "/agents/{agent_id}/reports/pricing"): lambda: {
         "report_id": rid(),
         "points": [{**POOL, "spot_price": 0.5, "on_demand_price": 0.9, "observed_at": ISO}],

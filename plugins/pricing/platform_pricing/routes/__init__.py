@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from platform_pricing.routes import agents, clients, decisions, history, replicas
+from platform_pricing.routes import (
+    activity,
+    agent_settings,
+    agents,
+    clients,
+    decisions,
+    history,
+    replicas,
+)
 
 router = APIRouter()
-for _module in (clients, agents, decisions, replicas, history):
+for _module in (clients, agents, agent_settings, decisions, replicas, history, activity):
     router.include_router(_module.router)

@@ -68,6 +68,7 @@ def agent_out(agent: Agent, instance_id: int | None) -> AgentOut:
         registered_at=agent.registered_at,
         last_heartbeat_at=agent.last_heartbeat_at,
         offline_since=agent.offline_since,
+        enabled=agent.enabled,
     )
 
 

@@ -64,6 +64,7 @@ class AgentOut(BaseModel):
     registered_at: datetime
     last_heartbeat_at: datetime
     offline_since: datetime | None
+    enabled: bool = True
 
 
 class HeartbeatOut(AgentOut):

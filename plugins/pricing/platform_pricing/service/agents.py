@@ -33,6 +33,7 @@ from platform_core import (
 )
 from platform_pricing import events, tenancy
 from platform_pricing.models import Agent, Command, Instance, Placement, Pool
+from platform_pricing.service.agent_settings import require_enabled
 from platform_pricing.service.clients import retire_users
 from platform_pricing.service.pools import pool_id
 from platform_pricing.tenancy import AGENT_SCOPE, Tenant
@@ -191,6 +192,7 @@ async def heartbeat(
     """
     agent = await tenancy.get_agent(session, tenant, agent_id)
     tenancy.require_agent(tenant, agent.id)
+    require_enabled(agent)
     now = now or utcnow()
     if version:
         agent.version = version

@@ -32,6 +32,7 @@ from platform_core import (
 from platform_pricing.events import SwitchIssued
 from platform_pricing.models import Agent, Command, Instance, Pool
 from platform_pricing.service import decisions, pools
+from platform_pricing.service.agent_settings import require_enabled_id
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import (
     Tenant,
@@ -77,6 +78,7 @@ async def create_command(
     ``SwitchIssued`` event (same transaction)."""
     when = now or utcnow()
     await _lock_agent(session, instance.agent_id)
+    await require_enabled_id(session, instance.agent_id)
     await session.execute(
         update(Command)
         .where(Command.agent_id == instance.agent_id, Command.status == "pending")
@@ -223,6 +225,7 @@ async def poll(
     require_agent(tenant, agent_id)
     when = now or utcnow()
     await _lock_agent(session, agent_id)
+    await require_enabled_id(session, agent_id)
     rows = list(
         (
             await session.scalars(

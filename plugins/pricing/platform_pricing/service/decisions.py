@@ -17,8 +17,9 @@ built with a handful of indexed queries (never a scan of the price history):
 - the on-demand price: the latest one reported for the current pool, else for any candidate;
 - the policy: ``settings.policy`` overridden key by key by ``Client.policy``.
 
-Engine resolution: ``Client.engine``, else the platform's ``active`` engine (``EngineSetting``),
-else ``settings.default_engine``; the fallback is the ``fallback`` setting, else ``rules``.
+Engine resolution: the agent's ``config.decision_engine``, else ``Client.engine``, else the
+platform's ``active`` engine (``EngineSetting``), else ``settings.default_engine``; the
+fallback is the ``fallback`` setting, else ``rules``.
 A requested engine that is not installed (its plugin was removed) is replaced by the fallback
 with a ``fallback_reason``; so is one that raises, answers nonsense or exceeds
 ``engine_budget_ms`` (see :func:`platform_pricing.engines.run_decision`). Should the chosen
@@ -49,6 +50,7 @@ from sqlalchemy.orm import aliased
 from platform_core import Conflict, NotFound, ValidationFailed, page_by_id, upsert, utcnow
 from platform_pricing import engines as eng
 from platform_pricing.models import (
+    Agent,
     Client,
     Decision,
     EngineSetting,
@@ -363,12 +365,14 @@ async def run(
     installed: dict[str, InstalledEngine],
     settings: PricingSettings,
     chosen: dict[str, str] | None = None,
+    agent_engine: str | None = None,
 ) -> eng.EngineResult:
-    """Run the client's engine with the fallback (see the module docstring); ``chosen`` are
-    the platform's engine settings when already read."""
+    """Run the agent's or client's engine with the fallback (see the module docstring);
+    ``chosen`` are the platform's engine settings when already read, ``agent_engine`` the
+    agent's own override (its ``config.decision_engine``)."""
     if chosen is None:
         chosen = await engine_settings(session)
-    requested = client.engine or chosen.get("active") or settings.default_engine
+    requested = agent_engine or client.engine or chosen.get("active") or settings.default_engine
     rules = installed.get(FALLBACK_ENGINE)
     last_resort: eng.DecisionEngine = rules.engine if rules is not None else eng.RuleEngine()
     wanted_fallback = installed.get(chosen.get("fallback") or FALLBACK_ENGINE)
@@ -429,8 +433,14 @@ def _context_statement() -> Any:
         return select(setting.engine).where(setting.key == key).scalar_subquery().label(key)
 
     return (
-        select(Instance, Client, *(chosen_engine(key) for key in ENGINE_KEYS))
+        select(
+            Instance,
+            Client,
+            *(chosen_engine(key) for key in ENGINE_KEYS),
+            Agent.config.label("agent_config"),
+        )
         .join(Client, Client.id == Instance.client_id)
+        .join(Agent, Agent.id == Instance.agent_id)
         .where(Instance.agent_id == bindparam("agent_id"))
     )
 
@@ -470,7 +480,9 @@ async def decide(
     chosen = {k: found[i + 2] for i, k in enumerate(ENGINE_KEYS) if found[i + 2] is not None}
     when = now or utcnow()
     inputs = await build_input(session, instance, client, settings, when)
-    result = await run(session, inputs, client, installed, settings, chosen)
+    override = (found.agent_config or {}).get("decision_engine")
+    agent_engine = override if isinstance(override, str) else None
+    result = await run(session, inputs, client, installed, settings, chosen, agent_engine)
     row = _row(inputs, result, client.id)
     if store:
         session.add(row)

@@ -48,6 +48,7 @@ from platform_pricing.schemas.reports import (
     SwitchReport,
     TerminationReport,
 )
+from platform_pricing.service.agent_settings import require_enabled
 from platform_pricing.service.agents import close_placement, open_placement
 from platform_pricing.service.pools import pool_id, pool_ids
 from platform_pricing.settings import PricingSettings
@@ -79,6 +80,7 @@ async def _reporting_agent(session: AsyncSession, tenant: Tenant, agent_id: int)
     """The agent ``agent_id`` when the caller is that agent (404 across clients, 403 else)."""
     agent = await tenancy.get_agent(session, tenant, agent_id)
     tenancy.require_agent(tenant, agent.id)
+    require_enabled(agent)
     return agent
 
 
