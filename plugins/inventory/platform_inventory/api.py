@@ -7,6 +7,7 @@ This module is the inventory's only supported surface for other plugins; everyth
 from __future__ import annotations
 
 from platform_inventory.models import Device
-from platform_inventory.service import DeviceFilters, filtered_devices, get_device, topology
+from platform_inventory.service.connections import topology
+from platform_inventory.service.devices import DeviceFilters, filtered_devices, get_device
 
 __all__ = ["Device", "DeviceFilters", "filtered_devices", "get_device", "topology"]

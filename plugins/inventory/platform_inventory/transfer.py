@@ -650,7 +650,7 @@ class _Planner:
                     "updated_at": now,
                 }
                 params.append(values)
-                after = dict(before) | {k: service._jsonable(v) for k, v in values.items()}
+                after = dict(before) | {k: service.common._jsonable(v) for k, v in values.items()}
                 changes.append(self._change("update", r.values["id"], before, after, audit, now))
                 ids[r.values["name"]] = r.values["id"]
             await session.execute(update(Device), params)
@@ -667,7 +667,7 @@ class _Planner:
             )
             for r, new_id, p in zip(part, result.scalars().all(), params, strict=True):
                 ids[r.values["name"]] = new_id
-                after = {k: service._jsonable(v) for k, v in p.items()} | {"id": new_id}
+                after = {k: service.common._jsonable(v) for k, v in p.items()} | {"id": new_id}
                 changes.append(self._change("create", new_id, None, after, audit, now))
             if progress:
                 progress(len(updates) + start + len(part), total)

@@ -6,7 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from platform_core import JobSpec, PlatformContext, Principal, utcnow
-from platform_scheduler import power, service
+from platform_scheduler import power
+from platform_scheduler.service import transitions
 from platform_scheduler.settings import SchedulerSettings
 
 SYSTEM = Principal(user_id=0, username="scheduler", role="admin", scopes=frozenset())
@@ -16,7 +17,7 @@ SYSTEM = Principal(user_id=0, username="scheduler", role="admin", scopes=frozens
 async def start_bookings(ctx: PlatformContext) -> dict[str, int]:
     """Approved bookings whose start passed become active (and are powered on if asked)."""
     async with ctx.db.session() as session:
-        started = await service.start_due(session, utcnow())
+        started = await transitions.start_due(session, utcnow())
         wanted = [ids for b, ids in started if b.power_on_start]
     powered = sum([await power.switch_configured(ctx, ids, "on", SYSTEM) for ids in wanted])
     return {"started": len(started), "powered_on": powered}
@@ -25,7 +26,7 @@ async def start_bookings(ctx: PlatformContext) -> dict[str, int]:
 async def end_bookings(ctx: PlatformContext) -> dict[str, int]:
     """Active bookings whose end passed complete (and are powered off if asked)."""
     async with ctx.db.session() as session:
-        ended = await service.end_due(session, utcnow())
+        ended = await transitions.end_due(session, utcnow())
         wanted = [ids for b, ids in ended if b.power_off_end]
     powered = sum([await power.switch_configured(ctx, ids, "off", SYSTEM) for ids in wanted])
     return {"ended": len(ended), "powered_off": powered}
@@ -34,7 +35,7 @@ async def end_bookings(ctx: PlatformContext) -> dict[str, int]:
 async def expire_bookings(ctx: PlatformContext) -> dict[str, int]:
     """Pending bookings whose start passed unapproved become expired."""
     async with ctx.db.session() as session:
-        return {"expired": len(await service.expire_pending(session, utcnow()))}
+        return {"expired": len(await transitions.expire_pending(session, utcnow()))}
 
 
 async def remind_bookings(ctx: PlatformContext) -> dict[str, int]:
@@ -42,7 +43,7 @@ async def remind_bookings(ctx: PlatformContext) -> dict[str, int]:
     settings = ctx.settings_for("scheduler", SchedulerSettings)
     ahead = timedelta(minutes=settings.reminder_minutes)
     async with ctx.db.session() as session:
-        return {"reminded": await service.send_reminders(session, utcnow(), ahead)}
+        return {"reminded": await transitions.send_reminders(session, utcnow(), ahead)}
 
 
 def job_specs(ctx: PlatformContext) -> list[JobSpec]:

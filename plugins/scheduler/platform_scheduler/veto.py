@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import utcnow
-from platform_scheduler import service
+from platform_scheduler.service import common, veto
 
 
 async def reason(session: AsyncSession, device: dict[str, Any], action: str) -> str | None:
@@ -21,8 +21,8 @@ async def reason(session: AsyncSession, device: dict[str, Any], action: str) -> 
         return None
     # The locks a booking of this device takes: a booking being made now either committed
     # before (and is found below) or waits, then sees the device retired or gone.
-    await service.lock_devices(session, [int(device["id"])])
-    ids = await service.future_bookings(session, int(device["id"]), utcnow())
+    await common.lock_devices(session, [int(device["id"])])
+    ids = await veto.future_bookings(session, int(device["id"]), utcnow())
     if not ids:
         return None
     listed = ", ".join(str(i) for i in ids)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from platform_inventory import service as inventory
 from platform_scheduler import service
 from platform_scheduler.models import HOLDING, STATUSES, Booking, Slot
-from platform_scheduler.schemas import Availability
+from platform_scheduler.schemas.availability import Availability
 from sqlalchemy import insert
 
 B = "/api/scheduler/bookings"

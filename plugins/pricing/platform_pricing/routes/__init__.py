@@ -12,8 +12,9 @@ from platform_pricing.routes import (
     decisions,
     history,
     replicas,
+    savings,
 )
 
 router = APIRouter()
-for _module in (clients, agents, agent_settings, decisions, replicas, history, activity):
+for _module in (clients, agents, agent_settings, decisions, replicas, history, savings, activity):
     router.include_router(_module.router)

@@ -1,4 +1,4 @@
-"""Routes: price history, current prices, options, metrics, switches, savings and charts."""
+"""Routes: price history, current prices, options, metrics, switches and the price chart."""
 
 from __future__ import annotations
 
@@ -25,12 +25,10 @@ from platform_pricing.schemas.history import (
     Metrics,
     PriceChart,
     PriceHistory,
-    SavingsChart,
-    SavingsReport,
     SwitchPage,
     Timestamp,
 )
-from platform_pricing.service import history, savings
+from platform_pricing.service import history
 
 router = APIRouter()
 
@@ -128,38 +126,6 @@ async def list_switches(
             end=end,
             cursor=cursor,
             limit=limit,
-        )
-    )
-
-
-@router.get("/savings", response_model=SavingsReport, openapi_extra=ANY)
-async def savings_report(
-    session: DbSession,
-    tenant: TenantDep,
-    month: Annotated[Line | None, Query(max_length=7, description="YYYY-MM (default: now)")] = None,
-    instance_id: OptionalId = None,
-    client_id: OptionalId = None,
-) -> SavingsReport:
-    """Savings of a month per instance, per client and in total (on-demand minus paid)."""
-    return SavingsReport.model_validate(
-        await savings.savings_report(
-            session, tenant, month=month, instance_id=instance_id, client_id=client_id
-        )
-    )
-
-
-@router.get("/charts/savings", response_model=SavingsChart, openapi_extra=ANY)
-async def savings_chart(
-    session: DbSession,
-    tenant: TenantDep,
-    months: Annotated[int, Query(ge=1, le=24)] = 12,
-    instance_id: OptionalId = None,
-    client_id: OptionalId = None,
-) -> SavingsChart:
-    """Monthly savings series (the last ``months`` months, the current one last)."""
-    return SavingsChart.model_validate(
-        await savings.savings_chart(
-            session, tenant, months=months, instance_id=instance_id, client_id=client_id
         )
     )
 

@@ -1,14 +1,15 @@
-"""Response models of price history, current prices, options, metrics, switches, savings
-and charts."""
+"""Response models of price history, current prices, options, metrics, switches and price
+charts."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 
 from platform_core import IdPage
+from platform_pricing.schemas.savings import SavingsFigures
 
 
 def _bounded(value: datetime) -> datetime:
@@ -101,16 +102,6 @@ class AvailableOptions(BaseModel):
     options: list[Option]
 
 
-class SavingsFigures(BaseModel):
-    """Hours, on-demand cost, actual cost, savings (price-hours) and savings percent."""
-
-    hours: float
-    on_demand_cost: float
-    actual_cost: float
-    savings: float
-    savings_percent: float
-
-
 class PoolTime(BaseModel):
     """Seconds spent in one pool."""
 
@@ -160,47 +151,6 @@ class SwitchPage(IdPage[SwitchOut]):
     ties on ``switched_at`` are broken by id. ``next_cursor`` is the id of the page's last
     switch (null on the last page); a cursor that is not a switch of the list is a 422.
     """
-
-
-class InstanceSavingsOut(SavingsFigures):
-    """One instance's savings in the month; ``source`` says stored by the job or live."""
-
-    instance_id: int
-    client_id: int
-    source: Literal["stored", "live"]
-    missing_prices: bool
-
-
-class ClientSavingsOut(SavingsFigures):
-    """One client's totals in the month."""
-
-    client_id: int
-
-
-class SavingsReport(BaseModel):
-    """Savings of a month: per instance, per client and the totals."""
-
-    month: str
-    start: datetime
-    end: datetime
-    complete: bool
-    instances: list[InstanceSavingsOut]
-    clients: list[ClientSavingsOut]
-    totals: SavingsFigures
-
-
-class MonthPoint(SavingsFigures):
-    """One month of the savings chart."""
-
-    month: str
-    complete: bool
-
-
-class SavingsChart(BaseModel):
-    """Monthly savings, oldest month first, the current (incomplete) month last."""
-
-    months: int
-    series: list[MonthPoint]
 
 
 class ChartPoint(BaseModel):

@@ -1,0 +1,1 @@
+"""Request and response models of the inventory plugin's API, one module per area."""

@@ -1,0 +1,131 @@
+"""Business logic of the inventory plugin, one module per area; no HTTP here.
+
+The names other modules use are re-exported here; ``common`` holds what the areas share."""
+
+from __future__ import annotations
+
+from platform_inventory.service.common import (
+    SORT_KEYS,
+    Audit,
+    Veto,
+    hook_veto,
+    record,
+    snapshot,
+)
+from platform_inventory.service.connections import (
+    ConnectionView,
+    create_connection,
+    create_port,
+    delete_connection,
+    delete_port,
+    get_connection,
+    list_connections,
+    list_ports,
+    port_path,
+    topology,
+    update_connection,
+)
+from platform_inventory.service.device_types import (
+    check_custom_field_defs,
+    coerce_value,
+    create_device_type,
+    delete_device_type,
+    get_device_type,
+    list_device_types,
+    text_value,
+    update_device_type,
+    validate_custom_fields,
+)
+from platform_inventory.service.devices import (
+    DeviceFilters,
+    create_device,
+    delete_device,
+    filtered_devices,
+    get_device,
+    list_devices,
+    parse_sort,
+    update_device,
+)
+from platform_inventory.service.history import (
+    list_changes,
+)
+from platform_inventory.service.locations import (
+    create_location,
+    delete_location,
+    descendants,
+    get_location,
+    list_locations,
+    update_location,
+)
+from platform_inventory.service.manufacturers import (
+    create_manufacturer,
+    delete_manufacturer,
+    get_manufacturer,
+    list_manufacturers,
+    update_manufacturer,
+)
+from platform_inventory.service.racks import (
+    create_rack,
+    delete_rack,
+    describe_units,
+    get_rack,
+    list_racks,
+    units_needed,
+    update_rack,
+)
+
+__all__ = [
+    "SORT_KEYS",
+    "Audit",
+    "ConnectionView",
+    "DeviceFilters",
+    "Veto",
+    "check_custom_field_defs",
+    "coerce_value",
+    "create_connection",
+    "create_device",
+    "create_device_type",
+    "create_location",
+    "create_manufacturer",
+    "create_port",
+    "create_rack",
+    "delete_connection",
+    "delete_device",
+    "delete_device_type",
+    "delete_location",
+    "delete_manufacturer",
+    "delete_port",
+    "delete_rack",
+    "descendants",
+    "describe_units",
+    "filtered_devices",
+    "get_connection",
+    "get_device",
+    "get_device_type",
+    "get_location",
+    "get_manufacturer",
+    "get_rack",
+    "hook_veto",
+    "list_changes",
+    "list_connections",
+    "list_device_types",
+    "list_devices",
+    "list_locations",
+    "list_manufacturers",
+    "list_ports",
+    "list_racks",
+    "parse_sort",
+    "port_path",
+    "record",
+    "snapshot",
+    "text_value",
+    "topology",
+    "units_needed",
+    "update_connection",
+    "update_device",
+    "update_device_type",
+    "update_location",
+    "update_manufacturer",
+    "update_rack",
+    "validate_custom_fields",
+]

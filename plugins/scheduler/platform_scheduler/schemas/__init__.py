@@ -1,0 +1,1 @@
+"""Request and response models of the scheduler plugin's API, one module per area."""
