@@ -58,8 +58,10 @@ from platform_core.webhooks.signing import verify_signature
 
 __all__ = [
     "TEST_DATABASE_ENV",
+    "TEST_WEBHOOK_ALLOW",
     "EventRecord",
     "Notification",
+    "PlatformCli",
     "PlatformFactory",
     "ReceivedWebhook",
     "TestPlatform",
