@@ -33,14 +33,16 @@ async def test_expired_credentials_are_refused_while_still_cached(platform_facto
             scopes=None,
             known_scopes=frozenset(platform.ctx.permissions),
             role_scopes=platform.ctx.state["role_scopes"]["member"],
-            expires_in=timedelta(seconds=1),
+            expires_in=timedelta(seconds=3),
         )
-    jwt, _ = encode_jwt(platform.ctx.secret_key, user.id, ["core:read"], timedelta(seconds=1))
+    # 3 s: a JWT's exp is whole seconds, so a 1 s lifetime may be over before the first call.
+    jwt, _ = encode_jwt(platform.ctx.secret_key, user.id, ["core:read"], timedelta(seconds=3))
     client = platform.client()
     for credential in (secret, jwt):
         r = await client.get("/api/core/me", headers={"Authorization": f"Bearer {credential}"})
         assert r.status_code == 200, r.text  # resolved, and now cached for 300 s
     await asyncio.sleep(max(0.0, (token.expires_at - utcnow()).total_seconds()) + 1.1)
+    # Both have expired; both are still in the 300 s credential cache.
     for credential in (secret, jwt):
         r = await client.get("/api/core/me", headers={"Authorization": f"Bearer {credential}"})
         assert r.status_code == 401, r.text
