@@ -49,10 +49,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from platform_core.app import boot, create_app
 from platform_core.auth import service
 from platform_core.auth.models import User
-from platform_core.config import Config, CoreSettings
+from platform_core.config import Config, CoreSettings, load_config
 from platform_core.context import PlatformContext
 from platform_core.events.models import EventRecord
-from platform_core.migrate import upgrade
+from platform_core.migrate import downgrade, upgrade
 from platform_core.notifications.models import Notification
 from platform_core.webhooks.signing import verify_signature
 
@@ -67,6 +67,7 @@ __all__ = [
     "TestPlatform",
     "WebhookReceiver",
     "fresh_database",
+    "prepared",
     "served",
     "verify_signature",
 ]
@@ -120,6 +121,15 @@ class TestPlatform:
                 expires_in=None,
             )
         return secret
+
+    async def migrate(self, plugin: str, revision: str = "heads") -> None:
+        """Move one plugin's tables to ``revision`` (a revision id, ``base`` or ``heads``):
+        for testing a data migration on rows written at an older revision."""
+        target = next(t for t in self.ctx.migration_targets if t.plugin == plugin)
+        if revision == "heads":
+            await upgrade(self.ctx.db, [target])
+        else:
+            await downgrade(self.ctx.db, target, revision)
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         """An HTTP client talking to the app in-process (closed with the platform)."""
@@ -320,6 +330,22 @@ async def served(config: Path, *, timeout: float = 30.0) -> AsyncIterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@asynccontextmanager
+async def prepared(config: Path) -> AsyncIterator[TestPlatform]:
+    """The platform ``config`` (a ``plugins.toml``) describes, migrated, not started: to put
+    users, tokens and data in a database before :func:`served` serves it. Its database
+    connections are closed at the end of the block."""
+    ctx = boot(load_config(config))
+    await upgrade(ctx.db, ctx.migration_targets)
+    stack = AsyncExitStack()
+    stack.push_async_callback(ctx.db.dispose)
+    platform = TestPlatform(ctx, create_app(ctx), stack)
+    try:
+        yield platform
+    finally:
+        await platform.aclose()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from platform_core.events.models import EventRecord
+from platform_core.testing import EventRecord
 
 
 async def test_concurrent_retirements_announce_once_and_keep_both_changes(platform):

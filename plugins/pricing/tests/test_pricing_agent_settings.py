@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from platform_core.testing import fresh_database, served
+from platform_core.testing import fresh_database, prepared, served
 
 A = "/api/pricing/agents"
 
@@ -162,29 +161,8 @@ async def platform_engine(platform, c, a) -> None:
 
 async def _prepare(config_path: Path) -> str:
     """Migrate and create an admin token."""
-    from platform_core.app import boot
-    from platform_core.auth import service
-    from platform_core.config import load_config
-    from platform_core.migrate import upgrade
-
-    os.environ["PLATFORM_CONFIG"] = str(config_path)
-    try:
-        ctx = boot(load_config())
-    finally:
-        del os.environ["PLATFORM_CONFIG"]
-    await upgrade(ctx.db, ctx.state["migration_targets"])
-    async with ctx.db.session() as session:
-        user = await service.create_user(session, "racer", "admin", None)
-        _, secret = await service.create_token(
-            session,
-            user,
-            scopes=None,
-            known_scopes=frozenset(ctx.permissions),
-            role_scopes=ctx.state["role_scopes"]["admin"],
-            expires_in=None,
-        )
-    await ctx.db.dispose()
-    return secret
+    async with prepared(config_path) as platform:
+        return await platform.token(user=await platform.user("admin", "racer"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -259,8 +237,6 @@ async def test_migration_matches_the_model_and_keeps_agents(platform, tenants):
     from platform_pricing.models import Agent, Instance, PricingBase
     from sqlalchemy import func, select
 
-    from platform_core.migrate import downgrade, upgrade
-
     def compare(conn):
         diff = compare_metadata(MigrationContext.configure(conn), PricingBase.metadata)
         return [d for d in diff if "pricing_agents" in repr(d)]
@@ -269,9 +245,8 @@ async def test_migration_matches_the_model_and_keeps_agents(platform, tenants):
         assert await conn.run_sync(compare) == []
     c = await tenants.client()
     a = await tenants.agent(c)
-    target = next(t for t in platform.ctx.state["migration_targets"] if t.plugin == "pricing")
-    await downgrade(platform.ctx.db, target, "pricing_0002_dirty_hours")
-    await upgrade(platform.ctx.db, [target])
+    await platform.migrate("pricing", "pricing_0002_dirty_hours")
+    await platform.migrate("pricing", "heads")
     async with platform.ctx.db.session() as s:
         row = (await s.execute(select(Agent.enabled, Agent.config).where(Agent.id == a.id))).one()
         assert (row.enabled, row.config) == (True, {})

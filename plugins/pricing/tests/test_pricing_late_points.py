@@ -229,21 +229,18 @@ async def test_dirty_hours_migration_matches_the_model_and_downgrades(
     from alembic.migration import MigrationContext
     from platform_pricing.models import PricingBase
 
-    from platform_core.migrate import downgrade, upgrade
-
     def compare(conn: Any) -> list[Any]:
         diff = compare_metadata(MigrationContext.configure(conn), PricingBase.metadata)
         return [d for d in diff if "pricing_dirty_hours" in repr(d)]
 
     async with platform.ctx.db.engine.connect() as conn:
         assert await conn.run_sync(compare) == []
-    target = next(t for t in platform.ctx.state["migration_targets"] if t.plugin == "pricing")
     cid, _ = await world.client()
     pool = await world.pool()
 
-    await downgrade(platform.ctx.db, target, "pricing_0001")
+    await platform.migrate("pricing", "pricing_0001")
     await insert(platform, cid, pool, [("2024-03-05T10:05:00", 1.0)])  # no trigger, no table
-    await upgrade(platform.ctx.db, [target])
+    await platform.migrate("pricing", "heads")
     await insert(platform, cid, pool, [("2024-03-05T11:05:00", 2.0)])
 
     async with platform.ctx.db.session() as s:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from platform_pricing.tenancy import instance_of_agent
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from platform_core.testing import EventRecord, fresh_database, served
+from platform_core.testing import EventRecord, fresh_database, prepared, served
 
 API = "/api/pricing"
 REGION, ITYPE = "us-east-1", "m5.large"
@@ -810,29 +809,8 @@ async def test_manual_promotion_racing_notices_promotes_once(platform, fleet):
 
 async def _admin_token(config_path: Path) -> str:
     """Migrate the database and create an admin with a token."""
-    from platform_core import create_token, create_user
-    from platform_core.app import boot
-    from platform_core.config import load_config
-    from platform_core.migrate import upgrade
-
-    os.environ["PLATFORM_CONFIG"] = str(config_path)
-    try:
-        ctx = boot(load_config())
-    finally:
-        del os.environ["PLATFORM_CONFIG"]
-    await upgrade(ctx.db, ctx.migration_targets)
-    async with ctx.db.session() as session:
-        user = await create_user(session, "racer", "admin", None)
-        _, secret = await create_token(
-            session,
-            user,
-            scopes=None,
-            known_scopes=frozenset(ctx.permissions),
-            role_scopes=ctx.scopes_by_role["admin"],
-            expires_in=None,
-        )
-    await ctx.db.dispose()
-    return secret
+    async with prepared(config_path) as platform:
+        return await platform.token(user=await platform.user("admin", "racer"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from platform_core.testing import fresh_database, served
+from platform_core.testing import fresh_database, prepared, served
 
 
 async def _prepare(config_path: Path) -> tuple[str, int]:
@@ -24,35 +23,16 @@ async def _prepare(config_path: Path) -> tuple[str, int]:
     from platform_inventory import service as inventory
     from platform_inventory.service import Audit
 
-    from platform_core import create_token, create_user
-    from platform_core.app import boot
-    from platform_core.config import load_config
-    from platform_core.migrate import upgrade
-
-    os.environ["PLATFORM_CONFIG"] = str(config_path)
-    try:
-        ctx = boot(load_config())
-    finally:
-        del os.environ["PLATFORM_CONFIG"]
-    await upgrade(ctx.db, ctx.migration_targets)
-    async with ctx.db.session() as session:
-        user = await create_user(session, "racer", "admin", None)
-        _, secret = await create_token(
-            session,
-            user,
-            scopes=None,
-            known_scopes=frozenset(ctx.permissions),
-            role_scopes=ctx.scopes_by_role["admin"],
-            expires_in=None,
-        )
-        m = await inventory.create_manufacturer(session, "Acme", Audit("t"))
-        t = await inventory.create_device_type(
-            session, {"manufacturer_id": m.id, "model": "S1"}, Audit("t")
-        )
-        d = await inventory.create_device(
-            session, {"name": "d1", "device_type_id": t.id}, Audit("t")
-        )
-    await ctx.db.dispose()
+    async with prepared(config_path) as platform:
+        secret = await platform.token(user=await platform.user("admin", "racer"))
+        async with platform.ctx.db.session() as session:
+            m = await inventory.create_manufacturer(session, "Acme", Audit("t"))
+            t = await inventory.create_device_type(
+                session, {"manufacturer_id": m.id, "model": "S1"}, Audit("t")
+            )
+            d = await inventory.create_device(
+                session, {"name": "d1", "device_type_id": t.id}, Audit("t")
+            )
     return secret, d.id
 
 

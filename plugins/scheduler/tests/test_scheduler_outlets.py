@@ -11,7 +11,6 @@ from platform_scheduler.outlets import canonical_address, canonical_outlet
 from sqlalchemy import text
 
 from platform_core import Principal
-from platform_core.migrate import downgrade, upgrade
 
 
 @pytest.mark.parametrize(
@@ -217,8 +216,7 @@ async def test_migration_rewrites_stored_addresses_and_the_guard_then_refuses(
     platform: Any, admin_client: Any, two_devices: list[int]
 ) -> None:
     mine, theirs = two_devices
-    target = next(t for t in platform.ctx.state["migration_targets"] if t.plugin == "scheduler")
-    await downgrade(platform.ctx.db, target, "scheduler_0001")
+    await platform.migrate("scheduler", "scheduler_0001")
     now = datetime.now(UTC)
     async with platform.ctx.db.engine.begin() as conn:
         for device, address, outlet in (
@@ -234,7 +232,7 @@ async def test_migration_rewrites_stored_addresses_and_the_guard_then_refuses(
                 {"d": device, "a": address, "o": outlet, "t": now},
             )
 
-    await upgrade(platform.ctx.db, [target])
+    await platform.migrate("scheduler", "heads")
 
     for device in (mine, theirs):
         got = (await admin_client.get(cfg_url(device))).json()

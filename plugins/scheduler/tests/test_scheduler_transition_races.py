@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from platform_core.testing import fresh_database, served
+from platform_core import Principal
+from platform_core.testing import EventRecord, fresh_database, prepared, served
 
 ROUNDS = 20
 PAIRS = {
@@ -51,41 +51,24 @@ async def _prepare(config_path: Path) -> dict[str, Any]:
     from platform_inventory.service import Audit
     from platform_scheduler.models import Policy
 
-    from platform_core.app import boot
-    from platform_core.auth import service
-    from platform_core.config import load_config
-    from platform_core.migrate import upgrade
-
-    os.environ["PLATFORM_CONFIG"] = str(config_path)
-    try:
-        ctx = boot(load_config())
-    finally:
-        del os.environ["PLATFORM_CONFIG"]
-    await upgrade(ctx.db, ctx.state["migration_targets"])
-    tokens = {}
-    async with ctx.db.session() as session:
+    async with prepared(config_path) as platform:
+        tokens = {}
         for role in ("admin", "operator", "member"):
-            user = await service.create_user(session, f"{role}-racer", role, None)
-            _, tokens[role] = await service.create_token(
-                session,
-                user,
-                scopes=None,
-                known_scopes=frozenset(ctx.permissions),
-                role_scopes=ctx.state["role_scopes"][role],
-                expires_in=None,
+            user = await platform.user(role, f"{role}-racer")
+            tokens[role] = await platform.token(user=user)
+        ctx = platform.ctx
+        async with ctx.db.session() as session:
+            m = await inventory.create_manufacturer(session, "Acme", Audit("t"))
+            t = await inventory.create_device_type(
+                session, {"manufacturer_id": m.id, "model": "S1"}, Audit("t")
             )
-        m = await inventory.create_manufacturer(session, "Acme", Audit("t"))
-        t = await inventory.create_device_type(
-            session, {"manufacturer_id": m.id, "model": "S1"}, Audit("t")
-        )
-        devices = [
-            await inventory.create_device(
-                session, {"name": f"d{i}", "device_type_id": t.id}, Audit("t")
-            )
-            for i in (1, 2, 3)
-        ]
-        session.add(Policy(name="approval", device_type_id=t.id, auto_approve=False))
-    await ctx.db.dispose()
+            devices = [
+                await inventory.create_device(
+                    session, {"name": f"d{i}", "device_type_id": t.id}, Audit("t")
+                )
+                for i in (1, 2, 3)
+            ]
+            session.add(Policy(name="approval", device_type_id=t.id, auto_approve=False))
     return {"tokens": tokens, "devices": [d.id for d in devices]}
 
 
@@ -99,16 +82,16 @@ async def server(request, tmp_path):
             "background = false\n"
             '[plugins]\nenabled = ["inventory", "scheduler"]\n'
         )
-        prepared = await _prepare(config)
+        setup = await _prepare(config)
         async with served(config) as base:
             clients = {
                 role: httpx.AsyncClient(
                     base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
                 )
-                for role, token in prepared["tokens"].items()
+                for role, token in setup["tokens"].items()
             }
             try:
-                yield {"url": url, "clients": clients, "devices": prepared["devices"]}
+                yield {"url": url, "clients": clients, "devices": setup["devices"]}
             finally:
                 for client in clients.values():
                     await client.aclose()
@@ -116,7 +99,6 @@ async def server(request, tmp_path):
 
 async def _events(url: str) -> dict[int, list[str]]:
     """``{booking id: [status-change event names]}`` from the outbox, in order."""
-    from platform_core.events.models import EventRecord
 
     engine = create_async_engine(url)
     try:
@@ -238,9 +220,6 @@ async def test_start_job_skips_a_booking_cancelled_meanwhile(platform):
     waits, then finds the booking no longer approved and leaves it cancelled."""
     from platform_inventory import service as inventory
     from platform_scheduler import service
-
-    from platform_core.auth.service import Principal
-    from platform_core.events.models import EventRecord
 
     ctx = platform.ctx
     audit = inventory.Audit("t")
