@@ -6,6 +6,7 @@
   events agree with the winner. Approve then cancel is also a serial order (an approved
   booking may be cancelled): then both succeed and the booking ends cancelled, never
   approved after a 204.
+- A device retired or deleted while it is being booked: exactly one of the two wins.
 - Concurrent PATCHes of bookings sharing devices (listed in different orders): never a
   500 (a deadlock is avoided by the lock order or replayed by the core), and no device is
   ever held twice.
@@ -258,3 +259,54 @@ async def test_start_job_skips_a_booking_cancelled_meanwhile(platform):
     assert current.status == "cancelled"
     assert "scheduler.booking.cancelled" in names
     assert "scheduler.booking.started" not in names
+
+
+async def test_retire_or_delete_racing_a_new_booking_never_both_win(server):
+    """An admin retires (or deletes) a device while a member books it: exactly one wins.
+    Never a booking of a retired or deleted device, never a 5xx; the loser's answer says
+    why (the booking that now exists, or the device that is gone or retired)."""
+    clients = server["clients"]
+    admin, member = clients["admin"], clients["member"]
+    type_id = (await admin.get(f"/api/inventory/devices/{server['devices'][0]}")).json()[
+        "device_type_id"
+    ]
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    wins: Counter[str] = Counter()
+    for i in range(2 * ROUNDS):
+        r = await admin.post(
+            "/api/inventory/devices", json={"name": f"racer-{i}", "device_type_id": type_id}
+        )
+        assert r.status_code == 201, r.text
+        device = r.json()["id"]
+        book = member.post(
+            "/api/scheduler/bookings",
+            json={
+                "device_ids": [device],
+                "start": start.isoformat(),
+                "end": (start + timedelta(hours=1)).isoformat(),
+            },
+        )
+        if i % 2:
+            change = admin.delete(f"/api/inventory/devices/{device}")
+        else:
+            change = admin.patch(f"/api/inventory/devices/{device}", json={"status": "retired"})
+        booked, changed = await asyncio.gather(book, change)
+        assert booked.status_code < 500 and changed.status_code < 500, (booked.text, changed.text)
+        ok = [r for r in (booked, changed) if r.status_code < 300]
+        assert len(ok) == 1, (booked.status_code, booked.text, changed.status_code, changed.text)
+        current = await admin.get(f"/api/inventory/devices/{device}")
+        if booked.status_code == 201:
+            wins["booking"] += 1
+            assert changed.status_code == 409, changed.text
+            assert "bookings" in changed.json()["detail"]
+            assert current.status_code == 200 and current.json()["status"] != "retired"
+        else:
+            wins["delete" if i % 2 else "retire"] += 1
+            assert booked.status_code in (404, 409, 422), booked.text
+            if i % 2:
+                assert current.status_code == 404
+            else:
+                assert current.json()["status"] == "retired"
+            held = await admin.get("/api/scheduler/bookings", params={"device_id": device})
+            assert held.status_code == 200 and held.json()["items"] == [], held.text
+    print(dict(wins))
