@@ -148,6 +148,17 @@ class TestPlatform:
         """A client authenticated as a new user of ``role`` (optionally with fewer scopes)."""
         return self.client(await self.token(role, scopes=scopes))
 
+    async def run_job(self, name: str) -> Any:
+        """Run the registered job ``name`` (``"<plugin>.<job>"``) once, now, and return what
+        its function returned; no run row, lease or retry (the job's own logic only)."""
+        from platform_core.calling import call_with_available
+
+        try:
+            spec = self.ctx.jobs[name]
+        except KeyError:
+            raise LookupError(f"no job {name!r}; registered: {sorted(self.ctx.jobs)}") from None
+        return await call_with_available(spec.func, ctx=self.ctx, run=None)
+
     async def deliver_events(self, timeout: float = 10.0) -> int:
         """Dispatch and deliver every pending event now; return when none is left.
 

@@ -1,7 +1,7 @@
 """The scheduler's periodic jobs, run the way the job runner runs them, and early release.
 
 Each job is the ``JobSpec.func`` registered as ``scheduler.<name>``, called through
-``call_with_available``. The clock the jobs read (``jobs.utcnow``) is moved to the moment
+``platform.run_job``. The clock the jobs read (``jobs.utcnow``) is moved to the moment
 under test; power goes through an in-test driver registered at ``scheduler_power_drivers``.
 """
 
@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from platform_core import Principal, hookimpl
-from platform_core.calling import call_with_available
 
 B = "/api/scheduler/bookings"
 BROKEN = "pdu-broken"
@@ -79,8 +78,7 @@ def clock(monkeypatch):
 
 
 async def run_job(platform, name: str) -> dict[str, int]:
-    spec = platform.ctx.jobs[f"scheduler.{name}"]
-    return await call_with_available(spec.func, ctx=platform.ctx, run=None)
+    return await platform.run_job(f"scheduler.{name}")
 
 
 async def titles(client) -> list[str]:
