@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -332,6 +333,11 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         _drop_isolated(ctx)
         await warn_leftover_tables(ctx.db, ctx.plugins.owners())
         _set_plugin_gauge(ctx, metrics)
+        from platform_core.auth import invalidation
+        from platform_core.shared import close_clients
+
+        stop_listening = asyncio.Event()
+        listener = asyncio.create_task(invalidation.listen(ctx, stop_listening))
         background = None
         if ctx.config.core.background:
             from platform_core.background import Background
@@ -349,7 +355,11 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         finally:
             if background is not None:
                 await background.stop()
+            stop_listening.set()
+            await listener
+            await invalidation.flush(ctx)
             await ctx.plugins.acall("platform_shutdown", ctx=ctx, reverse=True, isolate=False)
+            await close_clients(ctx)
             await ctx.db.dispose()
 
     app = FastAPI(
@@ -415,8 +425,12 @@ def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) 
         responses={503: {"description": "Not ready"}},
     )
     async def readyz() -> JSONResponse:
-        """Readiness: the database and every plugin's health checks pass."""
+        """Readiness: the database and every plugin's health checks pass; 503 from the
+        moment the process was asked to stop (it still serves while draining)."""
         from platform_core.health import run_checks
+
+        if ctx.state.get("draining"):
+            return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
 
         ok, checks = await run_checks(ctx)
         return JSONResponse(

@@ -7,7 +7,9 @@ history. Upgrades run in dependency order, downgrades of one plugin at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +19,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData
+from sqlalchemy import Connection, MetaData, text
 
 from platform_core.db import Database
 
@@ -114,25 +116,61 @@ async def status(db: Database, targets: Sequence[MigrationTarget]) -> list[Migra
     return result
 
 
+def lock_key(db: Database) -> int:
+    """The PostgreSQL advisory lock key that serialises migrations of one schema."""
+    name = f"platform_core.migrate:{db.url.database}:{db.schema or ''}"
+    return zlib.crc32(name.encode()) - 2**31  # a signed 64-bit key, stable across processes
+
+
+@asynccontextmanager
+async def migration_lock(db: Database) -> AsyncIterator[None]:
+    """Hold the database's migration lock (PostgreSQL: a session advisory lock; SQLite: none,
+    its writers are serialised by the file lock).
+
+    A second process waits here until the first one is done, then finds nothing to do.
+    """
+    if db.is_sqlite:
+        yield
+        return
+    async with db.engine.connect() as conn:
+        # statement_timeout would cut the wait for a long upgrade elsewhere short
+        await conn.exec_driver_sql("SET statement_timeout = 0")
+        await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key(db)})
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(db)})
+            await conn.commit()
+
+
 async def upgrade(
     db: Database, targets: Sequence[MigrationTarget], revision: str = "heads"
 ) -> list[str]:
-    """Upgrade every target in the given (dependency) order; return the plugins upgraded."""
+    """Upgrade every target in the given (dependency) order; return the plugins upgraded.
+
+    Runs under :func:`migration_lock`: processes started together never race, and those
+    that waited return ``[]``.
+    """
     done: list[str] = []
-    pending = {s.plugin for s in await status(db, targets) if s.pending}
-    for target in targets:
-        if revision == "heads" and target.plugin not in pending:
-            continue
-        await _with_connection(
-            db, partial(_run, target=target, destination=revision, downgrade=False)
-        )
-        done.append(target.plugin)
+    async with migration_lock(db):
+        pending = {s.plugin for s in await status(db, targets) if s.pending}
+        for target in targets:
+            if revision == "heads" and target.plugin not in pending:
+                continue
+            await _with_connection(
+                db, partial(_run, target=target, destination=revision, downgrade=False)
+            )
+            done.append(target.plugin)
     return done
 
 
 async def downgrade(db: Database, target: MigrationTarget, revision: str = "-1") -> None:
     """Downgrade one plugin's schema to ``revision`` (``-1``, a revision id or ``base``)."""
-    await _with_connection(db, partial(_run, target=target, destination=revision, downgrade=True))
+    async with migration_lock(db):
+        await _with_connection(
+            db, partial(_run, target=target, destination=revision, downgrade=True)
+        )
 
 
 def history(target: MigrationTarget) -> list[tuple[str, str | None, str]]:
