@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select, update
 
-from platform_core.auth.models import ApiToken
+from platform_core import ApiToken
 from platform_core.testing import fresh_database, prepared, served
 
 REDIS = "redis://127.0.0.1:6379/0"
