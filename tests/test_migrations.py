@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
 from sqlalchemy import inspect, text
 
-from platform_core.migrate import downgrade, history, status, upgrade
+from platform_core.app import boot
+from platform_core.config import load_config
+from platform_core.db import Database
+from platform_core.migrate import downgrade, history, migration_lock, status, upgrade
+from platform_core.testing import fresh_database
 
 
 async def _tables(db) -> set[str]:
@@ -114,3 +128,87 @@ async def test_example_plugin_round_trip_keeps_rows(platform_factory):
     assert again.status_code == 200
     assert again.json()["title"] == "survives"
     assert again.json()["pinned"] is False  # the column came back with its default
+
+
+async def test_two_serve_migrate_processes_at_once_never_race(tmp_path):
+    """PostgreSQL: both processes find migrations pending and wait on the migration lock
+    (held here until both wait); one applies them, the other finds nothing to do; both serve."""
+    async with fresh_database("postgresql", tmp_path) as url:
+        config = tmp_path / "plugins.toml"
+        config.write_text(
+            f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_level = "WARNING"\n'
+            '[plugins]\nenabled = ["inventory"]\n'
+        )
+        db = Database(url)
+        procs = []
+        try:
+            async with migration_lock(db):
+                for _ in range(2):
+                    procs.append(_serve_migrate(config))
+                await _until_waiting_for_the_lock(db, 2, procs)
+            bases = [base for _, base in procs]
+            await _until_healthy(bases, procs)
+            current = await status(db, _targets_for(config))
+            assert not [s.plugin for s in current if s.pending]
+        finally:
+            logs = [_stop(proc) for proc, _ in procs]
+            await db.dispose()
+    assert sum("migrated: core, inventory" in log for log in logs) == 1, logs
+    assert sum("nothing to migrate" in log for log in logs) == 1, logs
+
+
+def _serve_migrate(config):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    platformctl = str(Path(sys.executable).parent / "platformctl")
+    proc = subprocess.Popen(
+        [platformctl, "serve", "--migrate", "--port", str(port)],
+        env={**os.environ, "PLATFORM_CONFIG": str(config)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def _until_waiting_for_the_lock(db, count, procs, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    while True:
+        async with db.engine.connect() as conn:
+            if await conn.scalar(query) == count:
+                return
+        assert all(p.poll() is None for p, _ in procs), "a migrating process exited"
+        assert time.monotonic() < deadline, "the processes never waited for the lock"
+        await asyncio.sleep(0.1)
+
+
+async def _until_healthy(bases, procs, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        for base in bases:
+            while True:
+                try:
+                    if (await client.get(base + "/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert all(p.poll() is None for p, _ in procs), "a migrating process exited"
+                assert time.monotonic() < deadline, "a server never answered"
+                await asyncio.sleep(0.1)
+
+
+def _targets_for(config):
+    return boot(load_config(config)).migration_targets
+
+
+def _stop(proc) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=15)
+    except Exception:
+        proc.kill()
+        _, err = proc.communicate()
+    return err or ""
