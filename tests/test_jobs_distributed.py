@@ -349,3 +349,42 @@ async def test_in_process_worker_runs_what_is_sent_through_redis(platform_factor
     found = await service.get_run(ctx, runs[0].id)
     assert found.worker.startswith("worker:")
     assert found.finished_at - found.started_at >= timedelta(seconds=0.2)
+
+
+def test_stopped_worker_hands_its_interrupted_run_to_another_worker_at_once(
+    tmp_path, jobstest_site, stream
+):
+    """SIGTERM with a short --grace: the run is recorded as interrupted and its retry is sent
+    to the broker by the stopping worker itself (no scheduler runs here to re-send it)."""
+    cluster = Cluster(tmp_path, jobstest_site, f"{REDIS_URL}?queue={stream}")
+    assert cluster.platformctl("db", "upgrade").returncode == 0
+    try:
+        first = cluster.start("worker1", "worker", "--grace", "0.5")
+        wait_for(lambda: "worker started" in cluster.log("worker1"), 30, "worker1 to start")
+        queued = cluster.platformctl("jobs", "run", "jobstest.slow")
+        assert queued.returncode == 0, queued.stderr
+        slow_id = int(queued.stdout.strip())
+        running = "SELECT worker FROM core_job_runs WHERE id=? AND state='running'"
+        holder = wait_for(lambda: cluster.query(running, slow_id), 15, "the slow job to start")
+        assert f":{first.pid}:" in holder[0][0]
+        cluster.start("worker2", "worker")
+        wait_for(lambda: "worker started" in cluster.log("worker2"), 30, "worker2 to start")
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=15) == 0, cluster.log("worker1")
+
+        def retried() -> list[tuple[Any, ...]]:
+            rows = cluster.query(
+                "SELECT attempt, state, trigger, worker, error, started_at, finished_at "
+                "FROM core_job_runs WHERE job='jobstest.slow' ORDER BY attempt"
+            )
+            return rows if len(rows) == 2 and rows[1][1] == "succeeded" else []
+
+        runs = wait_for(retried, 30, "the interrupted run to succeed on the other worker")
+    finally:
+        cluster.kill_all()
+    assert runs[0][:3] == (1, "cancelled", "manual")
+    assert "interrupted" in runs[0][4]
+    assert runs[1][:3] == (2, "succeeded", "retry")
+    assert f":{first.pid}:" not in runs[1][3]
+    handed_over = datetime.fromisoformat(runs[1][5]) - datetime.fromisoformat(runs[0][6])
+    assert handed_over < timedelta(seconds=1), handed_over
