@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 
-from platform_core import db_outage, idempotency, problems
+from platform_core import apidocs, db_outage, idempotency, problems
 from platform_core.auth.cache import CredentialCache
 from platform_core.auth.deps import PUBLIC_KEY, SCOPES_KEY, plugin_guard, route_scopes
 from platform_core.config import Config, load_config, secret_key
@@ -366,6 +366,8 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         title="Platform API",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by platform_core.apidocs
+        redoc_url=None,
         description="A plugin platform for domain backends; each plugin's API is under "
         "/api/<plugin>.",
         openapi_tags=[
@@ -388,6 +390,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=ctx.config.core.trusted_proxies)
     _mount_core_endpoints(app, ctx, metrics)
+    apidocs.install(app)
     _mount_plugin_routes(app, ctx)
     ctx.plugins.check_strict()
     _drop_isolated(ctx)
