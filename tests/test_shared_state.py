@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
@@ -109,3 +110,30 @@ def test_redis_url_with_another_scheme_is_refused_naming_the_key(tmp_path):
     config.write_text('[core.redis]\nurl = "http://127.0.0.1:6379"\n')
     with pytest.raises(ConfigError, match=r"\[core\] key 'redis.url'"):
         load_config(config)
+
+
+def test_a_command_publishes_its_invalidation_before_its_loop_ends(tmp_path):
+    from platform_core import run_command
+    from platform_core.app import boot
+    from platform_core.config import Config, CoreSettings
+
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    core = CoreSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
+        secret_key="k" * 40,
+        redis={"url": REDIS, "prefix": prefix},
+    )
+    ctx = boot(Config(path=tmp_path / "plugins.toml", core=core))
+    listener = redis.Redis.from_url(REDIS)
+    pubsub = listener.pubsub()
+    pubsub.subscribe(f"{prefix}:credentials")
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+
+    async def revoke_something() -> None:
+        ctx.forget_credentials()
+
+    run_command(ctx, revoke_something())
+    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+    pubsub.close()
+    listener.close()
+    assert message is not None and message["type"] == "message"
