@@ -7,6 +7,8 @@ history. Upgrades run in dependency order, downgrades of one plugin at a time.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -22,6 +24,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, text
 
 from platform_core.db import Database
+
+log = logging.getLogger("platform_core.migrate")
+
+LOCK_POLL = 0.2
+"""Seconds between two tries to take the migration lock another process holds."""
 
 
 @dataclass(frozen=True)
@@ -132,15 +139,19 @@ async def migration_lock(db: Database) -> AsyncIterator[None]:
     if db.is_sqlite:
         yield
         return
+    key = {"key": lock_key(db)}
     async with db.engine.connect() as conn:
-        # statement_timeout would cut the wait for a long upgrade elsewhere short
-        await conn.exec_driver_sql("SET statement_timeout = 0")
-        await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key(db)})
+        # Polled rather than waited for in one statement: a long upgrade elsewhere must not
+        # run into the statement timeouts every pooled connection has.
+        if not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):
+            log.info("waiting for the migration lock: another process is migrating")
+            while not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):
+                await asyncio.sleep(LOCK_POLL)
         await conn.commit()
         try:
             yield
         finally:
-            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(db)})
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
             await conn.commit()
 
 

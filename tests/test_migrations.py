@@ -132,69 +132,67 @@ async def test_example_plugin_round_trip_keeps_rows(platform_factory):
 
 async def test_two_serve_migrate_processes_at_once_never_race(tmp_path):
     """PostgreSQL: both processes find migrations pending and wait on the migration lock
-    (held here until both wait); one applies them, the other finds nothing to do; both serve."""
+    (held here until both say they wait); one applies them, the other finds nothing to do;
+    both serve."""
     async with fresh_database("postgresql", tmp_path) as url:
         config = tmp_path / "plugins.toml"
         config.write_text(
-            f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_level = "WARNING"\n'
-            '[plugins]\nenabled = ["inventory"]\n'
+            f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_level = "INFO"\n'
+            'log_format = "text"\n[plugins]\nenabled = ["inventory"]\n'
         )
         db = Database(url)
         procs = []
         try:
             async with migration_lock(db):
-                for _ in range(2):
-                    procs.append(_serve_migrate(config))
-                await _until_waiting_for_the_lock(db, 2, procs)
-            bases = [base for _, base in procs]
-            await _until_healthy(bases, procs)
+                for i in range(2):
+                    procs.append(_serve_migrate(config, tmp_path / f"serve{i}.log"))
+                await _until_logged(procs, "waiting for the migration lock")
+            await _until_healthy(procs)
             current = await status(db, _targets_for(config))
             assert not [s.plugin for s in current if s.pending]
         finally:
-            logs = [_stop(proc) for proc, _ in procs]
+            for proc, _, _ in procs:
+                _stop(proc)
             await db.dispose()
+    logs = [log.read_text() for _, _, log in procs]
     assert sum("migrated: core, inventory" in log for log in logs) == 1, logs
     assert sum("nothing to migrate" in log for log in logs) == 1, logs
 
 
-def _serve_migrate(config):
+def _serve_migrate(config, log):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     platformctl = str(Path(sys.executable).parent / "platformctl")
-    proc = subprocess.Popen(
-        [platformctl, "serve", "--migrate", "--port", str(port)],
-        env={**os.environ, "PLATFORM_CONFIG": str(config)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    return proc, f"http://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [platformctl, "serve", "--migrate", "--port", str(port)],
+            env={**os.environ, "PLATFORM_CONFIG": str(config)},
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+    return proc, f"http://127.0.0.1:{port}", log
 
 
-async def _until_waiting_for_the_lock(db, count, procs, timeout=30.0):
+async def _until_logged(procs, text, timeout=30.0):
     deadline = time.monotonic() + timeout
-    query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-    while True:
-        async with db.engine.connect() as conn:
-            if await conn.scalar(query) == count:
-                return
-        assert all(p.poll() is None for p, _ in procs), "a migrating process exited"
-        assert time.monotonic() < deadline, "the processes never waited for the lock"
+    while not all(log.exists() and text in log.read_text() for _, _, log in procs):
+        assert all(p.poll() is None for p, _, _ in procs), "a migrating process exited"
+        assert time.monotonic() < deadline, f"the processes never logged {text!r}"
         await asyncio.sleep(0.1)
 
 
-async def _until_healthy(bases, procs, timeout=30.0):
+async def _until_healthy(procs, timeout=30.0):
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
-        for base in bases:
+        for _, base, _ in procs:
             while True:
                 try:
                     if (await client.get(base + "/healthz")).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
-                assert all(p.poll() is None for p, _ in procs), "a migrating process exited"
+                assert all(p.poll() is None for p, _, _ in procs), "a migrating process exited"
                 assert time.monotonic() < deadline, "a server never answered"
                 await asyncio.sleep(0.1)
 
@@ -203,12 +201,11 @@ def _targets_for(config):
     return boot(load_config(config)).migration_targets
 
 
-def _stop(proc) -> str:
+def _stop(proc) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     try:
-        _, err = proc.communicate(timeout=15)
-    except Exception:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate()
-    return err or ""
+        proc.wait()

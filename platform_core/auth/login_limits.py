@@ -30,6 +30,8 @@ LOCAL = "local:"
 """Ticket prefix of a reservation made in process memory."""
 WARN_EVERY = 30.0
 """Seconds between two warnings that Redis is unreachable for login limits."""
+RETRY_AFTER_FAILURE = 5.0
+"""Seconds a process counts on its own after Redis failed, before it tries Redis again."""
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -119,6 +121,7 @@ class RedisLoginLimiter:
         self.local = local
         self.prefix = shared_key(ctx.config, "login")
         self._warned = 0.0
+        self._down_until = 0.0
 
     def _keys(self, keys: Sequence[str]) -> list[str]:
         return [f"{self.prefix}:{k}" for k in keys]
@@ -128,7 +131,8 @@ class RedisLoginLimiter:
 
         return client(self.ctx)
 
-    def _warn(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception) -> None:
+        self._down_until = time.monotonic() + RETRY_AFTER_FAILURE
         if time.monotonic() - self._warned > WARN_EVERY:
             self._warned = time.monotonic()
             log.warning("login limits: Redis unreachable, counting in this process only: %s", exc)
@@ -137,6 +141,8 @@ class RedisLoginLimiter:
         """See :class:`LoginLimiter`."""
         from redis.exceptions import RedisError
 
+        if time.monotonic() < self._down_until:
+            return await self.local.acquire(keys)
         ticket = uuid.uuid4().hex
         window_ms = int(self.local.window * 1000)
         try:
@@ -144,7 +150,7 @@ class RedisLoginLimiter:
                 _ACQUIRE, len(keys), *self._keys(keys), window_ms, self.local.limit, ticket
             )
         except (RedisError, OSError) as exc:
-            self._warn(exc)
+            self._failed(exc)
             return await self.local.acquire(keys)
         if int(wait_ms) > 0:
             return max(1, math.ceil(int(wait_ms) / 1000)), ""
@@ -169,7 +175,7 @@ class RedisLoginLimiter:
                     pipe.zrem(key, ticket)
             await pipe.execute()
         except (RedisError, OSError) as exc:
-            self._warn(exc)
+            self._failed(exc)
 
 
 def login_limiter(ctx: PlatformContext) -> LoginLimiter:
