@@ -109,12 +109,15 @@ async def listen(ctx: PlatformContext, stop: asyncio.Event) -> None:
         return
     cache = ctx.credential_cache
     cache.enabled = False
+    failures = 0
     while not stop.is_set():
         client = new_client(url)
         try:
             await _subscribed(ctx, client, stop)
         except Exception as exc:  # Redis down or gone: retry, uncached meanwhile
-            log.warning("credential invalidations: Redis unreachable, cache off: %s", exc)
+            if cache.enabled or failures == 0:  # once per outage, not once a second
+                log.warning("credential invalidations: Redis unreachable, cache off: %s", exc)
+            failures += 1
         finally:
             cache.enabled = False
             cache.clear()
@@ -137,5 +140,6 @@ async def _subscribed(ctx: PlatformContext, client: Any, stop: asyncio.Event) ->
             if kind == "subscribe":
                 cache.invalidate(0)  # anything may have changed while unsubscribed
                 cache.enabled = True
+                log.info("credential invalidations: subscribed, cache on")
             elif kind == "message":
                 cache.invalidate()
