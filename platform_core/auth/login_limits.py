@@ -10,6 +10,9 @@ per key, and every process checks and reserves atomically in one Lua script usin
 clock: N processes together allow ``[core.auth] login_attempts`` failures per
 ``login_window_seconds``, not N times as many. Without Redis, or while it is unreachable
 (logged), each process counts on its own (:class:`LocalLoginLimiter`).
+
+The client address is the TCP peer's; ``X-Forwarded-For`` is believed only from
+``[core] trusted_proxies`` (docs/operations.md, section 10).
 """
 
 from __future__ import annotations
