@@ -137,3 +137,15 @@ def test_a_command_publishes_its_invalidation_before_its_loop_ends(tmp_path):
     pubsub.close()
     listener.close()
     assert message is not None and message["type"] == "message"
+
+
+async def test_concurrent_wrong_passwords_in_one_process_never_exceed_the_limit(
+    platform_factory,
+):
+    platform = await platform_factory(core={"auth": {"login_attempts": 3}})
+    await platform.user("member", "fred", PASSWORD)
+    client = platform.client()
+    codes = [
+        r.status_code for r in await asyncio.gather(*(_login(client, "fred") for _ in range(9)))
+    ]
+    assert sorted(codes) == [401] * 3 + [429] * 6
