@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 
-from platform_core import db_outage, idempotency, problems
+from platform_core import apidocs, db_outage, idempotency, problems
 from platform_core.auth.cache import CredentialCache
 from platform_core.auth.deps import PUBLIC_KEY, SCOPES_KEY, plugin_guard, route_scopes
 from platform_core.config import Config, load_config, secret_key
@@ -332,6 +333,11 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         _drop_isolated(ctx)
         await warn_leftover_tables(ctx.db, ctx.plugins.owners())
         _set_plugin_gauge(ctx, metrics)
+        from platform_core.auth import invalidation
+        from platform_core.shared import close_clients
+
+        stop_listening = asyncio.Event()
+        listener = asyncio.create_task(invalidation.listen(ctx, stop_listening))
         background = None
         if ctx.config.core.background:
             from platform_core.background import Background
@@ -349,13 +355,19 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         finally:
             if background is not None:
                 await background.stop()
+            stop_listening.set()
+            await listener
+            await invalidation.flush(ctx)
             await ctx.plugins.acall("platform_shutdown", ctx=ctx, reverse=True, isolate=False)
+            await close_clients(ctx)
             await ctx.db.dispose()
 
     app = FastAPI(
         title="Platform API",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by platform_core.apidocs
+        redoc_url=None,
         description="A plugin platform for domain backends; each plugin's API is under "
         "/api/<plugin>.",
         openapi_tags=[
@@ -378,6 +390,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=ctx.config.core.trusted_proxies)
     _mount_core_endpoints(app, ctx, metrics)
+    apidocs.install(app)
     _mount_plugin_routes(app, ctx)
     ctx.plugins.check_strict()
     _drop_isolated(ctx)
@@ -415,8 +428,12 @@ def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) 
         responses={503: {"description": "Not ready"}},
     )
     async def readyz() -> JSONResponse:
-        """Readiness: the database and every plugin's health checks pass."""
+        """Readiness: the database and every plugin's health checks pass; 503 from the
+        moment the process was asked to stop (it still serves while draining)."""
         from platform_core.health import run_checks
+
+        if ctx.state.get("draining"):
+            return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
 
         ok, checks = await run_checks(ctx)
         return JSONResponse(

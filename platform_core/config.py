@@ -106,6 +106,37 @@ class IdempotencySettings(BaseModel):
     )
 
 
+class RedisSettings(BaseModel):
+    """``[core.redis]``: the Redis that processes share (login limits, credential invalidation).
+
+    ``url`` defaults to the Redis of ``[core.jobs] broker_url``; with neither set, login limits
+    and the credential cache stay per process (see docs/scaling.md). ``prefix`` starts every
+    key and channel, so several platforms (or test runs) can share one Redis.
+    """
+
+    url: str | None = Field(default=None, description="redis://host:6379/0 (default: broker's)")
+    prefix: str = Field(default="platform", min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class ShutdownSettings(BaseModel):
+    """``[core.shutdown]``: what ``platformctl serve`` does on SIGTERM.
+
+    First ``/readyz`` answers 503 for ``drain_seconds`` while requests are still served (a
+    load balancer stops sending new ones), then the listener closes and requests in flight
+    get up to ``grace_seconds`` to finish.
+    """
+
+    drain_seconds: float = Field(default=2.0, ge=0, le=300)
+    grace_seconds: int = Field(default=30, ge=0, le=3600)
+
+
 class CoreSettings(BaseSettings):
     """``[core]`` settings; every key can be overridden with ``PLATFORM_<KEY>``."""
 
@@ -131,6 +162,8 @@ class CoreSettings(BaseSettings):
     events: EventsSettings = Field(default_factory=EventsSettings)
     webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -82,8 +82,16 @@ class PlatformContext:
         return cache
 
     def forget_credentials(self) -> None:
-        """Drop every cached credential: call it after revoking tokens or disabling users."""
-        self.credential_cache.clear()
+        """Drop every cached credential, in every process: call it after revoking tokens,
+        disabling or demoting users, rotating a client's token.
+
+        With a shared Redis the invalidation is published to every ``platformctl serve``
+        (effective within a second); without one, other processes catch up within
+        ``[core.auth] cache_seconds``. See docs/scaling.md.
+        """
+        from platform_core.auth.invalidation import forget
+
+        forget(self)
 
     @property
     def scopes_by_role(self) -> dict[str, frozenset[str]]:

@@ -7,7 +7,11 @@ history. Upgrades run in dependency order, downgrades of one plugin at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import logging
+import zlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,9 +21,14 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData
+from sqlalchemy import Connection, MetaData, text
 
 from platform_core.db import Database
+
+log = logging.getLogger("platform_core.migrate")
+
+LOCK_POLL = 0.2
+"""Seconds between two tries to take the migration lock another process holds."""
 
 
 @dataclass(frozen=True)
@@ -114,25 +123,65 @@ async def status(db: Database, targets: Sequence[MigrationTarget]) -> list[Migra
     return result
 
 
+def lock_key(db: Database) -> int:
+    """The PostgreSQL advisory lock key that serialises migrations of one schema."""
+    name = f"platform_core.migrate:{db.url.database}:{db.schema or ''}"
+    return zlib.crc32(name.encode()) - 2**31  # a signed 64-bit key, stable across processes
+
+
+@asynccontextmanager
+async def migration_lock(db: Database) -> AsyncIterator[None]:
+    """Hold the database's migration lock (PostgreSQL: a session advisory lock; SQLite: none,
+    its writers are serialised by the file lock).
+
+    A second process waits here until the first one is done, then finds nothing to do.
+    """
+    if db.is_sqlite:
+        yield
+        return
+    key = {"key": lock_key(db)}
+    async with db.engine.connect() as conn:
+        # Polled rather than waited for in one statement: a long upgrade elsewhere must not
+        # run into the statement timeouts every pooled connection has.
+        if not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):
+            log.info("waiting for the migration lock: another process is migrating")
+            while not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):
+                await asyncio.sleep(LOCK_POLL)
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            await conn.commit()
+
+
 async def upgrade(
     db: Database, targets: Sequence[MigrationTarget], revision: str = "heads"
 ) -> list[str]:
-    """Upgrade every target in the given (dependency) order; return the plugins upgraded."""
+    """Upgrade every target in the given (dependency) order; return the plugins upgraded.
+
+    Runs under :func:`migration_lock`: processes started together never race, and those
+    that waited return ``[]``.
+    """
     done: list[str] = []
-    pending = {s.plugin for s in await status(db, targets) if s.pending}
-    for target in targets:
-        if revision == "heads" and target.plugin not in pending:
-            continue
-        await _with_connection(
-            db, partial(_run, target=target, destination=revision, downgrade=False)
-        )
-        done.append(target.plugin)
+    async with migration_lock(db):
+        pending = {s.plugin for s in await status(db, targets) if s.pending}
+        for target in targets:
+            if revision == "heads" and target.plugin not in pending:
+                continue
+            await _with_connection(
+                db, partial(_run, target=target, destination=revision, downgrade=False)
+            )
+            done.append(target.plugin)
     return done
 
 
 async def downgrade(db: Database, target: MigrationTarget, revision: str = "-1") -> None:
     """Downgrade one plugin's schema to ``revision`` (``-1``, a revision id or ``base``)."""
-    await _with_connection(db, partial(_run, target=target, destination=revision, downgrade=True))
+    async with migration_lock(db):
+        await _with_connection(
+            db, partial(_run, target=target, destination=revision, downgrade=True)
+        )
 
 
 def history(target: MigrationTarget) -> list[tuple[str, str | None, str]]:

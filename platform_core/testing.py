@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -339,7 +340,7 @@ async def served(config: Path, *, timeout: float = 30.0) -> AsyncIterator[str]:
                 await asyncio.sleep(0.2)
         yield base
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # stop without SIGTERM's drain ([core.shutdown])
         proc.wait(10)
 
 

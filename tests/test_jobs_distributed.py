@@ -3,7 +3,10 @@
 The end-to-end test starts two ``platformctl scheduler`` and three ``platformctl worker``
 processes on a shared SQLite file, with the ``jobstest`` plugin (tests/jobs_plugin)
 pip-installed into a temporary directory that only those subprocesses see (PYTHONPATH).
-Each test uses its own Redis stream, so parallel runs do not collide.
+Each test uses its own Redis stream, so parallel runs do not collide. Two more real-process
+tests: a worker stopped with SIGTERM hands its interrupted run to another worker at once,
+and events dispatched by three ``platformctl serve`` processes on PostgreSQL run each
+handler exactly once per delivery.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +29,7 @@ from typing import Any
 
 import pytest
 import redis
+import sqlalchemy
 
 from platform_core import JobSpec, hookimpl
 from platform_core.jobs import service
@@ -349,3 +354,127 @@ async def test_in_process_worker_runs_what_is_sent_through_redis(platform_factor
     found = await service.get_run(ctx, runs[0].id)
     assert found.worker.startswith("worker:")
     assert found.finished_at - found.started_at >= timedelta(seconds=0.2)
+
+
+def test_stopped_worker_hands_its_interrupted_run_to_another_worker_at_once(
+    tmp_path, jobstest_site, stream
+):
+    """SIGTERM with a short --grace: the run is recorded as interrupted and its retry is sent
+    to the broker by the stopping worker itself (no scheduler runs here to re-send it)."""
+    cluster = Cluster(tmp_path, jobstest_site, f"{REDIS_URL}?queue={stream}")
+    assert cluster.platformctl("db", "upgrade").returncode == 0
+    try:
+        workers = {cluster.start(name, "worker", "--grace", "0.5"): name for name in ("w1", "w2")}
+        for name in workers.values():
+            wait_for(lambda n=name: "worker started" in cluster.log(n), 30, f"{name} to start")
+        queued = cluster.platformctl("jobs", "run", "jobstest.slow")
+        assert queued.returncode == 0, queued.stderr
+        slow_id = int(queued.stdout.strip())
+        running = "SELECT worker FROM core_job_runs WHERE id=? AND state='running'"
+        holder = wait_for(lambda: cluster.query(running, slow_id), 15, "the slow job to start")
+        first = next(p for p in workers if f":{p.pid}:" in holder[0][0])
+        first.send_signal(signal.SIGTERM)  # well inside the job's 4 s
+        assert first.wait(timeout=15) == 0, cluster.log(workers[first])
+
+        def retried() -> list[tuple[Any, ...]]:
+            rows = cluster.query(
+                "SELECT attempt, state, trigger, worker, error, started_at, finished_at "
+                "FROM core_job_runs WHERE job='jobstest.slow' ORDER BY attempt"
+            )
+            return rows if len(rows) == 2 and rows[1][1] == "succeeded" else []
+
+        runs = wait_for(retried, 30, "the interrupted run to succeed on the other worker")
+    finally:
+        cluster.kill_all()
+    assert runs[0][:3] == (1, "cancelled", "manual")
+    assert "interrupted" in runs[0][4]
+    assert runs[1][:3] == (2, "succeeded", "retry")
+    assert f":{first.pid}:" not in runs[1][3]
+    handed_over = datetime.fromisoformat(runs[1][5]) - datetime.fromisoformat(runs[0][6])
+    assert handed_over < timedelta(seconds=1), handed_over
+
+
+EVENTS = 300
+
+
+def test_events_dispatched_by_three_serve_processes_run_each_handler_once(tmp_path, jobstest_site):
+    """PostgreSQL: 300 events published while three servers dispatch them; the jobstest
+    handler records each delivery: every event is handled exactly once, by several pids."""
+    asyncio.run(_events_three_processes(tmp_path, jobstest_site))
+
+
+async def _events_three_processes(tmp_path: Path, site: Path) -> None:
+    import httpx
+
+    from platform_core import publish
+    from platform_core.db import Database
+    from platform_core.testing import fresh_database
+
+    async with fresh_database("postgresql", tmp_path) as url:
+        cluster = Cluster(tmp_path, site, "")
+        record = cluster.record
+        cluster.config.write_text(
+            f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_format = "text"\n'
+            '[core.events]\npoll_seconds = 0.2\n[plugins]\nenabled = ["jobstest"]\n'
+            f'[plugins.jobstest]\nrecord_file = "{record}"\n'
+        )
+        upgraded = cluster.platformctl("db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        db = Database(url)
+        try:
+            ports = []
+            for i in range(3):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    ports.append(s.getsockname()[1])
+                cluster.start(f"serve{i}", "serve", "--port", str(ports[-1]))
+            async with httpx.AsyncClient() as client:
+                for port in ports:
+                    await _healthy(client, f"http://127.0.0.1:{port}/healthz", cluster)
+            for batch in range(EVENTS // 20):
+                async with db.session() as session:
+                    for i in range(20):
+                        publish(
+                            session, name="jobstest.thing.happened", payload={"n": batch, "i": i}
+                        )
+            deadline = time.monotonic() + 60
+            done = "SELECT count(*) FROM core_event_deliveries WHERE state = 'succeeded'"
+            while True:
+                async with db.engine.connect() as conn:
+                    if await conn.scalar(sqlalchemy.text(done)) == EVENTS:
+                        break
+                assert time.monotonic() < deadline, "the events were not all delivered"
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)  # a duplicate run, if any, would have time to show
+            async with db.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        sqlalchemy.text(
+                            "SELECT attempts, count(*) FROM core_event_deliveries GROUP BY attempts"
+                        )
+                    )
+                ).all()
+        finally:
+            cluster.stop_all()
+            cluster.kill_all()
+            await db.dispose()
+    lines = [line.split() for line in record.read_text().splitlines() if line.startswith("event")]
+    handled = Counter(event_id for _, event_id, _ in lines)
+    assert len(handled) == EVENTS
+    assert set(handled.values()) == {1}, [k for k, v in handled.items() if v > 1][:5]
+    assert len({pid for _, _, pid in lines}) >= 2  # the three really shared the work
+    assert dict(rows) == {1: EVENTS}
+
+
+async def _healthy(client: Any, url: str, cluster: Cluster) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if (await client.get(url)).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, {n: cluster.log(n)[-2000:] for n in cluster.procs}
+        await asyncio.sleep(0.2)

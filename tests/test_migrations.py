@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
 from sqlalchemy import inspect, text
 
-from platform_core.migrate import downgrade, history, status, upgrade
+from platform_core.app import boot
+from platform_core.config import load_config
+from platform_core.db import Database
+from platform_core.migrate import downgrade, history, migration_lock, status, upgrade
+from platform_core.testing import fresh_database
 
 
 async def _tables(db) -> set[str]:
@@ -114,3 +128,84 @@ async def test_example_plugin_round_trip_keeps_rows(platform_factory):
     assert again.status_code == 200
     assert again.json()["title"] == "survives"
     assert again.json()["pinned"] is False  # the column came back with its default
+
+
+async def test_two_serve_migrate_processes_at_once_never_race(tmp_path):
+    """PostgreSQL: both processes find migrations pending and wait on the migration lock
+    (held here until both say they wait); one applies them, the other finds nothing to do;
+    both serve."""
+    async with fresh_database("postgresql", tmp_path) as url:
+        config = tmp_path / "plugins.toml"
+        config.write_text(
+            f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_level = "INFO"\n'
+            'log_format = "text"\n[plugins]\nenabled = ["inventory"]\n'
+        )
+        db = Database(url)
+        procs = []
+        try:
+            async with migration_lock(db):
+                for i in range(2):
+                    procs.append(_serve_migrate(config, tmp_path / f"serve{i}.log"))
+                await _until_logged(procs, "waiting for the migration lock")
+            await _until_healthy(procs)
+            current = await status(db, _targets_for(config))
+            assert not [s.plugin for s in current if s.pending]
+        finally:
+            for proc, _, _ in procs:
+                _stop(proc)
+            await db.dispose()
+    logs = [log.read_text() for _, _, log in procs]
+    assert sum("migrated: core, inventory" in log for log in logs) == 1, logs
+    assert sum("nothing to migrate" in log for log in logs) == 1, logs
+
+
+def _serve_migrate(config, log):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    platformctl = str(Path(sys.executable).parent / "platformctl")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [platformctl, "serve", "--migrate", "--port", str(port)],
+            env={**os.environ, "PLATFORM_CONFIG": str(config)},
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+    return proc, f"http://127.0.0.1:{port}", log
+
+
+async def _until_logged(procs, text, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not all(log.exists() and text in log.read_text() for _, _, log in procs):
+        assert all(p.poll() is None for p, _, _ in procs), "a migrating process exited"
+        assert time.monotonic() < deadline, f"the processes never logged {text!r}"
+        await asyncio.sleep(0.1)
+
+
+async def _until_healthy(procs, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        for _, base, _ in procs:
+            while True:
+                try:
+                    if (await client.get(base + "/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert all(p.poll() is None for p, _, _ in procs), "a migrating process exited"
+                assert time.monotonic() < deadline, "a server never answered"
+                await asyncio.sleep(0.1)
+
+
+def _targets_for(config):
+    return boot(load_config(config)).migration_targets
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

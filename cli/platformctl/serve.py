@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -36,8 +36,12 @@ async def prepare_database(ctx: PlatformContext, *, migrate: bool) -> int:
             "`platformctl db upgrade` or start with `platformctl serve --migrate`"
         )
     if pending:
-        upgraded = await migrations.upgrade(ctx.db, targets)
-        note(f"migrated: {', '.join(upgraded)}")
+        upgraded = await migrations.upgrade(ctx.db, targets)  # waits for another migrator
+        note(
+            f"migrated: {', '.join(upgraded)}"
+            if upgraded
+            else "nothing to migrate: another process applied the migrations"
+        )
     async with ctx.db.session() as session:
         return await count_users(session)
 
@@ -64,11 +68,49 @@ def serve(
         note(FIRST_ADMIN_HINT)
     # X-Forwarded-For is believed only from [core] trusted_proxies, which the app applies;
     # uvicorn's own default would trust it from any loopback peer.
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(ctx),
         host=host,
         port=port,
         log_config=None,
         server_header=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=cfg.core.shutdown.grace_seconds,
     )
+    draining_server(ctx, config).run()
+
+
+def draining_server(ctx: PlatformContext, config: Any) -> Any:
+    """A uvicorn server that drains on SIGTERM (see ``[core.shutdown]``).
+
+    SIGTERM: ``/readyz`` answers 503 at once while requests are still served for
+    ``drain_seconds``; then the listener closes and requests in flight get up to
+    ``grace_seconds``; then the background loops stop (a job run still going is recorded as
+    interrupted and queued again at once). SIGINT (Ctrl-C) skips the drain; a second signal
+    ends the drain early.
+    """
+    import signal
+    import time
+
+    import uvicorn
+
+    drain = ctx.config.core.shutdown.drain_seconds
+
+    class DrainingServer(uvicorn.Server):
+        drain_until: float | None = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if sig == signal.SIGTERM and self.drain_until is None and drain > 0:
+                ctx.state["draining"] = True
+                self.drain_until = time.monotonic() + drain
+                self._captured_signals.append(sig)
+                return
+            ctx.state["draining"] = True
+            super().handle_exit(sig, frame)
+
+        async def on_tick(self, counter: int) -> bool:
+            if self.drain_until is not None and time.monotonic() >= self.drain_until:
+                self.should_exit = True
+            return await super().on_tick(counter)
+
+    return DrainingServer(config)

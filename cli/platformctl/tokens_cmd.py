@@ -102,6 +102,7 @@ def revoke(token_id: Annotated[int, typer.Argument(help="Token id (see `tokens l
     async def revoke_token() -> None:
         async with ctx.db.session() as session:
             await service.revoke_token(session, token_id)
+        ctx.forget_credentials()  # with Redis, every serve process drops it at once
 
     run(ctx, revoke_token())
     say(f"revoked token {token_id}")

@@ -2,11 +2,16 @@
 
 Resolving a bearer credential costs one or two queries per request. The cache keeps the
 resolved principal for ``[core.auth] cache_seconds`` (default 5; 0 disables it), keyed by
-a digest of the credential. Revoking a token or changing a user through this process clears
-the cache at once; a change made by another process (the CLI, another server) takes effect
-within ``cache_seconds``. Failed resolutions are never cached. A credential's own expiry
+a digest of the credential. Failed resolutions are never cached. A credential's own expiry
 (an API token's ``expires_at``, a JWT's ``exp``) is checked on every hit, so an expired
 credential is refused at once, cached or not.
+
+Revoking a token or changing a user calls ``ctx.forget_credentials()``, which
+:meth:`CredentialCache.invalidate` s this process's cache and, with a shared Redis, every
+other process's (:mod:`platform_core.auth.invalidation`). An invalidation also holds the
+cache off for :data:`HOLD_SECONDS`: the change that caused it commits a moment later, and a
+resolution that read the old rows meanwhile must not be cached. Without Redis a change made
+by another process takes effect within ``cache_seconds``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from platform_core.db import utcnow
 if TYPE_CHECKING:
     from platform_core.auth.service import Principal
 
+HOLD_SECONDS = 1.0
+"""Seconds after an invalidation during which nothing is cached."""
+
 
 class CredentialCache:
     """Principal by credential digest, each entry valid for ``ttl`` seconds."""
@@ -28,6 +36,11 @@ class CredentialCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self.generation = 0
+        """Bumped by every invalidation: a resolution started before one is not cached."""
+        self.enabled = True
+        """False while invalidations from other processes cannot be received."""
+        self._hold_until = 0.0
 
     @staticmethod
     def _key(credential: str) -> str:
@@ -35,7 +48,7 @@ class CredentialCache:
 
     def get(self, credential: str) -> Principal | None:
         """The cached principal, or None when absent, stale or past the credential's expiry."""
-        if self.ttl <= 0:
+        if self.ttl <= 0 or not self.enabled:
             return None
         key = self._key(credential)
         entry = self._entries.get(key)
@@ -48,14 +61,23 @@ class CredentialCache:
             return None
         return principal
 
-    def put(self, credential: str, principal: Principal) -> None:
-        """Remember ``principal`` for ``credential``."""
-        if self.ttl <= 0:
+    def put(self, credential: str, principal: Principal, generation: int | None = None) -> None:
+        """Remember ``principal`` for ``credential``, unless an invalidation happened since
+        ``generation`` (read before resolving) or within the last :data:`HOLD_SECONDS`."""
+        if self.ttl <= 0 or not self.enabled or time.monotonic() < self._hold_until:
+            return
+        if generation is not None and generation != self.generation:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[self._key(credential)] = (time.monotonic() + self.ttl, principal)
 
     def clear(self) -> None:
-        """Forget everything (after a revocation or a change of user)."""
+        """Forget everything (this process only; see ``ctx.forget_credentials()``)."""
         self._entries.clear()
+        self.generation += 1
+
+    def invalidate(self, hold: float = HOLD_SECONDS) -> None:
+        """Forget everything and cache nothing for ``hold`` seconds (see the module docs)."""
+        self.clear()
+        self._hold_until = max(self._hold_until, time.monotonic() + hold)

@@ -62,6 +62,7 @@ async def authenticate(request: Request) -> Principal:
     cache: CredentialCache = ctx.state["credential_cache"]
     principal = cache.get(credential.strip())
     if principal is None:
+        generation = cache.generation
         with replay_safe():  # a token's last use may be recorded twice
             async with ctx.db.session() as session:
                 principal = await resolve_credential(
@@ -72,7 +73,7 @@ async def authenticate(request: Request) -> Principal:
                 )
         if principal is None:
             raise Unauthorized("invalid, expired or revoked credentials")
-        cache.put(credential.strip(), principal)
+        cache.put(credential.strip(), principal, generation)
     request.state.principal = principal
     return principal
 

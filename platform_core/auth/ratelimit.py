@@ -1,12 +1,9 @@
-"""A sliding-window limiter for login attempts, kept in process memory.
+"""A sliding-window limiter kept in process memory (exported for plugins).
 
-Counts failed attempts per key (user name, client address) inside a window. With several
-server processes each keeps its own counts, so the effective limit is per process; this is
-documented in docs/operations.md.
-
-The client address is the TCP peer's: ``X-Forwarded-For`` is believed only from the
-proxies in ``[core] trusted_proxies`` (empty by default), which the app applies before any
-route sees the request, so a client cannot rotate a made-up address past the limit.
+Counts hits per key inside a window. With several server processes each keeps its own
+counts, so the effective limit is per process. Login attempts use
+:mod:`platform_core.auth.login_limits` instead, which is shared through Redis when one is
+configured (docs/scaling.md).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Form, Request
 from platform_core import PUBLIC, requires_scopes
 from platform_core.auth import service
 from platform_core.auth.deps import Caller, DbSession, get_context
+from platform_core.auth.login_limits import login_limiter
 from platform_core.auth.models import ApiToken
-from platform_core.auth.ratelimit import SlidingWindowLimiter
 from platform_core.auth.schemas import (
     ApiTokenCreate,
     ApiTokenCreated,
@@ -30,17 +30,6 @@ router = APIRouter()
 ADMIN = requires_scopes("core:admin")
 
 
-def _limiter(request: Request) -> SlidingWindowLimiter:
-    ctx = get_context(request)
-    limiter = ctx.state.get("login_limiter")
-    if limiter is None:
-        auth = ctx.config.core.auth
-        limiter = ctx.state["login_limiter"] = SlidingWindowLimiter(
-            auth.login_attempts, auth.login_window_seconds
-        )
-    return limiter
-
-
 @router.post("/auth/token", response_model=TokenResponse, openapi_extra=PUBLIC)
 async def login(
     request: Request,
@@ -49,20 +38,27 @@ async def login(
     password: Annotated[Line, Form(max_length=1024)],
     scope: Annotated[Line, Form(max_length=4096)] = "",
 ) -> TokenResponse:
-    """OAuth2 password flow: exchange a user name and password for a short-lived JWT."""
-    limiter = _limiter(request)
+    """OAuth2 password flow: exchange a user name and password for a short-lived JWT.
+
+    Failed attempts are limited per user name and per client address (shared by every
+    process when Redis is configured; see docs/scaling.md).
+    """
+    ctx = get_context(request)
+    limiter = login_limiter(ctx)
     address = request.client.host if request.client else "unknown"
     keys = (f"user:{username.lower()}", f"addr:{address}")
-    wait = max(limiter.retry_after(k) for k in keys)
+    wait, ticket = await limiter.acquire(keys)
     if wait:
         raise TooManyRequests(f"too many failed logins; retry in {wait}s", retry_after=wait)
-    user = await service.authenticate(session, username, password)
+    try:
+        user = await service.authenticate(session, username, password)
+    except BaseException:
+        await limiter.settle(keys, ticket, outcome="aborted")
+        raise
     if user is None:
-        for key in keys:
-            limiter.hit(key)
+        await limiter.settle(keys, ticket, outcome="failed")
         raise Unauthorized("invalid username or password", error="invalid_grant")
-    limiter.reset(keys[0])
-    ctx = get_context(request)
+    await limiter.settle(keys, ticket, outcome="succeeded")
     held = ctx.state["role_scopes"][user.role]
     asked = set(scope.split()) if scope.strip() else set(held)
     granted = sorted(asked & held)
@@ -152,4 +148,4 @@ async def revoke_token(
     """Revoke one of the caller's tokens (admins: anyone's); idempotent."""
     owner = None if caller.has("core:admin") else caller.user_id
     await service.revoke_token(session, token_id, owner_id=owner)
-    get_context(request).state["credential_cache"].clear()
+    get_context(request).forget_credentials()

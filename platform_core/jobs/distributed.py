@@ -215,16 +215,16 @@ async def run_worker(ctx: PlatformContext, stop: asyncio.Event) -> None:
     if receiver_log.level == logging.NOTSET:
         receiver_log.setLevel(logging.WARNING)  # not one INFO line per message
     worker = service.new_worker_id("worker")
-    inflight: set[asyncio.Task[Any]] = set()
+    inflight: dict[asyncio.Task[Any], int] = {}
 
     async def run_job(run_id: int) -> None:
         task = asyncio.current_task()
         assert task is not None
-        inflight.add(task)
+        inflight[task] = run_id
         try:
             await handle_message(ctx, run_id, worker)
         finally:
-            inflight.discard(task)
+            inflight.pop(task, None)
 
     try:
         while not stop.is_set():
@@ -248,8 +248,22 @@ async def run_worker(ctx: PlatformContext, stop: asyncio.Event) -> None:
                 await wait_for_any([stop], BROKER_RETRY)
     finally:
         if inflight:  # cancelled after the grace period: record the interrupted runs
-            tasks = list(inflight)
+            tasks, run_ids = list(inflight), list(inflight.values())
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*tasks, return_exceptions=True)
+            await send_retries(ctx, run_ids)
+
+
+async def send_retries(ctx: PlatformContext, run_ids: list[int]) -> int:
+    """Send the queued retries of the jobs of ``run_ids`` (interrupted by this worker's stop)
+    to the broker, so another worker takes them at once rather than at the scheduler's next
+    pass; return how many were sent. A duplicate send is harmless (claims are conditional)."""
+    try:
+        jobs = sorted({(await service.get_run(ctx, run_id)).job for run_id in run_ids})
+        due = await service.due_runs(ctx, jobs=jobs, limit=100)
+        return await send_runs(ctx, [r.id for r in due if r.trigger == "retry"])
+    except Exception:
+        log.exception("could not send interrupted runs' retries; the scheduler will")
+        return 0

@@ -1,4 +1,4 @@
-"""Hook implementations: settings and jobs."""
+"""Hook implementations: settings, jobs and an event handler that records deliveries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from platform_core import JobSpec, PlatformContext, PluginMeta, hookimpl
+from platform_core import EventHandler, JobSpec, PlatformContext, PluginMeta, hookimpl
 
 
 class JobsTestSettings(BaseModel):
@@ -40,6 +40,15 @@ async def slow(ctx: PlatformContext, run: Any) -> str:
     await asyncio.sleep(ctx.settings_for("jobstest", JobsTestSettings).slow_seconds)
     _record(ctx, "slow-end", run)
     return "slept"
+
+
+async def record_event(ctx: PlatformContext, event: Any) -> None:
+    """Record the delivery of a ``jobstest.*`` event: ``event <id> <pid>``."""
+    settings = ctx.settings_for("jobstest", JobsTestSettings)
+    if settings.record_file:
+        with open(settings.record_file, "a", encoding="utf-8") as fh:
+            fh.write(f"event {event.id} {os.getpid()}\n")
+    await asyncio.sleep(0.005)  # widen the window in which another process could race
 
 
 async def hello() -> dict[str, str]:
@@ -73,3 +82,9 @@ def platform_jobs(ctx: PlatformContext) -> list[JobSpec]:
         JobSpec("hello", hello),
         JobSpec("noop", noop, overlap=True),
     ]
+
+
+@hookimpl
+def platform_event_handlers(ctx: PlatformContext) -> list[EventHandler]:
+    """Record every ``jobstest.*`` event delivered."""
+    return [EventHandler("jobstest.*", record_event, name="record")]
