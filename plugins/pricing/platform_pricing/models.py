@@ -436,7 +436,7 @@ class MlModelVersion(PricingBase):
     opset: Mapped[int] = mapped_column(Integer, default=0)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
-    artifact: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    artifact: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     created_by: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,24 +1,40 @@
 """ML models: upload checks (ONNX only, pickles refused, schema agreement, size), versions,
-activation and fallback, the ``onnx`` engine serving the active version, and decisions
-recording the model version. Models are built in the test with ``onnx.helper``."""
+activation and fallback, the ``onnx`` engine serving the active version, decisions recording
+the model version, the migration, and races at a running server. Models are built in the test
+with ``onnx.helper`` (no binary fixtures).
+
+Races (SQLite and PostgreSQL, ``platformctl serve``):
+
+- concurrent activations of different versions: each is applied under the model's row lock,
+  so all succeed one after the other and exactly one version is active at the end, the one
+  activated last;
+- concurrent fallbacks that each expect the same active version: exactly one succeeds, the
+  others get a 409 naming the version it left active (no double rollback).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
 import pickle
 import zipfile
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from platform_core.testing import fresh_database, prepared, served
+
 API = "/api/pricing"
 M = f"{API}/ml-models"
 MAX_BYTES = 4096
+ROUNDS = 3
 
 
 @pytest.fixture
@@ -46,7 +62,10 @@ def linear_model(
     if pad:
         inits.append(numpy_helper.from_array(np.zeros(pad, dtype=np.float32), "padding"))
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["X", "W"], ["XW"]), helper.make_node("Add", ["XW", "B"], ["Y"])],
+        [
+            helper.make_node("MatMul", ["X", "W"], ["XW"]),
+            helper.make_node("Add", ["XW", "B"], ["Y"]),
+        ],
         "linear",
         [helper.make_tensor_value_info("X", dtype, [batch, k])],
         [helper.make_tensor_value_info("Y", dtype, [batch, 3])],
@@ -78,7 +97,11 @@ async def upload(
 ) -> Any:
     return await http.post(
         f"{M}/{name}/versions",
-        data={"version": version, "input_schema": input_schema or schema("saving_percent"), **extra},
+        data={
+            "version": version,
+            "input_schema": input_schema or schema("saving_percent"),
+            **extra,
+        },
         files={"artifact": ("model.onnx", data, "application/octet-stream")},
     )
 
@@ -253,7 +276,9 @@ async def test_activate_keeps_exactly_one_active_version(admin_client):
 
 async def test_activate_with_a_stale_expectation_is_a_conflict_naming_the_active(admin_client):
     await three_versions(admin_client)
-    r = await admin_client.post(f"{M}/spot/activate", json={"version": "1", "expected_active": "none"})
+    r = await admin_client.post(
+        f"{M}/spot/activate", json={"version": "1", "expected_active": "none"}
+    )
     assert r.status_code == 200
     r = await admin_client.post(f"{M}/spot/activate", json={"version": "2", "expected_active": "3"})
     assert r.status_code == 409 and r.json()["current_state"] == "1"
@@ -413,3 +438,91 @@ async def test_sessions_are_cached_per_version(tenants, admin_client):
     assert ml_models.cached_versions() == [vid]
     assert (await decide(a))["model_version"] == "c1"
     assert ml_models.cached_versions() == [vid]
+
+
+# -- migration and races ----------------------------------------------------------------------
+
+
+async def _prepare(config_path: Path) -> str:
+    """Migrate and create an admin token."""
+    async with prepared(config_path) as platform:
+        return await platform.token(user=await platform.user("admin", "ml-racer"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def server(request, tmp_path):
+    """A ``platformctl serve`` subprocess with pricing on a fresh database."""
+    async with fresh_database(request.param, tmp_path) as url:
+        config = tmp_path / "plugins.toml"
+        config.write_text(
+            f'[core]\ndatabase_url = "{url}"\nsecret_key = "{"k" * 40}"\nlog_level = "WARNING"\n'
+            '[plugins]\nenabled = ["pricing"]\n'
+        )
+        token = await _prepare(config)
+        async with served(config) as base:
+            yield base, token
+
+
+async def test_concurrent_activations_and_fallbacks_leave_one_active(server):
+    base, token = server
+    auth = {"Authorization": f"Bearer {token}"}
+    versions = [str(n) for n in range(1, 5)]
+    async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as admin:
+        for version in versions:
+            r = await admin.post(
+                f"{M}/race/versions",
+                data={"version": version, "input_schema": schema("saving_percent")},
+                files={"artifact": ("m.onnx", always(0), "application/octet-stream")},
+            )
+            assert r.status_code == 201, r.text
+        for _ in range(ROUNDS):
+            answers = await asyncio.gather(
+                *(admin.post(f"{M}/race/activate", json={"version": v}) for v in versions * 2)
+            )
+            assert [r.status_code for r in answers] == [200] * len(answers), [
+                r.text for r in answers
+            ]
+            listed = (await admin.get(f"{M}/race/versions")).json()["items"]
+            active = [v for v in listed if v["active"]]
+            assert len(active) == 1
+            last = max(listed, key=lambda v: v["activated_at"])
+            assert active[0]["version"] == last["version"]
+            assert (await admin.get(f"{M}/race")).json()["active_version"] == last["version"]
+
+            current = last["version"]
+            falls = await asyncio.gather(
+                *(
+                    admin.post(f"{M}/race/fallback", json={"expected_active": current})
+                    for _ in range(6)
+                )
+            )
+            won = [r for r in falls if r.status_code == 200]
+            assert len(won) == 1, [r.text for r in falls]
+            now_active = won[0].json()["active_version"]
+            assert now_active != current and won[0].json()["rolled_back"] == current
+            lost = [r for r in falls if r.status_code != 200]
+            assert all(r.status_code == 409 for r in lost)
+            assert {r.json()["current_state"] for r in lost} == {now_active}
+            listed = (await admin.get(f"{M}/race/versions")).json()["items"]
+            assert [v["version"] for v in listed if v["active"]] == [now_active]
+
+
+async def test_migration_matches_the_models_and_downgrades(platform, admin_client):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from platform_pricing.models import PricingBase
+
+    def compare(conn):
+        diff = compare_metadata(MigrationContext.configure(conn), PricingBase.metadata)
+        return [d for d in diff if "ml_model" in repr(d) or "model_" in repr(d)]
+
+    async with platform.ctx.db.engine.connect() as conn:
+        assert await conn.run_sync(compare) == []
+    await platform.migrate("pricing", "pricing_0003_agent_settings")
+    await platform.migrate("pricing", "heads")
+    r = await admin_client.post(
+        f"{M}/again/versions",
+        data={"version": "1", "input_schema": schema("is_spot")},
+        files={"artifact": ("m.onnx", always(0), "application/octet-stream")},
+    )
+    assert r.status_code == 201, r.text
