@@ -6,7 +6,7 @@ Admin only (scope ``pricing:admin``). Uploads are ``multipart/form-data``: field
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
 
@@ -56,7 +56,9 @@ VersionPath = Annotated[
     str,
     Path(min_length=1, max_length=64, pattern=VERSION_PATTERN, description="A version label"),
 ]
-CONFLICT = {409: {"description": "The model's state forbids it (current_state: active version)"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The model's state forbids it (current_state: active version)"}
+}
 
 
 def _model_out(model: MlModel, active: str | None) -> ModelOut:

@@ -91,7 +91,7 @@ def parse_schema_text(text: str) -> list[dict[str, str]]:
     """The declared input schema from its JSON text; 422 naming ``input_schema``."""
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise invalid("input_schema", f"is not JSON ({exc.msg})", location="form") from exc
     try:
         return ml.parse_input_schema(value)
@@ -311,6 +311,7 @@ async def fall_back(
     model, current = await _locked(session, name, expected_active)
     if current is None:
         raise Conflict(f"model {name} has no active version to fall back from", current_state=NONE)
+    target: MlModelVersion | None
     if version is not None:
         target = await _version_row(session, model, version)
         if target.id == model.active_version_id:
