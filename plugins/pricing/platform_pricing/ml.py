@@ -44,6 +44,7 @@ __all__ = [
     "feature_row",
     "load_session",
     "parse_input_schema",
+    "warm_session",
 ]
 
 ONNX_ENGINE = "onnx"
@@ -311,6 +312,14 @@ def load_session(data: bytes) -> onnxruntime.InferenceSession:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def warm_session(data: bytes, schema: Sequence[dict[str, str]], input_name: str) -> Any:
+    """A session of an accepted artifact, after one inference on a zero row (the first run
+    allocates its buffers: it must not count against a decision's time budget)."""
+    session = load_session(data)
+    _infer(session, input_name, [0.0] * len(schema), _dtype(schema))
+    return session
 
 
 def _shape(arg: Any) -> list[int | str | None]:

@@ -424,6 +424,7 @@ class MlModelVersion(PricingBase):
     __tablename__ = "pricing_ml_model_versions"
     __table_args__ = (
         UniqueConstraint("model_id", "version", name="uq_pricing_ml_model_versions_version"),
+        {"sqlite_autoincrement": True},  # ids never reused: sessions are cached by id
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -423,6 +423,7 @@ async def test_activated_engine_decides(admin_client, tenants):
     assert listed == {
         "rules": False,
         "cheapest": True,
+        "onnx": False,
         "broken": False,
         "slow": False,
         "wrong": False,

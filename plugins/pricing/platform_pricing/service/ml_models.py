@@ -7,8 +7,9 @@ construction). A change may state the version it expects to be active (``expecte
 it is then a compare-and-set, and a caller that lost the race gets a 409 naming the current
 active version (``current_state``).
 
-onnxruntime sessions are cached in process memory per version id (and digest: an id reused
-after a rolled-back upload never serves another model), at most :data:`CACHE_SIZE` of them.
+onnxruntime sessions are cached in process memory per version id and digest (ids are never
+reused, on SQLite too), loaded on a version's first decision in each process, at most
+:data:`CACHE_SIZE` of them.
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ async def upload(
         )
     schema = parse_schema_text(input_schema)
     try:
-        checked, runtime = await asyncio.to_thread(ml.check_artifact, data, schema, max_bytes)
+        # The checked session is dropped: it is cached on the version's first decision, once
+        # committed (this transaction may still roll back).
+        checked, _ = await asyncio.to_thread(ml.check_artifact, data, schema, max_bytes)
     except ml.ArtifactError as exc:
         raise invalid(exc.field, exc.message, location="form") from exc
     model_id = await _model_id(session, name)
@@ -161,7 +164,6 @@ async def upload(
     )
     session.add(row)
     await session.flush()
-    _cache_put(_loaded(row, name, runtime), checked.sha256)
     return row
 
 
@@ -382,7 +384,9 @@ async def bind_engine(session: AsyncSession, name: str) -> ml.BoundOnnxEngine:
         select(MlModelVersion.artifact).where(MlModelVersion.id == found.id)
     )
     try:
-        runtime = await asyncio.to_thread(ml.load_session, bytes(data or b""))
+        runtime = await asyncio.to_thread(
+            ml.warm_session, bytes(data or b""), found.input_schema, found.input_name
+        )
     except Exception as exc:
         log.warning("ml model failed to load", extra={"model": name, "version": found.version})
         return ml.BoundOnnxEngine(

@@ -58,6 +58,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pricing_ml_model_versions")),
         sa.UniqueConstraint("model_id", "version", name="uq_pricing_ml_model_versions_version"),
+        sqlite_autoincrement=True,  # ids never reused: onnxruntime sessions are cached by id
     )
     # Plain ALTER TABLE on both databases (a batch rebuild on SQLite is not needed for
     # nullable columns and would copy every decision).
