@@ -185,6 +185,8 @@ async def test_upload_whose_feature_type_disagrees_is_refused(admin_client):
         json.dumps([{"name": "is_spot", "type": "string"}]),
         json.dumps([{"name": "is_spot", "type": "float"}, {"name": "is_spot", "type": "float"}]),
         json.dumps([{"name": "is_spot", "type": "float"}, {"name": "pool_count", "type": "int64"}]),
+        "[" * 100_000,
+        "[" * 20_000 + "]" * 20_000,
     ],
 )
 async def test_upload_with_a_bad_input_schema_is_refused(admin_client, text):
@@ -204,6 +206,10 @@ async def test_upload_over_the_size_limit_is_refused_naming_it(admin_client):
     r = await upload(admin_client, "spot", "1", data)
     assert r.status_code == 413, r.text
     assert "artifact" in r.json()["detail"] and str(MAX_BYTES) in r.json()["detail"]
+
+
+async def test_version_none_is_reserved(admin_client):
+    assert field_of(await upload(admin_client, "spot", "None", always(0))) == "version"
 
 
 async def test_duplicate_version_is_a_conflict(admin_client):

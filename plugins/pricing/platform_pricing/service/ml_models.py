@@ -31,6 +31,7 @@ from platform_core import (
     PayloadTooLarge,
     insert_ignoring,
     invalid,
+    json_too_deep,
     lock_row,
     page_by_id,
     utcnow,
@@ -90,6 +91,8 @@ def _loaded(row: MlModelVersion, name: str, session: Any) -> ml.LoadedModel:
 
 def parse_schema_text(text: str) -> list[dict[str, str]]:
     """The declared input schema from its JSON text; 422 naming ``input_schema``."""
+    if json_too_deep(text.encode("utf-8", "surrogatepass")):
+        raise invalid("input_schema", "nests too deeply", location="form")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -132,6 +135,8 @@ async def upload(
             f"artifact: {len(data)} bytes is over the limit of {max_bytes} bytes "
             "([plugins.pricing] ml_model_max_bytes)"
         )
+    if version.lower() == NONE:
+        raise invalid("version", f"{NONE!r} is reserved (it means no active version)")
     schema = parse_schema_text(input_schema)
     try:
         # The checked session is dropped: it is cached on the version's first decision, once
