@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import itertools
 import json
 import pickle
 import zipfile
@@ -28,8 +29,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from platform_core.testing import fresh_database, prepared, served
+from platform_core.testing import EventRecord, fresh_database, prepared, served
 
 API = "/api/pricing"
 M = f"{API}/ml-models"
@@ -466,11 +469,26 @@ async def server(request, tmp_path):
         )
         token = await _prepare(config)
         async with served(config) as base:
-            yield base, token
+            yield base, token, url
+
+
+async def _activation_events(url: str) -> list[dict[str, Any]]:
+    """The payloads of ``pricing.ml_model.activated`` in the outbox, in order."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(EventRecord.payload)
+                .where(EventRecord.name == "pricing.ml_model.activated")
+                .order_by(EventRecord.id)
+            )
+            return [row.payload for row in rows]
+    finally:
+        await engine.dispose()
 
 
 async def test_concurrent_activations_and_fallbacks_leave_one_active(server):
-    base, token = server
+    base, token, url = server
     auth = {"Authorization": f"Bearer {token}"}
     versions = [str(n) for n in range(1, 5)]
     async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as admin:
@@ -511,6 +529,17 @@ async def test_concurrent_activations_and_fallbacks_leave_one_active(server):
             assert {r.json()["current_state"] for r in lost} == {now_active}
             listed = (await admin.get(f"{M}/race/versions")).json()["items"]
             assert [v["version"] for v in listed if v["active"]] == [now_active]
+        # One event per change that succeeded, each naming the version the one before left.
+        events = await _activation_events(url)
+        assert len(events) == ROUNDS * (2 * len(versions) + 1)
+        assert events[0]["previous"] is None
+        assert all(e["previous"] == p["version"] for p, e in itertools.pairwise(events))
+        assert events[-1] == {
+            "model": "race",
+            "version": now_active,
+            "previous": current,
+            "how": "fallback",
+        }
 
 
 async def test_migration_matches_the_models_and_downgrades(platform, admin_client):

@@ -34,9 +34,11 @@ from platform_core import (
     json_too_deep,
     lock_row,
     page_by_id,
+    publish,
     utcnow,
 )
 from platform_pricing import ml
+from platform_pricing.events import MlModelActivated
 from platform_pricing.models import Decision, MlModel, MlModelVersion
 
 log = logging.getLogger("platform_pricing.ml_models")
@@ -284,11 +286,22 @@ async def _version_row(session: AsyncSession, model: MlModel, version: str) -> M
     return row
 
 
-def _activate(model: MlModel, row: MlModelVersion, now: datetime) -> None:
+def _activate(
+    session: AsyncSession,
+    model: MlModel,
+    row: MlModelVersion,
+    now: datetime,
+    previous: str | None,
+    how: str,
+) -> None:
     model.active_version_id = row.id
     model.updated_at = now
     row.activated_at = now
     row.rolled_back_at = None
+    publish(
+        session,
+        MlModelActivated(model=model.name, version=row.version, previous=previous, how=how),
+    )
 
 
 async def activate(
@@ -296,9 +309,9 @@ async def activate(
 ) -> MlModel:
     """Make ``version`` the active version of ``name`` (the previous one stays, inactive);
     404 for an unknown model or version, 409 when ``expected_active`` is not active."""
-    model, _ = await _locked(session, name, expected_active)
+    model, current = await _locked(session, name, expected_active)
     row = await _version_row(session, model, version)
-    _activate(model, row, utcnow())
+    _activate(session, model, row, utcnow(), current, "activate")
     await session.flush()
     log.info("ml model activated", extra={"model": name, "version": version})
     return model
@@ -346,7 +359,7 @@ async def fall_back(
     left = await session.get(MlModelVersion, model.active_version_id)
     if left is not None:
         left.rolled_back_at = now
-    _activate(model, target, now)
+    _activate(session, model, target, now, current, "fallback")
     await session.flush()
     log.info("ml model fell back", extra={"model": name, "from": current, "to": target.version})
     return model, current
