@@ -14,7 +14,12 @@ The contract of a model (see the plugin README):
   ``[3]``: stay, switch, on-demand; the highest wins) or a label per row (``int64``:
   0 stay, 1 switch, 2 on-demand).
 
-A ``switch`` goes to the cheapest priced pool other than the current one (ties: lowest id).
+A ``switch`` goes to the cheapest *eligible* pool other than the current one (ties: lowest
+id): priced, not interrupted within the client's ``interruption_cooldown_seconds``, within its
+``max_price_ratio`` ceiling. The model judges savings; the client's safety policy still holds:
+a move sooner than ``min_seconds_between_switches`` after the last switch becomes ``stay``
+(unless an interruption notice is pending), and ``on-demand`` when the policy forbids it is
+refused (the fallback engine decides).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from platform_pricing.engines import ACTIONS, Decision, DecisionInput, PoolState
+from platform_pricing.engines import ACTIONS, EPSILON, Decision, DecisionInput, PoolState
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -82,11 +87,33 @@ class ArtifactError(ValueError):
 # -- features ---------------------------------------------------------------------------------
 
 
+def _eligible(inputs: DecisionInput, pool: PoolState) -> bool:
+    """Whether the client's safety policy lets ``pool`` be a target: priced, not interrupted
+    within ``interruption_cooldown_seconds``, and within the ``max_price_ratio`` ceiling."""
+    if pool.spot_price is None:
+        return False
+    policy = inputs.policy
+    if pool.last_interruption_at is not None:
+        ago = (inputs.now - pool.last_interruption_at).total_seconds()
+        if ago < policy.interruption_cooldown_seconds:
+            return False
+    return pool.spot_price <= inputs.on_demand_price * policy.max_price_ratio + EPSILON
+
+
 def _best(inputs: DecisionInput) -> PoolState | None:
-    """The switch target: the cheapest priced pool other than the current one."""
+    """The switch target: the cheapest eligible pool other than the current one."""
     current = inputs.current_pool_id if inputs.current_lifecycle == "spot" else None
-    priced = [p for p in inputs.pools if p.spot_price is not None and p.pool_id != current]
-    return min(priced, key=lambda p: (p.spot_price, p.pool_id), default=None)
+    priced = [p for p in inputs.pools if p.pool_id != current and _eligible(inputs, p)]
+    return min(priced, key=lambda p: (p.spot_price or 0.0, p.pool_id), default=None)
+
+
+def _too_soon(inputs: DecisionInput) -> float | None:
+    """Seconds since the last switch when a move now would break
+    ``min_seconds_between_switches`` (a pending interruption notice overrides it), else None."""
+    if inputs.current_pool_interrupted or inputs.last_switch_at is None:
+        return None
+    ago = (inputs.now - inputs.last_switch_at).total_seconds()
+    return ago if ago < inputs.policy.min_seconds_between_switches else None
 
 
 def _current_cost(inputs: DecisionInput) -> float:
@@ -174,7 +201,7 @@ FEATURES: dict[str, Feature] = {
         ),
         Feature(
             "target_spot_price",
-            "latest price of the switch target (the cheapest other pool; else on-demand)",
+            "latest price of the switch target (the cheapest eligible other pool; else on-demand)",
             _target("spot_price"),
         ),
         Feature(
@@ -527,10 +554,20 @@ class BoundOnnxEngine:
         if scores is not None:
             details["scores"] = dict(zip(ACTIONS, scores, strict=True))
         current = _current_cost(inputs)
+        wait = _too_soon(inputs) if action != "stay" else None
+        if wait is not None:
+            details["model_action"] = action
+            minimum = inputs.policy.min_seconds_between_switches
+            return Decision(
+                "stay",
+                reason=f"{label} chose {action}, but the last switch was {wait:.0f} s ago "
+                f"(minimum {minimum} s)",
+                details=details,
+            )
         if action == "switch":
             best = _best(inputs)
             if best is None:
-                raise ValueError(f"{label} chose switch, but no other pool has a price")
+                raise ValueError(f"{label} chose switch, but no other pool is eligible")
             saving = current - float(best.spot_price or 0.0)
             return Decision(
                 "switch",

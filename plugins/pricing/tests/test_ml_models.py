@@ -561,3 +561,88 @@ async def test_migration_matches_the_models_and_downgrades(platform, admin_clien
         files={"artifact": ("m.onnx", always(0), "application/octet-stream")},
     )
     assert r.status_code == 201, r.text
+
+
+# -- the engine without a server: safety policy, features ------------------------------------
+
+
+def bound(action: int) -> Any:
+    from platform_pricing import ml
+
+    data = always(action)
+    features = [{"name": "saving_percent", "type": "float"}]
+    checked, session = ml.check_artifact(data, features, 10_000)
+    model = ml.LoadedModel(1, "spot", "v", tuple(features), "X", checked.output_kind, session)
+    return ml.BoundOnnxEngine(model)
+
+
+def inputs_with(**extra: Any) -> Any:
+    from datetime import UTC, datetime
+
+    from platform_pricing.engines import DecisionInput, PoolState
+
+    now = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    pools = extra.pop("pools", None) or (
+        PoolState(1, "us-east-1", "us-east-1a", "m5.large", 0.030),
+        PoolState(2, "us-east-1", "us-east-1b", "m5.large", 0.020),
+        PoolState(3, "us-east-1", "us-east-1c", "m5.large", 0.025),
+    )
+    return DecisionInput(now, 1, 1, "spot", 0.10, pools, **extra)
+
+
+def test_engine_switch_sooner_than_the_policy_allows_becomes_stay():
+    from datetime import timedelta
+
+    inputs = inputs_with()
+    recent = inputs_with(last_switch_at=inputs.now - timedelta(seconds=60))
+    assert bound(1).decide(inputs).action == "switch"
+    d = bound(1).decide(recent)
+    assert d.action == "stay" and "minimum 3600 s" in d.reason
+    assert d.details["model_action"] == "switch"
+    noticed = inputs_with(
+        last_switch_at=inputs.now - timedelta(seconds=60), current_pool_interrupted=True
+    )
+    assert bound(1).decide(noticed).action == "switch"  # a pending notice overrides it
+
+
+def test_engine_switch_skips_a_recently_interrupted_or_too_dear_pool():
+    from datetime import timedelta
+
+    from platform_pricing.engines import PoolState
+
+    now = inputs_with().now
+    pools = (
+        PoolState(1, "us-east-1", "us-east-1a", "m5.large", 0.030),
+        PoolState(
+            2,
+            "us-east-1",
+            "us-east-1b",
+            "m5.large",
+            0.020,
+            last_interruption_at=now - timedelta(hours=1),
+        ),
+        PoolState(3, "us-east-1", "us-east-1c", "m5.large", 0.025),
+    )
+    d = bound(1).decide(inputs_with(pools=pools))
+    assert (d.action, d.target_pool_id) == ("switch", 3)
+    assert d.expected_saving_per_hour == pytest.approx(0.005)
+    only_interrupted = pools[:2]
+    with pytest.raises(ValueError, match="no other pool is eligible"):
+        bound(1).decide(inputs_with(pools=only_interrupted))
+
+
+def test_feature_row_follows_the_declared_order():
+    from platform_pricing import ml
+
+    inputs = inputs_with()
+    row = ml.feature_row(
+        inputs,
+        [
+            {"name": "on_demand_price", "type": "float"},
+            {"name": "target_spot_price", "type": "float"},
+            {"name": "saving_percent", "type": "float"},
+            {"name": "pool_count", "type": "float"},
+            {"name": "hour_of_day", "type": "float"},
+        ],
+    )
+    assert row == pytest.approx([0.10, 0.020, 100 * 0.010 / 0.030, 3.0, 12.0])
