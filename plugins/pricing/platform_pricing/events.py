@@ -1,4 +1,5 @@
-"""Events the pricing plugin publishes: ``pricing.*``. Every payload names its client."""
+"""Events the pricing plugin publishes: ``pricing.*``. Every payload names its client, except
+the platform-wide ``pricing.ml_model.*`` (admins' ML models belong to no client)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,14 @@ class ReplicaPromoted(PricingEvent):
     instance_id: int
     pool_id: int
     emergency: bool
+
+
+class MlModelActivated(Event):
+    """The active version of an ML model changed (``how``: ``activate`` or ``fallback``);
+    ``previous`` is the version active before (None: none)."""
+
+    event_name: ClassVar[str] = "pricing.ml_model.activated"
+    model: str
+    version: str
+    previous: str | None
+    how: str

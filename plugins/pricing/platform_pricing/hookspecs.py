@@ -21,6 +21,6 @@ def pricing_decision_engines() -> list[DecisionEngine]:
     decision or is late is replaced by the fallback engine (``rules`` unless an admin chose
     another) for that decision. Called for every
     implementation; names must be unique across all of them. The pricing plugin itself
-    contributes ``rules`` and ``cheapest``.
+    contributes ``rules``, ``cheapest`` and ``onnx`` (an uploaded ML model).
     """
     raise NotImplementedError  # a specification: pluggy never calls its body

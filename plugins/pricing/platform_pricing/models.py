@@ -19,12 +19,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
     text,
     true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from platform_core import UTCDateTime, plugin_metadata, utcnow
 
@@ -313,6 +314,11 @@ class Decision(PricingBase):
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     elapsed_ms: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The ML model version that made the decision (the ``onnx`` engine); kept by value so a
+    # deleted version's decisions still name it.
+    model_version_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    model_name: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(64))
 
 
 class Replica(PricingBase):
@@ -389,3 +395,50 @@ class MonthlySavings(PricingBase):
     actual_cost: Mapped[float] = mapped_column(Float, default=0.0)
     savings: Mapped[float] = mapped_column(Float, default=0.0)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MlModel(PricingBase):
+    """A named ML model; ``active_version_id`` is the version the ``onnx`` engine serves.
+
+    One row per name holds the active version, so "exactly one active version per name"
+    holds by construction; every change of it locks this row first.
+    """
+
+    __tablename__ = "pricing_ml_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    active_version_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MlModelVersion(PricingBase):
+    """One uploaded ONNX artifact of a model, with its declared input schema.
+
+    ``artifact`` is deferred: listing versions never reads the bytes. ``activated_at`` is the
+    last activation; ``rolled_back_at`` is set when a fallback left this version (it is then
+    no fallback target until activated again).
+    """
+
+    __tablename__ = "pricing_ml_model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version", name="uq_pricing_ml_model_versions_version"),
+        {"sqlite_autoincrement": True},  # ids never reused: sessions are cached by id
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("pricing_ml_models.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    input_schema: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    input_name: Mapped[str] = mapped_column(String(200))
+    output_kind: Mapped[str] = mapped_column(String(16))
+    opset: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    artifact: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    created_by: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

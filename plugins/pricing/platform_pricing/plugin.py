@@ -48,10 +48,12 @@ def platform_add_hookspecs(pm: pluggy.PluginManager) -> None:
 
 @hookimpl
 def pricing_decision_engines() -> list[Any]:
-    """The built-in engines; ``rules`` is also every engine's fallback."""
+    """The built-in engines (``rules`` is also every engine's fallback) and ``onnx``, which
+    serves the active version of an uploaded model."""
     from platform_pricing.engines import builtin_engines
+    from platform_pricing.ml import OnnxEngine
 
-    return builtin_engines()
+    return [*builtin_engines(), OnnxEngine()]
 
 
 @hookimpl

@@ -40,3 +40,9 @@ class PricingSettings(BaseModel):
     decisions_retention_days: int = Field(default=90, ge=1, le=3650)
     reports_retention_days: int = Field(default=30, ge=1, le=3650)
     policy: PolicySettings = PolicySettings()
+    # ML models: the model the ``onnx`` engine serves, and the largest artifact accepted
+    # (``[core] max_body_bytes`` caps every request body too: raise both for big models).
+    onnx_model: str = Field(
+        default="default", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )
+    ml_model_max_bytes: int = Field(default=1_000_000, ge=1024, le=512 * 1024 * 1024)

@@ -392,7 +392,7 @@ async def test_engines_are_listed_with_the_platform_choice(tenants):
     assert r.status_code == 200
     assert list(r.json()) == ["items"]
     engines = {e["name"]: e for e in r.json()["items"]}
-    assert set(engines) == {"rules", "cheapest", "broken", "slow", "wrong"}
+    assert set(engines) == {"rules", "cheapest", "onnx", "broken", "slow", "wrong"}
     assert engines["rules"]["plugin"] == "pricing"  # the impostor was refused
     assert engines["rules"]["active"] and engines["rules"]["fallback"]
     assert engines["broken"]["plugin"] == "testengines"
@@ -423,6 +423,7 @@ async def test_activated_engine_decides(admin_client, tenants):
     assert listed == {
         "rules": False,
         "cheapest": True,
+        "onnx": False,
         "broken": False,
         "slow": False,
         "wrong": False,

@@ -11,10 +11,21 @@ from platform_pricing.routes import (
     clients,
     decisions,
     history,
+    ml_models,
     replicas,
     savings,
 )
 
 router = APIRouter()
-for _module in (clients, agents, agent_settings, decisions, replicas, history, savings, activity):
+for _module in (
+    clients,
+    agents,
+    agent_settings,
+    decisions,
+    replicas,
+    history,
+    savings,
+    activity,
+    ml_models,
+):
     router.include_router(_module.router)

@@ -55,7 +55,8 @@ def installed_engines(request: Request) -> dict[str, decisions.InstalledEngine]:
 Engines = Annotated[dict[str, decisions.InstalledEngine], Depends(installed_engines)]
 
 
-def _decision_out(row: Decision, details: dict[str, Any] | None = None) -> DecisionOut:
+def decision_out(row: Decision, details: dict[str, Any] | None = None) -> DecisionOut:
+    """The API view of a decision row (``details``: the engine's extras, when just made)."""
     return DecisionOut(
         id=row.id,
         client_id=row.client_id,
@@ -71,6 +72,8 @@ def _decision_out(row: Decision, details: dict[str, Any] | None = None) -> Decis
         created_at=row.created_at,
         inputs=row.inputs,
         details=details,
+        model_name=row.model_name,
+        model_version=row.model_version,
     )
 
 
@@ -122,7 +125,7 @@ async def decide(
     made = await decisions.decide(
         session, tenant, agent_id, installed=engines, settings=settings, store=True
     )
-    return _decision_out(made.row, made.details)
+    return decision_out(made.row, made.details)
 
 
 @router.get(
@@ -135,7 +138,7 @@ async def switch_recommendation(
     made = await decisions.decide(
         session, tenant, agent_id, installed=engines, settings=settings, store=False
     )
-    return _decision_out(made.row, made.details)
+    return decision_out(made.row, made.details)
 
 
 @router.post("/agents/{agent_id}/issue-switch-command", response_model=IssueOut, openapi_extra=ANY)
@@ -149,7 +152,7 @@ async def issue_switch_command(
     )
     command = (await _commands_out(session, [issued.command]))[0] if issued.command else None
     return IssueOut(
-        decision=_decision_out(issued.decision.row, issued.decision.details),
+        decision=decision_out(issued.decision.row, issued.decision.details),
         command=command,
         reason=issued.reason,
     )
@@ -175,13 +178,13 @@ async def list_decisions(
         cursor=cursor,
         limit=limit,
     )
-    return DecisionPage(items=[_decision_out(r) for r in rows], next_cursor=nxt)
+    return DecisionPage(items=[decision_out(r) for r in rows], next_cursor=nxt)
 
 
 @router.get("/decisions/{decision_id}", response_model=DecisionOut, openapi_extra=ANY)
 async def get_decision(decision_id: IdPath, session: DbSession, tenant: TenantDep) -> DecisionOut:
     """One stored decision."""
-    return _decision_out(await decisions.get_decision(session, tenant, decision_id))
+    return decision_out(await decisions.get_decision(session, tenant, decision_id))
 
 
 # -- commands -------------------------------------------------------------------------------

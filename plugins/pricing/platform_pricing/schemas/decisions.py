@@ -32,6 +32,7 @@ class DecisionOut(BaseModel):
     differ. ``details`` are the engine's extras (the rule engine's ``rule`` code and numbers),
     returned when the decision is made and not stored. ``inputs`` is the full
     :class:`~platform_pricing.engines.DecisionInput` (JSON), enough to replay the decision.
+    ``model_name``/``model_version`` name the ML model version that decided (``onnx`` engine).
     """
 
     id: int | None
@@ -48,6 +49,8 @@ class DecisionOut(BaseModel):
     created_at: datetime
     inputs: dict[str, Any]
     details: dict[str, Any] | None = None
+    model_name: str | None = None
+    model_version: str | None = None
 
 
 class DecisionPage(IdPage[DecisionOut]):

@@ -20,6 +20,10 @@ built with a handful of indexed queries (never a scan of the price history):
 Engine resolution: the agent's ``config.decision_engine``, else ``Client.engine``, else the
 platform's ``active`` engine (``EngineSetting``), else ``settings.default_engine``; the
 fallback is the ``fallback`` setting, else ``rules``.
+The ``onnx`` engine is bound, for each decision, to the active version of the model named by
+``settings.onnx_model`` (see :mod:`platform_pricing.service.ml_models`); without one it raises
+and the fallback decides with the reason recorded. A decision the model made records the
+model version (``model_version_id``, ``model_name``, ``model_version``).
 A requested engine that is not installed (its plugin was removed) is replaced by the fallback
 with a ``fallback_reason``; so is one that raises, answers nonsense or exceeds
 ``engine_budget_ms`` (see :func:`platform_pricing.engines.run_decision`). Should the chosen
@@ -49,6 +53,7 @@ from sqlalchemy.orm import aliased
 
 from platform_core import Conflict, NotFound, ValidationFailed, page_by_id, upsert, utcnow
 from platform_pricing import engines as eng
+from platform_pricing import ml
 from platform_pricing.models import (
     Agent,
     Client,
@@ -59,6 +64,7 @@ from platform_pricing.models import (
     Pool,
     PricePoint,
 )
+from platform_pricing.service import ml_models
 from platform_pricing.settings import PricingSettings
 from platform_pricing.tenancy import Tenant
 
@@ -358,6 +364,29 @@ async def build_input(
 # -- deciding ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Ran:
+    """An engine run's result and the model version that made the decision (if a model did)."""
+
+    result: eng.EngineResult
+    model: ml.LoadedModel | None = None
+
+
+async def _bind(
+    session: AsyncSession, engine: eng.DecisionEngine, settings: PricingSettings
+) -> eng.DecisionEngine:
+    """``engine``, or for the ``onnx`` engine: it bound to the active model version."""
+    if isinstance(engine, ml.OnnxEngine):
+        return await ml_models.bind_engine(session, settings.onnx_model)
+    return engine
+
+
+def _model_of(engine: eng.DecisionEngine, result: eng.EngineResult) -> ml.LoadedModel | None:
+    if isinstance(engine, ml.BoundOnnxEngine) and result.engine == engine.name:
+        return engine.model
+    return None
+
+
 async def run(
     session: AsyncSession,
     inputs: eng.DecisionInput,
@@ -366,7 +395,7 @@ async def run(
     settings: PricingSettings,
     chosen: dict[str, str] | None = None,
     agent_engine: str | None = None,
-) -> eng.EngineResult:
+) -> Ran:
     """Run the agent's or client's engine with the fallback (see the module docstring);
     ``chosen`` are the platform's engine settings when already read, ``agent_engine`` the
     agent's own override (its ``config.decision_engine``)."""
@@ -388,6 +417,11 @@ async def run(
         plugin = wanted_fallback.plugin if wanted_fallback is not None else OWN_PLUGIN
     else:
         engine, plugin = found.engine, found.plugin
+    engine = await _bind(session, engine, settings)
+    if fallback.name != engine.name:
+        fallback = await _bind(session, fallback, settings)
+    else:
+        fallback = engine
     try:
         result = await eng.run_decision(engine, fallback, inputs, budget, plugin=plugin)
     except Exception as exc:  # the fallback failed (or is the engine that failed)
@@ -404,10 +438,14 @@ async def run(
         result = eng.EngineResult(
             result.decision, result.engine, requested, reason, result.elapsed_ms
         )
-    return result
+    model = None
+    if result.engine == ml.ONNX_ENGINE:
+        model = _model_of(engine, result) or _model_of(fallback, result)
+    return Ran(result, model)
 
 
-def _row(inputs: eng.DecisionInput, result: eng.EngineResult, client_id: int) -> Decision:
+def _row(inputs: eng.DecisionInput, ran: Ran, client_id: int) -> Decision:
+    result, model = ran.result, ran.model
     d = result.decision
     return Decision(
         client_id=client_id,
@@ -422,6 +460,9 @@ def _row(inputs: eng.DecisionInput, result: eng.EngineResult, client_id: int) ->
         inputs=inputs.to_dict(),
         elapsed_ms=round(result.elapsed_ms, 3),
         created_at=inputs.now,
+        model_version_id=model.version_id if model else None,
+        model_name=model.name if model else None,
+        model_version=model.version if model else None,
     )
 
 
@@ -482,12 +523,12 @@ async def decide(
     inputs = await build_input(session, instance, client, settings, when)
     override = (found.agent_config or {}).get("decision_engine")
     agent_engine = override if isinstance(override, str) else None
-    result = await run(session, inputs, client, installed, settings, chosen, agent_engine)
-    row = _row(inputs, result, client.id)
+    ran = await run(session, inputs, client, installed, settings, chosen, agent_engine)
+    row = _row(inputs, ran, client.id)
     if store:
         session.add(row)
         await session.flush()
-    return Made(row, dict(result.decision.details), instance)
+    return Made(row, dict(ran.result.decision.details), instance)
 
 
 # -- reading ----------------------------------------------------------------------------------
