@@ -21,7 +21,7 @@ CORE_COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("platformctl.serve", "Run the API server (refuses while migrations are pending)."),
     "plugins": ("platformctl.plugins_cmd", "Inspect, enable, disable, install, create plugins."),
     "db": ("platformctl.db_cmd", "Apply, roll back and inspect each plugin's migrations."),
-    "users": ("platformctl.users_cmd", "Create and list users."),
+    "users": ("platformctl.users_cmd", "Create, list, change and delete users; reset passwords."),
     "tokens": ("platformctl.tokens_cmd", "Create, list and revoke personal API tokens."),
     "doctor": ("platformctl.doctor", "Check config, plugins, database and migrations."),
     "openapi": ("platformctl.openapi_cmd", "Print the OpenAPI document of the API."),
