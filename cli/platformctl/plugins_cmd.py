@@ -172,7 +172,7 @@ def remove(
     tables and data are kept. Refused while enabled plugins require it, unless ``--force``.
     """
     from platform_core import migrate
-    from platformctl.db_cmd import installed_target
+    from platformctl.db_cmd import confirm_destructive, installed_target
     from platformctl.plugins_toml import enabled_plugins, set_enabled
     from platformctl.runtime import boot_platform, run
 
@@ -203,8 +203,7 @@ def remove(
                 "drop its data, or drop its tables by hand (`platformctl doctor` lists them)"
             )
         target = installed_target(ctx, name)
-        if not yes and sys.stdin.isatty():
-            typer.confirm(f"Drop every table and all data of {name}?", abort=True)
+        confirm_destructive(yes, f"Drop every table and all data of {name}?")
 
         async def drop() -> tuple[bool, list[str]]:
             await migrate.downgrade(ctx.db, target, "base")
