@@ -375,12 +375,15 @@ def create_app(ctx: PlatformContext) -> FastAPI:
 
             background = Background(ctx, "serve")
             background.start()
+        from platform_core.background import job_runner
+
         log.info(
             "platform started",
             extra={
                 "plugins": ",".join(r.name for r in ctx.plugins.active_records() if not r.internal)
             },
         )
+        log.info("job runner: %s", job_runner(ctx), extra={"job_runner": job_runner(ctx)})
         try:
             yield
         finally:

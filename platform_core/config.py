@@ -73,6 +73,26 @@ class JobsSettings(BaseModel):
         default=4, gt=0, le=1000, description="runs one serve process executes at once"
     )
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str | None) -> str | None:
+        """A Redis URL (``redis://``, ``rediss://`` or ``unix://``), or unset."""
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+            raise ValueError(
+                "must be a Redis URL: redis://host:6379/0, rediss://... (TLS) or "
+                "unix:///path/to/redis.sock"
+            )
+        return value.strip()
+
 
 class DatabaseSettings(BaseModel):
     """``[core.database]``: how long to wait for the database before answering 503."""
