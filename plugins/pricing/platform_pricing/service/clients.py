@@ -10,9 +10,8 @@ name can be used again.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
