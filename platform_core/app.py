@@ -383,7 +383,7 @@ def create_app(ctx: PlatformContext) -> FastAPI:
                 "plugins": ",".join(r.name for r in ctx.plugins.active_records() if not r.internal)
             },
         )
-        log.info("job runner: %s", job_runner(ctx), extra={"job_runner": job_runner(ctx)})
+        log.info("job runner: %s", job_runner(ctx))
         try:
             yield
         finally:

@@ -391,7 +391,7 @@ def secret_key(cfg: Config) -> str:
     key_file = cfg.var_dir / "secret.key"
     if key_file.exists():
         return key_file.read_text().strip()
-    cfg.var_dir.mkdir(parents=True, exist_ok=True)
+    cfg.var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -14,6 +14,7 @@ into one of them answers 503 (see :mod:`platform_core.db_outage`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -64,7 +65,7 @@ class Database:
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite_file(Path(database))
             kwargs["connect_args"] = {"timeout": statement_timeout}
             if database in (None, "", ":memory:"):
                 kwargs["poolclass"] = NullPool
@@ -123,6 +124,22 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file's directory (mode 0700) and the file itself (mode 0600).
+
+    The database holds password hashes and token digests: other local users must not read
+    it. SQLite gives its ``-wal`` and ``-shm`` files the database file's permissions. An
+    existing directory or file is left as it is (the operator chose its mode).
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:  # another process created it first
+            pass
 
 
 def _sqlite_pragmas(busy_ms: int, dbapi_conn: Any, _record: Any) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -64,11 +67,39 @@ def serve(
         note(FIRST_ADMIN_HINT)
     # X-Forwarded-For is believed only from [core] trusted_proxies, which the app applies;
     # uvicorn's own default would trust it from any loopback peer.
-    uvicorn.run(
-        create_app(ctx),
-        host=host,
-        port=port,
-        log_config=None,
-        server_header=False,
-        proxy_headers=False,
-    )
+    with stopped_by_signals():
+        uvicorn.run(
+            create_app(ctx),
+            host=host,
+            port=port,
+            log_config=None,
+            server_header=False,
+            proxy_headers=False,
+        )
+    note("server stopped")
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM after uvicorn's graceful shutdown: a normal end, not an error."""
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Make Ctrl-C and SIGTERM end ``serve`` with status 0 after the graceful shutdown.
+
+    uvicorn shuts down on these signals, then raises the signal again for the previous
+    handler: Python's default turns SIGINT into a traceback-free "Aborted!" with status 1
+    and SIGTERM into death by signal, which ``make run`` reports as an error.
+    """
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stop:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
