@@ -67,3 +67,24 @@ def test_the_generated_secret_key_and_var_are_private(tmp_path):
 def test_backups_are_ignored_by_git():
     ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
     assert "backup/" in ignored or "/backup/" in ignored
+
+
+def test_the_backup_snippet_of_the_docs_works_on_a_fresh_checkout(tmp_path):
+    import re
+    import sqlite3
+    import subprocess
+    import sys
+
+    docs = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    backups = docs.split("## 12. Backups", 1)[1]
+    snippet = re.search(r"\$ python - <<'EOF'\n(.*?)\nEOF\n", backups, re.S).group(1)
+    (tmp_path / "var").mkdir()
+    with sqlite3.connect(tmp_path / "var" / "platform.db") as db:
+        db.execute("CREATE TABLE t (x INTEGER)")
+        db.execute("INSERT INTO t VALUES (42)")
+    subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, check=True)
+    [copy] = (tmp_path / "backup").iterdir()
+    assert _mode(tmp_path / "backup") == 0o700
+    assert _mode(copy) == 0o600
+    with sqlite3.connect(copy) as db:
+        assert db.execute("SELECT x FROM t").fetchall() == [(42,)]
