@@ -329,17 +329,18 @@ def pip_install(specs: list[str], *, upgrade: bool, verbose: bool = False) -> No
     """
     command = [sys.executable, "-m", "pip", "install", *(["--upgrade"] if upgrade else []), *specs]
     note(f"running: pip install {' '.join(specs)}")
+    output = ""
     if verbose:
-        result = subprocess.run(command, check=False)
-        output = ""
+        returncode = subprocess.run(command, check=False).returncode
     else:
         result = subprocess.run(command, check=False, capture_output=True, text=True)
+        returncode = result.returncode
         output = (result.stdout or "") + (result.stderr or "")
-    if result.returncode != 0:
+    if returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-15:])
         if tail:
             note(tail)
-        raise CliError(f"pip install {' '.join(specs)} failed (exit status {result.returncode})")
+        raise CliError(f"pip install {' '.join(specs)} failed (exit status {returncode})")
 
 
 def _spec_distribution(spec: str) -> str | None:
