@@ -66,7 +66,7 @@ class Database:
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
-                private_sqlite_file(Path(database))
+                private_directory(Path(database).parent)
             kwargs["connect_args"] = {"timeout": statement_timeout}
             if database in (None, "", ":memory:"):
                 kwargs["poolclass"] = NullPool
@@ -87,6 +87,12 @@ class Database:
         if self.is_sqlite:
             busy_ms = max(1, round(statement_timeout * 1000))
             event.listen(self.engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms))
+            database = self.url.database
+            if database and database != ":memory:":
+                path = Path(database)
+                event.listen(
+                    self.engine.sync_engine, "do_connect", lambda *_: private_sqlite_file(path)
+                )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -127,15 +133,19 @@ class Database:
         await self.engine.dispose()
 
 
+def private_directory(path: Path) -> None:
+    """Create ``path`` (and its parents) with mode 0700 unless it exists (left as it is)."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def private_sqlite_file(path: Path) -> None:
-    """Create the SQLite file's directory (mode 0700) and the file itself (mode 0600).
+    """Create the SQLite file with mode 0600 before SQLite opens it (at the first connection).
 
     The database holds password hashes and token digests: other local users must not read
     it. SQLite gives its ``-wal`` and ``-shm`` files the database file's permissions. An
-    existing directory or file is left as it is (the operator chose its mode).
+    existing file is left as it is (the operator chose its mode).
     """
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not path.exists():
         with contextlib.suppress(FileExistsError):  # another process created it first
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
