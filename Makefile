@@ -23,24 +23,24 @@ setup: $(STAMP)
 
 $(BIN)/python:
 	$(call say,creating $(VENV) with $(PYTHON))
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV)
 	$(call say,upgrading pip setuptools wheel in $(VENV))
-	$(PIP) install -q --upgrade pip setuptools wheel
+	@$(PIP) install -q --upgrade pip setuptools wheel
 
 # What `platformctl serve` needs: no test or lint tools.
 $(RUN_STAMP): $(PROJECTS) | $(BIN)/python
 	$(call say,installing the core$(,) the CLI and the plugins $(PLUGIN_DIRS) into $(VENV) (editable; about a minute the first time))
-	$(PIP) install -q -e . -e ./cli $(foreach p,$(PLUGIN_DIRS),-e './$(p)')
-	touch $@
+	@$(PIP) install -q -e . -e ./cli $(foreach p,$(PLUGIN_DIRS),-e './$(p)')
+	@touch $@
 
 # Everything the tests need: the serving set, the dev tools, the plugins' test peers and
 # the example plugin (a real third-party distribution, installed from its directory).
 $(STAMP): $(PROJECTS) tests/example_plugin/pyproject.toml | $(BIN)/python
 	$(call say,installing the core$(,) the CLI and the plugins with their test and lint tools into $(VENV) (a few minutes the first time))
-	$(PIP) install -q -e '.[dev]' -e ./cli $(foreach p,$(PLUGIN_DIRS),-e './$(p)[test]')
+	@$(PIP) install -q -e '.[dev]' -e ./cli $(foreach p,$(PLUGIN_DIRS),-e './$(p)[test]')
 	$(call say,installing the example plugin (tests/example_plugin))
-	$(PIP) install -q --no-build-isolation --force-reinstall --no-deps ./tests/example_plugin
-	touch $@ $(RUN_STAMP)
+	@$(PIP) install -q --no-build-isolation --force-reinstall --no-deps ./tests/example_plugin
+	@touch $@ $(RUN_STAMP)
 
 # `exec` makes platformctl the recipe's process: Ctrl-C (or SIGTERM) stops the server
 # gracefully and it exits 0, so make reports no error.
