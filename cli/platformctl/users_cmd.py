@@ -43,8 +43,12 @@ def cli_actor() -> Actor:
     return Actor(f"platformctl:{who}")
 
 
-def in_session(work: Callable[[AsyncSession, Actor], Awaitable[T]]) -> T:
-    """Boot the platform and run ``work(session, actor)`` in one committed transaction."""
+def in_session(work: Callable[[AsyncSession, Actor], Awaitable[T]], *, forget: bool = False) -> T:
+    """Boot the platform and run ``work(session, actor)`` in one committed transaction.
+
+    ``forget``: the change revokes or narrows credentials; after the commit, cached
+    credentials are forgotten through the core (which tells other processes where it can).
+    """
     from platformctl.runtime import boot_platform, run
 
     ctx = boot_platform()
@@ -52,7 +56,10 @@ def in_session(work: Callable[[AsyncSession, Actor], Awaitable[T]]) -> T:
 
     async def go() -> T:
         async with ctx.db.session() as session:
-            return await work(session, actor)
+            result = await work(session, actor)
+        if forget:
+            ctx.forget_credentials()
+        return result
 
     return run(ctx, go())
 
@@ -137,7 +144,7 @@ def set_role(
         user = await users.set_role(session, actor, user.id, role)
         return before, user.role
 
-    before, after = in_session(change)
+    before, after = in_session(change, forget=True)
     if before == after:
         say(f"{username} already has role {after}")
     else:
@@ -157,7 +164,7 @@ def deactivate(username: Annotated[str, USER_ARGUMENT]) -> None:
         await users.set_active(session, actor, user.id, False)
         return True, revoked
 
-    changed, revoked = in_session(change)
+    changed, revoked = in_session(change, forget=True)
     if not changed:
         say(f"{username} is already inactive")
         return
@@ -197,7 +204,7 @@ def delete(
         user = await users.find_user(session, username)
         await users.delete_user(session, actor, user.id)
 
-    in_session(work)
+    in_session(work, forget=True)
     say(f"deleted user {username}")
 
 
@@ -239,7 +246,7 @@ def reset_password(
             session, actor, user.id, password, revoke_tokens=revoke_tokens
         )
 
-    generated = in_session(work)
+    generated = in_session(work, forget=revoke_tokens)
     if generated is not None:
         note(f"new password of {username} (shown once):")
         typer.echo(generated)
