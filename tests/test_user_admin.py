@@ -258,3 +258,18 @@ async def test_audit_pages_newest_first(platform):
         "/api/core/audit/users", params={"limit": 2, "cursor": first["next_cursor"]}
     )
     assert [e["detail"]["to"] for e in rest.json()["items"]] == ["operator"]
+
+
+async def test_a_deleted_users_data_is_cleaned_by_plugins_through_the_event(platform_factory):
+    platform = await platform_factory(enabled=["example"])
+    admin = platform.client(await platform.token("admin"))
+    bob = await platform.user("member", "bob")
+    bob_client = platform.client(await platform.token(user=bob))
+    created = await bob_client.post("/api/example/notes", json={"title": "t", "body": "b"})
+    assert created.status_code == 201, created.text
+    assert (await admin.delete(f"/api/core/users/{bob.id}")).status_code == 204
+    await platform.deliver_events()
+    async with platform.ctx.db.session() as s:
+        from platform_example.models import Note
+
+        assert (await s.scalars(select(Note).where(Note.owner_id == bob.id))).all() == []
