@@ -238,6 +238,11 @@ def reset_password(
         raise CliError("--password-stdin and --generate exclude each other")
     password = None
     if not generate:
+        if not password_stdin and not sys.stdin.isatty():
+            raise CliError(
+                "no password given: pass --password-stdin (and pipe the password in), "
+                "or --generate for a random one printed once"
+            )
         password = read_password(password_stdin, False)
 
     async def work(session: AsyncSession, actor: Actor) -> str | None:

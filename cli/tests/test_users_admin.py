@@ -135,4 +135,5 @@ async def test_reset_password_without_tty_or_option_fails(platform, run_cli):
     await platform.user("member", "bob", PASSWORD)
     result = await run_cli("users", "reset-password", "bob")
     assert result.exit_code == 1
-    assert "--password-stdin" in result.stderr
+    assert "--password-stdin" in result.stderr and "--generate" in result.stderr
+    assert "--no-password" not in result.stderr
