@@ -51,7 +51,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels /wheels/*.whl
 
 WORKDIR /srv
-# The default configuration (no plugin enabled); mount your own over it:
+# The repository's plugins.toml (inventory, scheduler and pricing enabled); mount your own over it:
 #   -v /path/to/plugins.toml:/srv/plugins.toml:ro
 COPY --chown=root:root --chmod=0644 plugins.toml /srv/plugins.toml
 # var/ sits beside the config file: the SQLite database and the generated secret key.

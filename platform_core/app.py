@@ -223,12 +223,15 @@ def _drop_isolated(ctx: PlatformContext) -> None:
     refresh_scopes(ctx)
 
 
-def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> None:
+def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> set[str]:
+    """Mount every active plugin's routers; the names of the plugins whose routes are in."""
+    mounted: set[str] = set()
     for rec, routers in ctx.plugins.call("platform_routes", ctx=ctx):
         items = routers if isinstance(routers, list | tuple) else [routers]
         if not all(isinstance(r, APIRouter) for r in items):
             ctx.plugins.isolate(rec.name, "platform_routes() must return a list of APIRouter")
             continue
+        mounted.add(rec.name)
         prefix = f"/api/{rec.name}"
         for router in items:
             _annotate_router(router, rec.name)
@@ -239,6 +242,40 @@ def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> None:
                 dependencies=[Depends(plugin_guard(rec.name))],
                 responses=PROBLEM_RESPONSES,
                 generate_unique_id_function=operation_id(rec.name),
+            )
+    return mounted
+
+
+UNAVAILABLE_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _mount_unavailable(app: FastAPI, ctx: PlatformContext, mounted: set[str]) -> None:
+    """Answer 503 under ``/api/<name>`` for enabled plugins that failed before mounting.
+
+    Without this, the routes of a plugin that failed to load would be a plain 404, as if
+    they never existed; the 503 names the plugin and the reason (hidden from OpenAPI).
+    """
+    for rec in ctx.plugins.records.values():
+        if rec.internal or not rec.enabled or rec.active or rec.name in mounted:
+            continue
+
+        async def unavailable(request: Request, name: str = rec.name) -> Response:
+            from platform_core.errors import ServiceUnavailable
+
+            record = ctx.plugins.records[name]
+            raise ServiceUnavailable(
+                f"plugin {name!r} is {record.state.value}: {record.reason}",
+                plugin=name,
+                reason=record.reason,
+            )
+
+        for path in (f"/api/{rec.name}", f"/api/{rec.name}/{{rest:path}}"):
+            app.add_api_route(
+                path,
+                unavailable,
+                methods=UNAVAILABLE_METHODS,
+                include_in_schema=False,
+                name=f"unavailable_{rec.name}",
             )
 
 
@@ -344,12 +381,15 @@ def create_app(ctx: PlatformContext) -> FastAPI:
 
             background = Background(ctx, "serve")
             background.start()
+        from platform_core.background import job_runner
+
         log.info(
             "platform started",
             extra={
                 "plugins": ",".join(r.name for r in ctx.plugins.active_records() if not r.internal)
             },
         )
+        log.info("job runner: %s", job_runner(ctx))
         try:
             yield
         finally:
@@ -391,9 +431,10 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=ctx.config.core.trusted_proxies)
     _mount_core_endpoints(app, ctx, metrics)
     apidocs.install(app)
-    _mount_plugin_routes(app, ctx)
+    mounted = _mount_plugin_routes(app, ctx)
     ctx.plugins.check_strict()
     _drop_isolated(ctx)
+    _mount_unavailable(app, ctx, mounted)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -429,17 +470,18 @@ def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) 
     )
     async def readyz() -> JSONResponse:
         """Readiness: the database and every plugin's health checks pass; 503 from the
-        moment the process was asked to stop (it still serves while draining)."""
-        from platform_core.health import run_checks
+        moment the process was asked to stop (it still serves while draining).
+
+        Enabled plugins that are isolated or missing are listed under ``plugins``; with
+        ``[core] ready_with_isolated_plugins = false`` they make the answer 503.
+        """
+        from platform_core.health import readiness
 
         if ctx.state.get("draining"):
             return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
 
-        ok, checks = await run_checks(ctx)
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        ok, body = await readiness(ctx)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get(
         "/metrics",

@@ -49,6 +49,33 @@ def loops_for(ctx: PlatformContext, role: Role) -> list[tuple[str, Loop]]:
     return loops
 
 
+def job_runner(ctx: PlatformContext) -> str:
+    """One line saying which job runner this configuration uses (logged by ``serve``)."""
+    from platform_core.jobs.distributed import broker_target
+
+    if ctx.config.core.jobs.broker_url:
+        url, queue = broker_target(ctx.config.core.jobs.broker_url)
+        return (
+            f"distributed: jobs run in `platformctl worker` processes, fed by "
+            f"`platformctl scheduler` through {redact_url(url)} (stream {queue})"
+        )
+    if not ctx.config.core.background:
+        return "embedded, but [core] background = false: no job runs in this process"
+    return "embedded: jobs run inside this serve process (no broker configured)"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs and reports)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 async def _supervise(name: str, loop: Loop, ctx: PlatformContext, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:

@@ -16,7 +16,9 @@ defaults. The file's layout::
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import os
 import secrets
 import tomllib
@@ -25,12 +27,28 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from platform_core.errors import ConfigError
 
+log = logging.getLogger("platform_core.config")
+
 DEFAULT_CONFIG = "plugins.toml"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/platform.db"
+ENV_PREFIX = "PLATFORM_"
+DATABASE_SCHEMES = ("postgresql+asyncpg", "sqlite+aiosqlite")
+"""The database URL schemes the platform runs on (it is asynchronous end to end)."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_SECRET_KEY_BYTES = 32
+ENV_NOT_SETTINGS = ("PLATFORM_CONFIG",)
+"""``PLATFORM_*`` variables that are not ``[core]`` settings (never warned about)."""
+ENV_OTHER_PREFIXES = ("PLATFORM_TEST_", "PLATFORM_BENCH_")
+"""Prefixes of variables used by the test suite and the benchmarks, not by the platform."""
 
 
 class AuthSettings(BaseModel):
@@ -54,6 +72,26 @@ class JobsSettings(BaseModel):
     concurrency: int = Field(
         default=4, gt=0, le=1000, description="runs one serve process executes at once"
     )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str | None) -> str | None:
+        """A Redis URL (``redis://``, ``rediss://`` or ``unix://``), or unset."""
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+            raise ValueError(
+                "must be a Redis URL: redis://host:6379/0, rediss://... (TLS) or "
+                "unix:///path/to/redis.sock"
+            )
+        return value.strip()
 
 
 class DatabaseSettings(BaseModel):
@@ -146,6 +184,10 @@ class CoreSettings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     strict: bool = False
+    ready_with_isolated_plugins: bool = Field(
+        default=True,
+        description="false: /readyz answers 503 while an enabled plugin is isolated or missing",
+    )
     secret_key: str | None = None
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     log_format: Literal["auto", "json", "text"] = "auto"
@@ -164,6 +206,43 @@ class CoreSettings(BaseSettings):
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        """Only the asynchronous drivers the platform ships with."""
+        scheme, sep, _ = value.partition("://")
+        if not sep or scheme.lower() not in DATABASE_SCHEMES:
+            shown = f"{scheme!r}" if sep else "none"
+            raise ValueError(
+                f"unsupported database URL scheme {shown}: use "
+                "postgresql+asyncpg://user:password@host:5432/db or "
+                "sqlite+aiosqlite:///path/to/file.db"
+            )
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_length(cls, value: str | None) -> str | None:
+        """A signing key short enough to guess is refused (the value is never echoed)."""
+        if value is not None and len(value.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_KEY_BYTES} bytes (it has {len(value.encode())}); "
+                "generate one with `openssl rand -base64 48`, or unset it to let the "
+                "platform generate var/secret.key"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        """One of the standard level names, any case."""
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(
+                f"unknown log level {value[:40]!r}: use one of {', '.join(LOG_LEVELS)}"
+            )
+        return level
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -199,6 +278,8 @@ class Config:
     core: CoreSettings
     enabled: list[str] = field(default_factory=list)
     plugin_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """Problems that do not stop the platform (unknown ``PLATFORM_*`` variables)."""
 
     def plugin_table(self, name: str) -> dict[str, Any]:
         """The raw ``[plugins.<name>]`` table (empty when absent)."""
@@ -215,12 +296,78 @@ def config_path() -> Path:
     return Path(os.environ.get("PLATFORM_CONFIG", DEFAULT_CONFIG))
 
 
+def _env_names() -> dict[str, str]:
+    """``PLATFORM_*`` variables of the environment by upper-cased name (matching is caseless)."""
+    return {k.upper(): k for k in os.environ if k.upper().startswith(ENV_PREFIX)}
+
+
+def _env_variable(loc: tuple[Any, ...], env: dict[str, str]) -> str | None:
+    """The environment variable a value at ``loc`` came from, None when it came from the file.
+
+    ``PLATFORM_AUTH__JWT_TTL_SECONDS`` before ``PLATFORM_AUTH`` (a JSON object).
+    """
+    parts = [str(p).upper() for p in loc if not isinstance(p, int)]
+    for depth in range(len(parts), 0, -1):
+        name = ENV_PREFIX + "__".join(parts[:depth])
+        if name in env:
+            return env[name]
+    return None
+
+
 def _format_validation(path: Path, section: str, exc: ValidationError) -> str:
+    env = _env_names()
     parts = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(table)"
-        parts.append(f"{path} [{section}] key '{key}': {err['msg']}")
+        message = err["msg"].removeprefix("Value error, ")
+        variable = _env_variable(err["loc"], env)
+        if variable is not None:
+            parts.append(f"environment variable {variable} ([{section}] key '{key}'): {message}")
+        else:
+            parts.append(f"{path} [{section}] key '{key}': {message}")
     return "; ".join(parts)
+
+
+def _format_settings_error(exc: SettingsError) -> str:
+    """pydantic-settings' parse error (a list or table that is not JSON), naming the variable."""
+    text = str(exc)
+    env = _env_names()
+    for name, original in env.items():
+        field_name = name.removeprefix(ENV_PREFIX).split("__")[0].lower()
+        if f'"{field_name}"' in text:
+            return (
+                f"environment variable {original}: not valid JSON "
+                "(lists and tables are JSON, e.g. '[\"10.0.0.0/8\"]')"
+            )
+    return f"environment: {text}"
+
+
+def unknown_env_variables(enabled: list[str]) -> list[str]:
+    """One warning per ``PLATFORM_*`` variable that no setting reads (a misspelling, mostly).
+
+    Known: every ``[core]`` key (``PLATFORM_<KEY>``, nested ``PLATFORM_<TABLE>__<KEY>``),
+    ``PLATFORM_CONFIG``, the test and benchmark variables, and ``PLATFORM_<PLUGIN>_*`` of an
+    enabled plugin (its own variables, e.g. the scheduler's credentials).
+    """
+    known = {ENV_PREFIX + name.upper() for name in CoreSettings.model_fields}
+    for name, info in CoreSettings.model_fields.items():
+        model = info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            known |= {f"{ENV_PREFIX}{name.upper()}__{sub.upper()}" for sub in model.model_fields}
+    plugin_prefixes = tuple(f"{ENV_PREFIX}{p.upper()}_" for p in enabled)
+    warnings = []
+    for upper, original in sorted(_env_names().items()):
+        if (
+            upper in known
+            or upper in ENV_NOT_SETTINGS
+            or upper.startswith(ENV_OTHER_PREFIXES)
+            or (plugin_prefixes and upper.startswith(plugin_prefixes))
+        ):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"environment variable {original} is not a setting and is ignored{hint}")
+    return warnings
 
 
 def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
@@ -246,6 +393,8 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         core = CoreSettings(**core_table)
     except ValidationError as exc:
         problems.append(_format_validation(path, "core", exc))
+    except SettingsError as exc:
+        problems.append(_format_settings_error(exc))
     plugins_table = dict(data.get("plugins", {}))
     enabled = plugins_table.pop("enabled", [])
     if not isinstance(enabled, list) or not all(isinstance(n, str) for n in enabled):
@@ -260,6 +409,9 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     cfg = Config(
         path=path, core=core, enabled=list(dict.fromkeys(enabled)), plugin_tables=plugins_table
     )
+    cfg.warnings = unknown_env_variables(cfg.enabled)
+    for warning in cfg.warnings:
+        log.warning(warning)
     if core.database_url == DEFAULT_DATABASE_URL:
         core.database_url = f"sqlite+aiosqlite:///{cfg.var_dir / 'platform.db'}"
     return cfg
@@ -272,7 +424,7 @@ def secret_key(cfg: Config) -> str:
     key_file = cfg.var_dir / "secret.key"
     if key_file.exists():
         return key_file.read_text().strip()
-    cfg.var_dir.mkdir(parents=True, exist_ok=True)
+    cfg.var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -14,6 +14,8 @@ into one of them answers 503 (see :mod:`platform_core.db_outage`).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -64,7 +66,7 @@ class Database:
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                private_directory(Path(database).parent)
             kwargs["connect_args"] = {"timeout": statement_timeout}
             if database in (None, "", ":memory:"):
                 kwargs["poolclass"] = NullPool
@@ -85,6 +87,12 @@ class Database:
         if self.is_sqlite:
             busy_ms = max(1, round(statement_timeout * 1000))
             event.listen(self.engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms))
+            database = self.url.database
+            if database and database != ":memory:":
+                path = Path(database)
+                event.listen(
+                    self.engine.sync_engine, "do_connect", lambda *_: private_sqlite_file(path)
+                )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -123,6 +131,24 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+
+
+def private_directory(path: Path) -> None:
+    """Create ``path`` (and its parents) with mode 0700 unless it exists (left as it is)."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file with mode 0600 before SQLite opens it (at the first connection).
+
+    The database holds password hashes and token digests: other local users must not read
+    it. SQLite gives its ``-wal`` and ``-shm`` files the database file's permissions. An
+    existing file is left as it is (the operator chose its mode).
+    """
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_pragmas(busy_ms: int, dbapi_conn: Any, _record: Any) -> None:

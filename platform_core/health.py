@@ -47,3 +47,24 @@ async def run_checks(ctx: PlatformContext) -> tuple[bool, list[dict[str, Any]]]:
     jobs = [_run(f"{plugin}.{c.name}", c.check, c.timeout) for plugin, c in ctx.health_checks]
     results = list(await asyncio.gather(*jobs))
     return all(r["ok"] for r in results), results
+
+
+def failed_plugins(ctx: PlatformContext) -> list[dict[str, str]]:
+    """Enabled plugins that are not serving: ``{"name", "state", "reason"}`` each, by name."""
+    return [
+        {"name": name, "state": ctx.plugins.records[name].state.value, "reason": reason}
+        for name, reason in sorted(ctx.plugins.failures().items())
+    ]
+
+
+async def readiness(ctx: PlatformContext) -> tuple[bool, dict[str, Any]]:
+    """``/readyz``: ``(ready, body)``; every check, and the enabled plugins not serving.
+
+    Failed plugins make it not ready only with ``[core] ready_with_isolated_plugins =
+    false`` (for orchestrators that should not route traffic to a half-working instance).
+    """
+    ok, checks = await run_checks(ctx)
+    failed = failed_plugins(ctx)
+    if failed and not ctx.config.core.ready_with_isolated_plugins:
+        ok = False
+    return ok, {"status": "ok" if ok else "unavailable", "checks": checks, "plugins": failed}

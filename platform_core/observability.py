@@ -114,15 +114,22 @@ access_log = logging.getLogger("platform_core.access")
 
 
 def route_template(scope: dict[str, Any]) -> str:
-    """The matched route's path with its parameters as ``{name}`` (bounded metric labels)."""
-    if scope.get("route") is None:
+    """The matched route's path with its parameters as ``{name}`` (bounded metric labels).
+
+    ``(unmatched)`` only when no route matched (a 404). Starlette's own routes (``/docs``,
+    ``/openapi.json``) set no ``route`` in the scope, only an ``endpoint``.
+    """
+    route = scope.get("route")
+    if route is None and scope.get("endpoint") is None:
         return "(unmatched)"
     values = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
+    path = str(scope["path"])
     if not values:
-        return str(scope["path"])
-    return "/".join(
-        f"{{{values[seg]}}}" if seg in values else seg for seg in str(scope["path"]).split("/")
-    )
+        return path
+    for value, name in values.items():
+        if "/" in value.strip("/"):  # a {name:path} parameter spans segments
+            path = path.replace(f"/{value}", f"/{{{name}}}", 1)
+    return "/".join(f"{{{values[seg]}}}" if seg in values else seg for seg in path.split("/"))
 
 
 class RequestMiddleware:

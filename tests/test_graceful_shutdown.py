@@ -106,3 +106,4 @@ async def test_sigterm_turns_readiness_false_first_and_finishes_requests_in_flig
     assert answered.status_code == 401  # the request in flight got its real answer
     assert DRAIN <= exited < DRAIN + 10  # 10: grace_seconds
     assert refused
+    assert proc.returncode == 0  # a drained stop is a normal end (`make run` reports no error)

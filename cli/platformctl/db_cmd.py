@@ -95,24 +95,70 @@ def upgrade() -> None:
     say(f"upgraded: {', '.join(done)}" if done else "already up to date")
 
 
+def dependents(ctx: PlatformContext, plugin: str) -> list[str]:
+    """Enabled plugins that depend on ``plugin``, directly or through others, by name.
+
+    Every plugin depends on the core.
+    """
+    records = [r for r in ctx.plugins.records.values() if r.enabled and not r.internal]
+    rec = ctx.plugins.records.get(plugin)
+    if rec is not None and rec.internal:
+        return sorted(r.name for r in records)
+    found: set[str] = set()
+    frontier = {plugin}
+    while frontier:
+        frontier = {
+            r.name
+            for r in records
+            if r.name not in found and any(q.name in frontier for q in r.requires)
+        }
+        found |= frontier
+    found.discard(plugin)
+    return sorted(found)
+
+
+def confirm_destructive(yes: bool, question: str) -> None:
+    """Ask on a terminal; off a terminal refuse unless ``--yes`` (a script must say so)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError("stdin is not a terminal, so nobody can confirm this: pass --yes")
+    typer.confirm(question, abort=True)
+
+
 @app.command("downgrade")
 def downgrade(
     plugin: Annotated[str, typer.Option("--plugin", "-p", help="The plugin to roll back.")],
     revision: Annotated[
         str, typer.Option("--revision", "-r", help="Target: -1, -N, a revision id or base.")
     ] = "-1",
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask (required off a terminal).")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Downgrade even though enabled plugins depend on it."),
+    ] = False,
 ) -> None:
-    """Roll one plugin's schema back (default: one revision); may drop its data."""
+    """Roll one plugin's schema back (default: one revision); may drop its data.
+
+    Refused while enabled plugins depend on it (the core: every enabled plugin), naming
+    them, unless ``--force``; off a terminal ``--yes`` is required.
+    """
     from platform_core import migrate
     from platformctl.runtime import boot_platform, run
 
     ctx = boot_platform()
     target = installed_target(ctx, plugin)
-    if not yes and sys.stdin.isatty():
-        typer.confirm(
-            f"Downgrade {plugin} to {revision}? Data in its tables may be lost", abort=True
+    needed_by = dependents(ctx, plugin)
+    if needed_by and not force:
+        run(ctx, ctx.db.dispose())
+        raise CliError(
+            f"refusing to downgrade {plugin}: enabled plugins depend on it: "
+            f"{', '.join(needed_by)}; disable them first, or pass --force "
+            "(stop the servers first: they would fail on the missing tables)"
         )
+    confirm_destructive(yes, f"Downgrade {plugin} to {revision}? Data in its tables may be lost")
 
     async def downgrade_and_read() -> tuple[str, ...]:
         await migrate.downgrade(ctx.db, target, revision)

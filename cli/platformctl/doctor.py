@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 DB_TIMEOUT_SECONDS = 10.0
+BROKER_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Check:
     """One line of the report: what was checked, whether it passed, and the detail."""
 
     name: str
-    status: str  # "ok", "fail" or "skip"
+    status: str  # "ok", "fail", "warn" or "skip"
     detail: str = ""
 
     @property
@@ -109,6 +110,41 @@ async def database_checks(ctx: PlatformContext) -> list[Check]:
     return checks
 
 
+async def broker_checks(ctx: PlatformContext) -> list[Check]:
+    """The job runner in use, and with a broker configured, that Redis answers ``PING``."""
+    from platform_core.background import job_runner, redact_url
+    from platform_core.jobs.distributed import broker_target
+    from platformctl.errors import one_line
+
+    runner = job_runner(ctx)
+    url = ctx.config.core.jobs.broker_url
+    if not url:
+        return [Check("job broker", "ok", runner)]
+    import redis.asyncio as redis
+
+    redis_url, _ = broker_target(url)
+    shown = redact_url(redis_url)
+    client = redis.Redis.from_url(
+        redis_url,
+        socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+        socket_timeout=BROKER_TIMEOUT_SECONDS,
+    )
+    try:
+        await asyncio.wait_for(client.ping(), BROKER_TIMEOUT_SECONDS + 1)
+    except Exception as exc:  # unreachable, refused, bad credentials: the finding itself
+        detail = "timed out" if isinstance(exc, TimeoutError) else one_line(str(exc))
+        return [
+            Check(
+                "job broker",
+                "fail",
+                f"{shown}: {detail or type(exc).__name__} (workers and schedulers cannot run jobs)",
+            )
+        ]
+    finally:
+        await client.aclose()
+    return [Check("job broker", "ok", f"{shown} answers; {runner}")]
+
+
 def collect_checks() -> list[Check]:
     """Every check, stopping early when the config or the plugins cannot load."""
     from platform_core.errors import ConfigError, StrictModeError
@@ -120,12 +156,17 @@ def collect_checks() -> list[Check]:
     except ConfigError as exc:
         return [Check("config", "fail", describe(exc))]
     checks = [Check("config", "ok", str(cfg.path) if cfg.path.exists() else "defaults (no file)")]
+    checks += [Check("environment", "warn", warning) for warning in cfg.warnings]
     try:
         ctx = boot_platform(cfg)
     except StrictModeError as exc:
         return [*checks, Check("plugins", "fail", describe(exc))]
     checks.extend(plugin_checks(ctx))
-    checks.extend(run(ctx, database_checks(ctx)))
+
+    async def runtime_checks() -> list[Check]:
+        return [*await database_checks(ctx), *await broker_checks(ctx)]
+
+    checks.extend(run(ctx, runtime_checks()))
     return checks
 
 
@@ -139,7 +180,7 @@ def doctor(
         print_json([asdict(c) for c in checks])
     else:
         width = max(len(c.name) for c in checks)
-        marks = {"ok": "[ok]  ", "fail": "[FAIL]", "skip": "[skip]"}
+        marks = {"ok": "[ok]  ", "fail": "[FAIL]", "skip": "[skip]", "warn": "[warn]"}
         for c in checks:
             say(f"{marks[c.status]} {c.name:<{width}}  {c.detail}".rstrip())
     failed = [c.name for c in checks if c.failed]

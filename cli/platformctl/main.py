@@ -21,7 +21,7 @@ CORE_COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("platformctl.serve", "Run the API server (refuses while migrations are pending)."),
     "plugins": ("platformctl.plugins_cmd", "Inspect, enable, disable, install, create plugins."),
     "db": ("platformctl.db_cmd", "Apply, roll back and inspect each plugin's migrations."),
-    "users": ("platformctl.users_cmd", "Create and list users."),
+    "users": ("platformctl.users_cmd", "Create, list, change and delete users; reset passwords."),
     "tokens": ("platformctl.tokens_cmd", "Create, list and revoke personal API tokens."),
     "doctor": ("platformctl.doctor", "Check config, plugins, database and migrations."),
     "openapi": ("platformctl.openapi_cmd", "Print the OpenAPI document of the API."),
@@ -94,7 +94,10 @@ class LazyRootGroup(TyperGroup):
             shared = self._shared_name_plugin_command(ctx, name, args[1:])
             if shared is not None:
                 return name, shared, args[1:]
-            return name, load_core_command(name), args[1:]
+            command = load_core_command(name)
+            if any(a in ("--help", "-h") for a in args[1:]):
+                self._list_shared_plugin_commands(command, name)
+            return name, command, args[1:]
         if name.startswith("-"):
             return super().resolve_command(ctx, args)
         if name in plugin_listing():
@@ -126,6 +129,26 @@ class LazyRootGroup(TyperGroup):
             return None
         ctx.obj = platform
         return command
+
+    def _list_shared_plugin_commands(self, command: Any, name: str) -> None:
+        """``platformctl scheduler --help`` also lists the scheduler plugin's commands."""
+        from platformctl.discovery import enabled_names
+
+        if name not in enabled_names():
+            return
+        from platformctl.plugin_commands import load_plugin_command
+
+        try:
+            plugin_command, _ = load_plugin_command(name)
+        except Exception:  # the plugin's commands are unavailable: plain core help
+            return
+        subcommands = sorted(getattr(plugin_command, "commands", {}))
+        if subcommands:
+            command.epilog = (
+                f"The {name} plugin's commands share this name: platformctl {name} "
+                f"<command> ... with <command> one of: {', '.join(subcommands)} "
+                f"(see platformctl {name} <command> --help)."
+            )
 
     def _unknown_command_message(self, name: str) -> str:
         from platformctl.discovery import installed_names

@@ -66,6 +66,8 @@ def plugin_details(ctx: PlatformContext, name: str) -> dict[str, Any]:
         raise CliError(f"unknown plugin {name!r} (known: {known}); {INSTALL_HINT}")
     entry_point = installed_plugins().get(name)
     targets = {t.plugin: t for t in ctx.state["migration_targets"]}
+    if not rec.active and entry_point is not None:
+        return standalone_details(ctx, rec, entry_point)
     return {
         "name": rec.name,
         "version": rec.version,
@@ -82,6 +84,60 @@ def plugin_details(ctx: PlatformContext, name: str) -> dict[str, Any]:
         "migrations": str(targets[name].directory) if name in targets else None,
         "settings": sorted(ctx.config.plugin_table(name)),
     }
+
+
+def standalone_details(ctx: PlatformContext, rec: PluginRecord, entry_point: Any) -> dict[str, Any]:
+    """What an installed plugin that is not loaded declares, read by importing it alone.
+
+    A disabled (or isolated) plugin contributes nothing to the running platform; its
+    metadata, scopes, settings and migrations are still worth showing before enabling it.
+    """
+    import pluggy
+
+    from platform_core import hookspecs
+    from platform_core.extension import call_hook
+    from platform_core.specs import Models, Permission, PluginMeta
+
+    details: dict[str, Any] = {
+        "name": rec.name,
+        "version": rec.version,
+        "distribution": rec.distribution,
+        "entry_point": entry_point.value,
+        "enabled": rec.enabled,
+        "state": rec.state.value,
+        "reason": rec.reason,
+    }
+    try:
+        module = entry_point.load()
+        pm = pluggy.PluginManager("platform_core")
+        pm.add_hookspecs(hookspecs)
+        pm.register(module, name=rec.name)
+    except Exception as exc:  # the import error is what there is to show
+        details["reason"] = rec.reason or f"cannot be imported: {type(exc).__name__}: {exc}"
+        return details
+
+    def first(hook: str, **kwargs: Any) -> Any:
+        outcome = call_hook(pm, hook, **kwargs)
+        return outcome.results[0].value if outcome.results else None
+
+    meta = first("platform_plugin_meta")
+    meta = meta if isinstance(meta, PluginMeta) else PluginMeta()
+    declared = [p for p in first("platform_permissions") or [] if isinstance(p, Permission)]
+    scopes = {p.scope for p in declared} | {f"{rec.name}:read", f"{rec.name}:write"}
+    models = first("platform_models")
+    settings_model = first("platform_settings")
+    fields = getattr(settings_model, "model_fields", {})
+    details |= {
+        "description": meta.description,
+        "requires": list(meta.requires),
+        "platform_core": meta.core,
+        "scopes": sorted(scopes),
+        "jobs": "(listed once enabled)",
+        "migrations": str(models.migrations) if isinstance(models, Models) else None,
+        "settings": sorted(ctx.config.plugin_table(rec.name)),
+        "settings_keys": sorted(fields),
+    }
+    return details
 
 
 @app.command("info")
@@ -172,7 +228,7 @@ def remove(
     tables and data are kept. Refused while enabled plugins require it, unless ``--force``.
     """
     from platform_core import migrate
-    from platformctl.db_cmd import installed_target
+    from platformctl.db_cmd import confirm_destructive, installed_target
     from platformctl.plugins_toml import enabled_plugins, set_enabled
     from platformctl.runtime import boot_platform, run
 
@@ -203,8 +259,7 @@ def remove(
                 "drop its data, or drop its tables by hand (`platformctl doctor` lists them)"
             )
         target = installed_target(ctx, name)
-        if not yes and sys.stdin.isatty():
-            typer.confirm(f"Drop every table and all data of {name}?", abort=True)
+        confirm_destructive(yes, f"Drop every table and all data of {name}?")
 
         async def drop() -> tuple[bool, list[str]]:
             await migrate.downgrade(ctx.db, target, "base")
@@ -238,19 +293,87 @@ def disable(name: Annotated[str, NAME_ARGUMENT]) -> None:
     from platformctl.plugins_toml import set_enabled
 
     path = _config_path()
+    needed_by = _dependents_of(name)
     if not set_enabled(path, name, False):
         say(f"{name} is not enabled in {path}")
         return
     say(f"disabled {name} in {path} (its tables and data are kept)")
+    if needed_by:
+        note(
+            f"warning: these enabled plugins require {name} and will be isolated: "
+            f"{', '.join(needed_by)} (disable them too, or enable {name} again)"
+        )
     note("restart the server to apply")
 
 
-def pip_install(specs: list[str], *, upgrade: bool) -> None:
-    """``pip install`` into this interpreter's environment; ``CliError`` when pip fails."""
+def _dependents_of(name: str) -> list[str]:
+    """Enabled plugins that require ``name`` (directly or not); [] when that cannot be told."""
+    from platform_core.errors import ConfigError, StrictModeError
+    from platformctl.db_cmd import dependents
+    from platformctl.runtime import boot_platform
+
+    try:
+        ctx = boot_platform()
+    except (ConfigError, StrictModeError):
+        return []
+    rec = ctx.plugins.records.get(name)
+    if rec is None or rec.internal:
+        return []
+    return dependents(ctx, name)
+
+
+def pip_install(specs: list[str], *, upgrade: bool, verbose: bool = False) -> None:
+    """``pip install`` into this interpreter's environment; ``CliError`` when pip fails.
+
+    pip's log is shown only with ``verbose`` or when pip fails (its last lines).
+    """
     command = [sys.executable, "-m", "pip", "install", *(["--upgrade"] if upgrade else []), *specs]
-    result = subprocess.run(command, check=False)
-    if result.returncode != 0:
-        raise CliError(f"pip install {' '.join(specs)} failed (exit status {result.returncode})")
+    note(f"running: pip install {' '.join(specs)}")
+    output = ""
+    if verbose:
+        returncode = subprocess.run(command, check=False).returncode
+    else:
+        result = subprocess.run(command, check=False, capture_output=True, text=True)
+        returncode = result.returncode
+        output = (result.stdout or "") + (result.stderr or "")
+    if returncode != 0:
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        if tail:
+            note(tail)
+        raise CliError(f"pip install {' '.join(specs)} failed (exit status {returncode})")
+
+
+def _spec_distribution(spec: str) -> str | None:
+    """The distribution name a pip spec installs (a project directory or a requirement)."""
+    import tomllib
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    path = Path(spec)
+    if (path / "pyproject.toml").is_file():
+        try:
+            data = tomllib.loads((path / "pyproject.toml").read_text(encoding="utf-8"))
+            return str(canonicalize_name(data["project"]["name"]))
+        except (KeyError, tomllib.TOMLDecodeError, OSError):
+            return None
+    try:
+        return str(canonicalize_name(Requirement(spec).name))
+    except InvalidRequirement:
+        return None
+
+
+def plugins_of(specs: list[str], installed: dict[str, Any]) -> list[str]:
+    """The installed plugins that the distributions named by ``specs`` provide."""
+    from packaging.utils import canonicalize_name
+
+    wanted = {d for d in (_spec_distribution(s) for s in specs) if d}
+    found = []
+    for name, ep in installed.items():
+        dist = getattr(ep, "dist", None)
+        if dist is not None and canonicalize_name(dist.metadata["Name"] or "-") in wanted:
+            found.append(name)
+    return sorted(found)
 
 
 @app.command("install")
@@ -260,17 +383,30 @@ def install(
     no_enable: Annotated[
         bool, typer.Option("--no-enable", help="Install only; do not enable.")
     ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show pip's log.")] = False,
 ) -> None:
     """pip-install plugin distribution(s) here, then enable the plugins they add."""
-    from platformctl.plugins_toml import set_enabled
+    from platformctl.plugins_toml import enabled_plugins, set_enabled
 
     before = set(installed_plugins())
-    pip_install(specs, upgrade=upgrade)
-    added = sorted(set(installed_plugins()) - before)
-    if not added:
-        note(f"{' '.join(specs)} added no new plugin (entry-point group platform_core.plugins)")
-        return
+    pip_install(specs, upgrade=upgrade, verbose=verbose)
+    after = installed_plugins()
+    added = sorted(set(after) - before)
     path = _config_path()
+    if not added:
+        present = plugins_of(specs, after)
+        if not present:
+            note(f"{' '.join(specs)} added no plugin (entry-point group platform_core.plugins)")
+            return
+        enabled = enabled_plugins(path)
+        for name in present:
+            state = (
+                "enabled"
+                if name in enabled
+                else f"not enabled (run `platformctl plugins enable {name}`)"
+            )
+            say(f"{name} was already installed; it is {state}")
+        return
     for name in added:
         if no_enable:
             say(f"installed {name} (not enabled)")
@@ -285,7 +421,13 @@ def install(
 def new(
     name: Annotated[str, typer.Argument(help="The new plugin's name (lowercase, digits, _).")],
     directory: Annotated[
-        Path | None, typer.Option("--dir", "-d", help="Parent directory; default ./plugins or .")
+        Path | None,
+        typer.Option(
+            "--dir",
+            "-d",
+            help="Parent directory (default ./plugins or .); a path ending in the name itself "
+            "is the project directory.",
+        ),
     ] = None,
 ) -> None:
     """Scaffold a new plugin distribution from the platform's template."""
@@ -302,6 +444,8 @@ def new(
         )
     if directory is None:
         directory = Path("plugins") if Path("plugins").is_dir() else Path(".")
+    elif directory.name == name and not (directory / name).exists():
+        directory = directory.parent  # `--dir ../shop` means ../shop, not ../shop/shop
     created = create_plugin(name, directory)
     say(f"created {created}")
     note("next steps:")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -77,7 +80,9 @@ def serve(
         proxy_headers=False,
         timeout_graceful_shutdown=cfg.core.shutdown.grace_seconds,
     )
-    draining_server(ctx, config).run()
+    with stopped_by_signals():
+        draining_server(ctx, config).run()
+    note("server stopped")
 
 
 def draining_server(ctx: PlatformContext, config: Any) -> Any:
@@ -89,7 +94,6 @@ def draining_server(ctx: PlatformContext, config: Any) -> Any:
     interrupted and queued again at once). SIGINT (Ctrl-C) skips the drain; a second signal
     ends the drain early.
     """
-    import signal
     import time
 
     import uvicorn
@@ -114,3 +118,29 @@ def draining_server(ctx: PlatformContext, config: Any) -> Any:
             return await super().on_tick(counter)
 
     return DrainingServer(config)
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM after uvicorn's graceful shutdown: a normal end, not an error."""
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Make Ctrl-C and SIGTERM end ``serve`` with status 0 after the graceful shutdown.
+
+    uvicorn shuts down on these signals, then raises the signal again for the previous
+    handler: Python's default turns SIGINT into a traceback-free "Aborted!" with status 1
+    and SIGTERM into death by signal, which ``make run`` reports as an error.
+    """
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stop:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

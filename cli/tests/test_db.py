@@ -42,7 +42,7 @@ def test_db_history_lists_revisions_newest_first(cli):
 
 
 def test_db_downgrade_to_base_then_upgrade_round_trips(cli, migrated):
-    result = cli("db", "downgrade", "--plugin", "core", "--revision", "base")
+    result = cli("db", "downgrade", "--plugin", "core", "--revision", "base", "--yes")
     assert result.exit_code == 0, result.output
     assert _current(cli)["core"] == {
         "plugin": "core",
@@ -56,7 +56,7 @@ def test_db_downgrade_to_base_then_upgrade_round_trips(cli, migrated):
 
 def test_db_downgrade_defaults_to_one_revision(cli, migrated):
     history = json.loads(cli("db", "history", "--plugin", "core", "--json").stdout)
-    result = cli("db", "downgrade", "--plugin", "core")
+    result = cli("db", "downgrade", "--plugin", "core", "--yes")
     assert result.exit_code == 0
     expected = [history[0]["down revision"]] if history[0]["down revision"] else []
     assert _current(cli)["core"]["current"] == expected

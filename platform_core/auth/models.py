@@ -1,8 +1,9 @@
-"""The core's own tables: users and personal API tokens."""
+"""The core's own tables: users, personal API tokens and the record of user changes."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -43,6 +44,25 @@ class ApiToken(CoreBase):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserAudit(CoreBase):
+    """One change to a user account: who did what to whom, when (kept after a deletion).
+
+    ``user_id`` and ``actor_id`` are plain integers, not foreign keys, so that the record
+    of a deleted user (or of a deleted admin's changes) stays.
+    """
+
+    __tablename__ = "core_user_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 # Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).

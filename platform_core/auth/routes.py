@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 
 from platform_core import PUBLIC, requires_scopes
-from platform_core.auth import service
+from platform_core.auth import service, users
 from platform_core.auth.deps import Caller, DbSession, get_context
 from platform_core.auth.login_limits import login_limiter
 from platform_core.auth.models import ApiToken
@@ -17,13 +17,19 @@ from platform_core.auth.schemas import (
     ApiTokenCreated,
     ApiTokenOut,
     MeOut,
+    PasswordReset,
+    PasswordResetOut,
     TokenResponse,
+    UserAuditOut,
+    UserAuditPage,
     UserCreate,
     UserOut,
+    UserUpdate,
 )
 from platform_core.auth.tokens import encode_jwt
-from platform_core.errors import TooManyRequests, Unauthorized
-from platform_core.http import IdPath
+from platform_core.errors import TooManyRequests, Unauthorized, invalid
+from platform_core.http import NO_CONTENT, IdCursor, IdPath, Limit, OptionalId
+from platform_core.pagination import DEFAULT_LIMIT
 from platform_core.types import Line
 
 router = APIRouter()
@@ -82,10 +88,16 @@ async def list_users(session: DbSession) -> list[UserOut]:
     return [UserOut.model_validate(u) for u in await service.list_users(session)]
 
 
+def _actor(caller: service.Principal) -> users.Actor:
+    return users.Actor(caller.username, caller.user_id)
+
+
 @router.post("/users", response_model=UserOut, status_code=201, openapi_extra=ADMIN)
-async def create_user(body: UserCreate, session: DbSession) -> UserOut:
+async def create_user(body: UserCreate, session: DbSession, caller: Caller) -> UserOut:
     """Create a user (admins only); 409 when the name is taken."""
-    user = await service.create_user(session, body.username, body.role, body.password)
+    user = await users.create_user_recorded(
+        session, _actor(caller), body.username, body.role, body.password
+    )
     return UserOut.model_validate(user)
 
 
@@ -93,6 +105,63 @@ async def create_user(body: UserCreate, session: DbSession) -> UserOut:
 async def get_user(user_id: IdPath, session: DbSession) -> UserOut:
     """One user (admins only)."""
     return UserOut.model_validate(await service.get_user(session, user_id))
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, openapi_extra=ADMIN)
+async def update_user(
+    request: Request, user_id: IdPath, body: UserUpdate, session: DbSession, caller: Caller
+) -> UserOut:
+    """Change a user's role, or deactivate (revoking their API tokens) or reactivate them.
+
+    409 when the change would leave no active admin.
+    """
+    if body.role is None and body.is_active is None:
+        raise invalid("body", "nothing to change: give role or is_active", location="body")
+    user = await service.get_user(session, user_id)
+    if body.role is not None:
+        user = await users.set_role(session, _actor(caller), user_id, body.role)
+    if body.is_active is not None:
+        user = await users.set_active(session, _actor(caller), user_id, body.is_active)
+    get_context(request).forget_credentials()
+    return UserOut.model_validate(user)
+
+
+@router.delete("/users/{user_id}", **NO_CONTENT, openapi_extra=ADMIN)
+async def delete_user(
+    request: Request, user_id: IdPath, session: DbSession, caller: Caller
+) -> None:
+    """Delete a user and their tokens (admins only); 409 for the last active admin."""
+    await users.delete_user(session, _actor(caller), user_id)
+    get_context(request).forget_credentials()
+
+
+@router.post("/users/{user_id}/password", response_model=PasswordResetOut, openapi_extra=ADMIN)
+async def reset_password(
+    request: Request, user_id: IdPath, body: PasswordReset, session: DbSession, caller: Caller
+) -> PasswordResetOut:
+    """Set a user's password (admins only); without one, a generated password is returned once.
+
+    The old password is never shown. ``revoke_tokens`` also revokes their API tokens.
+    """
+    generated = await users.reset_password(
+        session, _actor(caller), user_id, body.password, revoke_tokens=body.revoke_tokens
+    )
+    user = await service.get_user(session, user_id)
+    if body.revoke_tokens:
+        get_context(request).forget_credentials()
+    return PasswordResetOut(user_id=user.id, username=user.username, generated_password=generated)
+
+
+@router.get("/audit/users", response_model=UserAuditPage, openapi_extra=ADMIN)
+async def user_audit(
+    session: DbSession,
+    user_id: OptionalId = None,
+    cursor: IdCursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> UserAuditPage:
+    """Every recorded change to user accounts, newest first (admins only)."""
+    rows, nxt = await users.list_audit(session, user_id=user_id, cursor=cursor, limit=limit)
+    return UserAuditPage(items=[UserAuditOut.model_validate(r) for r in rows], next_cursor=nxt)
 
 
 def token_out(token: ApiToken) -> ApiTokenOut:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from platform_core.pagination import IdPage
 from platform_core.types import Line
 
 
@@ -27,6 +28,53 @@ class UserCreate(BaseModel):
     username: Line = Field(min_length=1, max_length=64)
     role: Literal["admin", "operator", "member"]
     password: Line | None = Field(default=None, min_length=8, max_length=1024)
+
+
+class UserUpdate(BaseModel):
+    """A change to a user (admins only): a new role, or deactivation / reactivation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["admin", "operator", "member"] | None = None
+    is_active: bool | None = Field(
+        default=None, description="false deactivates the user and revokes their API tokens"
+    )
+
+
+class PasswordReset(BaseModel):
+    """A new password for a user; without ``password`` a random one is generated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: Line | None = Field(default=None, min_length=8, max_length=1024)
+    revoke_tokens: bool = Field(default=False, description="also revoke every API token")
+
+
+class PasswordResetOut(BaseModel):
+    """The reset's outcome: the generated password (shown this once), or null."""
+
+    user_id: int
+    username: str
+    generated_password: str | None
+
+
+class UserAuditOut(BaseModel):
+    """One recorded change to a user account."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    actor_id: int | None
+    user_id: int
+    username: str
+    action: str
+    detail: dict[str, Any]
+
+
+class UserAuditPage(IdPage[UserAuditOut]):
+    """A page of audit entries, newest first; pass ``next_cursor`` as ``cursor``."""
 
 
 class UserOut(BaseModel):

@@ -98,13 +98,18 @@ def client_token(
     ] = False,
     name: Annotated[str, typer.Option("--name", help="A label for the token.")] = "cli",
     expires_in: Annotated[
-        str | None, typer.Option("--expires-in", help="e.g. 30d, 12h; default: never.")
+        str | None,
+        typer.Option(
+            "--expires-in",
+            help="e.g. 30d, 12h; default: [plugins.pricing] client_token_days (365).",
+        ),
     ] = None,
 ) -> None:
     """Create a client token; the secret is printed once."""
     from rich.console import Console
 
     from platform_pricing.service import clients, imports
+    from platform_pricing.settings import PricingSettings
 
     async def work(platform: PlatformContext) -> str:
         async with platform.db.session() as session:
@@ -117,6 +122,7 @@ def client_token(
                 expires_in=expires_in,
                 known_scopes=frozenset(platform.permissions),
                 role_scopes=platform.scopes_by_role,
+                default_days=platform.settings_for("pricing", PricingSettings).client_token_days,
             )
             return secret
 

@@ -28,6 +28,12 @@ class PricingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     agent_offline_after_seconds: int = Field(default=600, ge=30, le=7 * 86400)
+    client_token_days: int = Field(
+        default=365, ge=0, le=3660, description="lifetime of a client token given none; 0: never"
+    )
+    agent_token_days: int = Field(
+        default=365, ge=0, le=3660, description="lifetime of an agent's token; 0: never expires"
+    )
     max_points_per_report: int = Field(default=5_000, gt=0, le=1_000_000)
     default_engine: str = Field(default="rules", min_length=1, max_length=64)
     engine_budget_ms: float = Field(default=10.0, gt=0, le=10_000)

@@ -123,6 +123,7 @@ async def register_agent(
     response: Response,
     session: DbSession,
     tenant: TenantDep,
+    settings: Settings,
 ) -> AgentRegistered:
     """Register an agent with a client token (201); the same name again rotates its token (200).
 
@@ -135,6 +136,7 @@ async def register_agent(
         data.model_dump(),
         known_scopes=frozenset(ctx.permissions),
         role_scopes=ctx.scopes_by_role,
+        token_days=settings.agent_token_days,
     )
     if not reg.created:
         response.status_code = 200

@@ -149,7 +149,11 @@ async def delete_client(client_id: IdPath, request: Request, session: DbSession)
     openapi_extra=ADMIN,
 )
 async def create_client_token(
-    client_id: IdPath, data: ClientTokenIn, request: Request, session: DbSession
+    client_id: IdPath,
+    data: ClientTokenIn,
+    request: Request,
+    session: DbSession,
+    settings: Settings,
 ) -> ClientTokenCreated:
     """A token for the client (``admin``: also pricing:client_admin); the secret shows once."""
     ctx = get_context(request)
@@ -161,6 +165,7 @@ async def create_client_token(
         expires_in=data.expires_in,
         known_scopes=frozenset(ctx.permissions),
         role_scopes=ctx.scopes_by_role,
+        default_days=settings.client_token_days,
     )
     return ClientTokenCreated(
         id=token.id,

@@ -79,7 +79,9 @@ class ClientTokenIn(BaseModel):
     name: Line = Field(min_length=1, max_length=100)
     admin: bool = Field(False, description="also grant pricing:client_admin")
     expires_in: Line | None = Field(
-        None, pattern=r"^\d{1,6}[smhdw]$", description="e.g. 30d; none: never expires"
+        None,
+        pattern=r"^\d{1,6}[smhdw]$",
+        description="e.g. 30d; none: [plugins.pricing] client_token_days",
     )
 
 

@@ -59,8 +59,12 @@ async def register_agent(
     known_scopes: frozenset[str],
     role_scopes: Mapping[str, frozenset[str]],
     now: datetime | None = None,
+    token_days: int = 0,
 ) -> Registration:
     """Register an agent of the calling client, or re-register it (rotating its token).
+
+    The agent's token expires after ``token_days`` (``[plugins.pricing]
+    agent_token_days``; 0: never); re-registering issues a fresh one.
 
     ``data`` holds ``name``, ``version`` and ``instance`` (``cloud_id``, ``region``, ``zone``,
     ``instance_type``, ``lifecycle``). ``Conflict`` when another of the client's instances
@@ -132,7 +136,7 @@ async def register_agent(
         scopes=[AGENT_SCOPE],
         known_scopes=known_scopes,
         role_scopes=role_scopes.get(user.role, frozenset()),
-        expires_in=None,
+        expires_in=timedelta(days=token_days) if token_days else None,
         name=f"agent {agent.name}"[:100],
     )
     await session.flush()

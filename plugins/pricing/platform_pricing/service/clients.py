@@ -11,6 +11,7 @@ name can be used again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -168,8 +169,13 @@ async def create_client_token(
     expires_in: str | None,
     known_scopes: frozenset[str],
     role_scopes: Mapping[str, frozenset[str]],
+    default_days: int = 0,
 ) -> tuple[ApiToken, str]:
-    """A new token of the client's robot user; returns the record and the secret."""
+    """A new token of the client's robot user; returns the record and the secret.
+
+    Without ``expires_in`` it expires after ``default_days`` (``[plugins.pricing]
+    client_token_days``; 0: never).
+    """
     client = await _client(session, client_id)
     user = await get_user(session, client.user_id)
     # core:read lets the client read its own inbox (/api/core/notifications) and /me.
@@ -180,7 +186,9 @@ async def create_client_token(
         scopes=scopes,
         known_scopes=known_scopes,
         role_scopes=role_scopes.get(user.role, frozenset()),
-        expires_in=parse_duration(expires_in) if expires_in else None,
+        expires_in=parse_duration(expires_in)
+        if expires_in
+        else (timedelta(days=default_days) if default_days else None),
         name=name,
     )
 
