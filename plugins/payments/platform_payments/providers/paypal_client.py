@@ -114,7 +114,7 @@ class PayPalClient:
             name = _error_name(r)
             log.warning(
                 "paypal call failed",
-                extra={"method": method, "path": path, "status": r.status_code, "name": name},
+                extra={"method": method, "path": path, "status": r.status_code, "issue": name},
             )
             raise PayPalError(
                 f"PayPal {method} {path}: HTTP {r.status_code} {name}".strip(),
