@@ -339,4 +339,4 @@ def _error(name: str, issue: str | None = None) -> dict[str, Any]:
 
 def _public(order: dict[str, Any]) -> dict[str, Any]:
     out = json.loads(json.dumps({k: v for k, v in order.items() if k != "capture_ids"}))
-    return out  # type: ignore[no-any-return]
+    return out

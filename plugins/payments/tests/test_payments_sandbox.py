@@ -22,7 +22,7 @@ CLIENT_SECRET = os.environ.get("PAYPAL_SANDBOX_CLIENT_SECRET")
 
 pytestmark = pytest.mark.skipif(
     not (CLIENT_ID and CLIENT_SECRET),
-    reason="set PAYPAL_SANDBOX_CLIENT_ID and PAYPAL_SANDBOX_CLIENT_SECRET to run against the sandbox",
+    reason="set PAYPAL_SANDBOX_CLIENT_ID and PAYPAL_SANDBOX_CLIENT_SECRET to run it",
 )
 
 

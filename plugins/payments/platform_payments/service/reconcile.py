@@ -15,6 +15,7 @@ from collections import Counter
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import PlatformContext, lock_row, utcnow
 from platform_payments import events, states
@@ -51,16 +52,15 @@ async def reconcile(ctx: PlatformContext, settings: PaymentsSettings) -> dict[st
     return dict(tally)
 
 
-def _expire(session: object, order: Order) -> str:
+def _expire(session: AsyncSession, order: Order) -> str:
     states.move(order, states.EXPIRED)
-    emit(session, events.OrderExpired, order, ACTOR)  # type: ignore[arg-type]
+    emit(session, events.OrderExpired, order, ACTOR)
     return "expired"
 
 
-async def _one(ctx: PlatformContext, session: object, order_id: int, s: PaymentsSettings) -> str:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    assert isinstance(session, AsyncSession)
+async def _one(
+    ctx: PlatformContext, session: AsyncSession, order_id: int, s: PaymentsSettings
+) -> str:
     order = await lock_row(session, Order, order_id)
     if order is None or order.status not in states.OPEN:
         return "skipped"

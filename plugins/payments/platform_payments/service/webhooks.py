@@ -105,7 +105,7 @@ async def _find_order(session: AsyncSession, provider: str, event: WebhookEvent)
         )
     if order_id is None:
         return None
-    return await lock_row(session, Order, order_id)  # type: ignore[no-any-return]
+    return await lock_row(session, Order, order_id)
 
 
 async def _apply(
