@@ -116,6 +116,14 @@ def platform_cli(cli: typer.Typer) -> None:
 
 
 @hookimpl
+async def platform_shutdown(ctx: PlatformContext) -> None:
+    """Close the providers' HTTP connections."""
+    from platform_payments.service.providers import close_providers
+
+    await close_providers(ctx)
+
+
+@hookimpl
 def platform_health(ctx: PlatformContext) -> list[HealthCheck]:
     """The ledger agrees with the transactions (a discrepancy shows in ``doctor``)."""
 

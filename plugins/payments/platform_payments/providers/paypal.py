@@ -81,6 +81,11 @@ class PayPalProvider:
             )
         return None
 
+    async def aclose(self) -> None:
+        """Close the API client's connections (at platform shutdown)."""
+        if self._client is not None:
+            await self._client.aclose()
+
     @property
     def client(self) -> PayPalClient:
         """The API client (created on first use, keeping its token cache)."""

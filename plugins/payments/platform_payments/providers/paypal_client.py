@@ -9,6 +9,7 @@ never part of an error message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -56,6 +57,22 @@ class PayPalClient:
         self.timeout = timeout
         self._token: _Token | None = None
         self.token_fetches = 0
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+
+    def _session(self) -> httpx.AsyncClient:
+        """One pooled HTTP client per event loop (a CLI command runs its own loop)."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop or self._http.is_closed:
+            self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout)
+            self._http_loop = loop
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP client (at platform shutdown)."""
+        if self._http is not None and self._http_loop is asyncio.get_running_loop():
+            await self._http.aclose()
+        self._http = None
 
     def __repr__(self) -> str:
         return f"PayPalClient({self.base_url!r})"  # never the credentials
@@ -94,17 +111,17 @@ class PayPalClient:
         request_id: str | None = None,
         retry_auth: bool = True,
     ) -> dict[str, Any]:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout) as http:
-            token = await self._fetch_token(http)
-            headers = {"Authorization": f"Bearer {token}", "Prefer": "return=representation"}
-            if request_id:
-                headers["PayPal-Request-Id"] = request_id
-            try:
-                r = await http.request(method, path, json=json, headers=headers)
-            except httpx.TimeoutException:
-                raise PayPalError(f"PayPal {method} {path} timed out") from None
-            except httpx.HTTPError as exc:
-                raise PayPalError(f"PayPal {method} {path} failed: {type(exc).__name__}") from None
+        http = self._session()
+        token = await self._fetch_token(http)
+        headers = {"Authorization": f"Bearer {token}", "Prefer": "return=representation"}
+        if request_id:
+            headers["PayPal-Request-Id"] = request_id
+        try:
+            r = await http.request(method, path, json=json, headers=headers)
+        except httpx.TimeoutException:
+            raise PayPalError(f"PayPal {method} {path} timed out") from None
+        except httpx.HTTPError as exc:
+            raise PayPalError(f"PayPal {method} {path} failed: {type(exc).__name__}") from None
         if r.status_code == 401 and retry_auth:
             self._token = None  # revoked or expired early: one fresh token, one retry
             return await self._call(

@@ -74,3 +74,17 @@ def list_providers(ctx: PlatformContext) -> list[ProviderInfo]:
             ProviderInfo(name, provider.description, provider.manual, problem is None, problem)
         )
     return out
+
+
+async def close_providers(ctx: PlatformContext) -> None:
+    """Let providers holding connections close them (those with an ``aclose``)."""
+    found: dict[str, PaymentProvider] = ctx.state.get(_STATE, {}).get("providers") or {}
+    for provider in found.values():
+        close = getattr(provider, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception as exc:  # shutdown goes on for the others
+                log.warning(
+                    "closing a provider failed", extra={"provider": provider.name, "why": repr(exc)}
+                )

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import (
@@ -69,7 +69,7 @@ async def receive(
             delivery_id=event.delivery_id[:128],
             event_type=event.event_type[:128],
             resource_id=(event.capture_ref or event.provider_order_id or None),
-            outcome="received",
+            outcome="ignored" if event.action == "ignored" else "received",
             payload=dict(event.payload),
             received_at=utcnow(),
         )
@@ -78,12 +78,14 @@ async def receive(
     delivery_id = inserted.scalar()
     if delivery_id is None:
         return event.delivery_id, "duplicate"
+    if event.action == "ignored":
+        return event.delivery_id, "ignored"
     order_id, outcome = await _apply(session, provider_name, event)
-    delivery = await session.get(WebhookDelivery, delivery_id)
-    assert delivery is not None
-    delivery.outcome = outcome
-    delivery.order_id = order_id
-    await session.flush()
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(outcome=outcome, order_id=order_id)
+    )
     return event.delivery_id, outcome
 
 
