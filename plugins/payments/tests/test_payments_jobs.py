@@ -121,18 +121,23 @@ class InstantProvider:
 
     def __init__(self) -> None:
         self.refunds: list[int] = []
+        self.voids: list[int] = []
+        self.authorize_first = False
 
     def problem(self):
         return None
 
     async def start(self, order, *, request_id):
+        if self.authorize_first:
+            return StartResult(f"W-{order.id}", outcome="authorized", capture_ref=f"WA-{order.id}")
         return StartResult(f"W-{order.id}", outcome="completed", capture_ref=f"WC-{order.id}")
 
     async def capture(self, order, *, request_id):
-        raise AssertionError("never called: start completes")
+        return ProviderResult("completed", f"WC-{order.id}", order.total_minor)
 
     async def void(self, order, *, request_id):
-        return ProviderResult("completed", None, 0)
+        self.voids.append(order.id)
+        return ProviderResult("completed", f"WV-{order.id}", 0)
 
     async def refund(self, order, capture_ref, amount_minor, reason, *, request_id):
         self.refunds.append(amount_minor)
@@ -170,3 +175,23 @@ async def test_a_plugin_adds_a_provider_through_the_hook(shop, platform, platfor
     refund = await shop.refund(order["id"], "2.50")
     assert refund.status_code == 201 and refund.json()["transaction"]["provider_ref"] == "WR-1"
     assert platform_extra_plugins["wallet"].provider.refunds == [250]
+
+
+async def test_an_authorizing_provider_holds_then_captures_or_voids(shop, platform_extra_plugins):
+    wallet = platform_extra_plugins["wallet"].provider
+    wallet.authorize_first = True
+    order = await shop.order()
+    r = await shop.pay(order["id"], "wallet")
+    assert r.status_code == 200 and r.json()["status"] == "authorized", r.text
+    r = await shop.capture(order["id"])
+    assert r.status_code == 200 and r.json()["status"] == "paid", r.text
+    held = await shop.order()
+    assert (await shop.pay(held["id"], "wallet")).json()["status"] == "authorized"
+    r = await shop.buyer.post(f"/api/payments/orders/{held['id']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert wallet.voids == [held["id"]]
+    txs = (await shop.buyer.get(f"/api/payments/orders/{held['id']}/transactions")).json()
+    assert [(t["kind"], t["status"]) for t in txs] == [
+        ("authorize", "completed"),
+        ("void", "completed"),
+    ]

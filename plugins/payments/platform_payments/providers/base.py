@@ -54,13 +54,14 @@ class StartResult:
     """A started payment: the payer must approve at ``approval_url``, or it is done already.
 
     ``outcome`` is ``None`` while the payer still has to act (the order becomes
-    ``pending``); ``completed`` means the money was captured at once (the order is
+    ``pending``); ``authorized`` means the money is held and waits for a capture (the order
+    is ``authorized``); ``completed`` means the money was captured at once (the order is
     ``paid``); ``declined``/``failed`` end the order.
     """
 
     provider_order_id: str | None
     approval_url: str | None = None
-    outcome: Outcome | None = None
+    outcome: Outcome | Literal["authorized"] | None = None
     capture_ref: str | None = None
     instructions: str | None = None
     answer: Mapping[str, Any] = field(default_factory=dict)

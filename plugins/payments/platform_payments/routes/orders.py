@@ -154,9 +154,13 @@ async def mark_order_paid(
 
 
 @router.post("/orders/{order_id}/cancel", dependencies=[IDEMPOTENT])
-async def cancel_order(order_id: IdPath, session: DbSession, caller: Caller) -> OrderOut:
-    """Cancel an unpaid order (its buyer or an admin)."""
-    order = await orders.cancel(session, order_id, caller)
+async def cancel_order(
+    order_id: IdPath, request: Request, session: DbSession, caller: Caller
+) -> OrderOut:
+    """Cancel an unpaid order (its buyer or an admin); an authorized hold is voided."""
+    order = await orders.cancel(
+        get_context(request), session, order_id, caller, request_id=claimed_key(request)
+    )
     return OrderOut.of(order, items=await _items(session, order))
 
 

@@ -202,6 +202,21 @@ async def start_payment(
     if started.outcome is None:
         states.move(order, states.PENDING)
         return order, started.instructions
+    if started.outcome == "authorized":
+        record(
+            session,
+            order,
+            kind="authorize",
+            status="completed",
+            amount_minor=order.total_minor,
+            provider=provider_name,
+            provider_ref=started.capture_ref,
+            request_id=request_id,
+            answer=started.answer,
+            actor=actor,
+        )
+        states.move(order, states.AUTHORIZED)
+        return order, started.instructions
     result = ProviderResult(started.outcome, started.capture_ref, order.total_minor, started.answer)
     await apply_capture(session, order, result, provider_name, request_id, actor)
     return order, started.instructions
@@ -379,9 +394,40 @@ async def mark_paid(
     return order
 
 
-async def cancel(session: AsyncSession, order_id: int, caller: Principal) -> Order:
-    """Cancel an unpaid order (its buyer or an admin); 409 naming the state otherwise."""
+async def cancel(
+    ctx: PlatformContext,
+    session: AsyncSession,
+    order_id: int,
+    caller: Principal,
+    *,
+    request_id: str | None = None,
+) -> Order:
+    """Cancel an unpaid order (its buyer or an admin); 409 naming the state otherwise.
+
+    An ``authorized`` order's hold is voided at its provider first.
+    """
     order = await locked_order(session, order_id, caller)
+    states.check(order, states.CANCELLED)
+    if order.status == states.AUTHORIZED and order.provider:
+        provider = get_provider(ctx, order.provider)
+        actor = actor_of(caller)
+        try:
+            result = await provider.void(await snapshot(session, order), request_id=request_id)
+        except ProviderError as exc:
+            await _fail_or_defer(session, order, provider.name, "void", exc, request_id, actor)
+            raise AssertionError("unreachable") from None
+        record(
+            session,
+            order,
+            kind="void",
+            status=result.outcome,
+            amount_minor=order.total_minor,
+            provider=provider.name,
+            provider_ref=result.provider_ref,
+            request_id=request_id,
+            answer=result.answer,
+            actor=actor,
+        )
     states.move(order, states.CANCELLED)
     emit(session, events.OrderCancelled, order, actor_of(caller))
     await session.flush()
