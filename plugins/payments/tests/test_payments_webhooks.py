@@ -249,3 +249,35 @@ async def test_verification_by_the_paypal_api(platform_factory, paypal, signer):
     raw = body("SOMETHING.ELSE", {"id": "y"})
     r = await anon.post("/api/payments/webhooks/paypal", content=raw, headers=signer.headers(raw))
     assert r.status_code == 400
+
+
+async def test_a_webhook_racing_our_capture_call_pays_once(
+    shop, paypal, anon_client, signer, platform
+):
+    import asyncio
+
+    from platform_core.testing import EventRecord
+
+    started = await _order(shop, paypal)
+    paypal.approve(started["provider_order_id"])
+    paypal.slow_seconds = 0.3  # PayPal captures at once, its answer takes 0.3 s
+    paypal.fail_next("capture", "timeout")
+    capturing = asyncio.create_task(shop.capture(started["id"]))
+    while not paypal.captures:  # the capture exists at PayPal, our call has no answer yet
+        await asyncio.sleep(0.01)
+    [capture_id] = paypal.captures
+    raw = body(
+        "PAYMENT.CAPTURE.COMPLETED", capture_resource(capture_id, started["provider_order_id"])
+    )
+    hook = await anon_client.post(URL, content=raw, headers=signer.headers(raw))
+    captured = await capturing
+    assert hook.status_code == 200 and hook.json()["outcome"] in ("no_change", "applied")
+    assert captured.status_code in (200, 409), captured.text
+    got = await _status(shop, started["id"])
+    assert got["status"] == "paid" and got["captured"] == "15.00"
+    txs = (await shop.admin.get(f"/api/payments/orders/{started['id']}/transactions")).json()
+    assert [(t["kind"], t["status"]) for t in txs] == [("capture", "completed")]
+    await platform.deliver_events()
+    async with platform.ctx.db.session() as s:
+        names = list(await s.scalars(select(EventRecord.name)))
+    assert names.count("payments.order.paid") == 1
