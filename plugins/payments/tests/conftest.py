@@ -56,6 +56,23 @@ def platform_settings(paypal: FakePayPal) -> dict[str, dict[str, Any]]:
     return {"payments": {"paypal": paypal_settings(paypal)}}
 
 
+@pytest.fixture
+async def platform(
+    platform_factory: Any,
+    platform_plugins: list[str],
+    platform_settings: dict[str, dict[str, Any]],
+    platform_extra_plugins: dict[str, Any],
+) -> Any:
+    """The started platform without its background loops: the tests run the jobs (and
+    deliver events) themselves, so a scheduled reconcile never races them."""
+    return await platform_factory(
+        enabled=platform_plugins,
+        settings=platform_settings,
+        extra_plugins=platform_extra_plugins,
+        core={"background": False},
+    )
+
+
 class Signer:
     """Signs PayPal webhook deliveries with a key and self-signed certificate made in-test."""
 
