@@ -5,8 +5,9 @@ verification (RSA-SHA256, the certificate served by the fake PayPal and cached):
 pending PayPal orders, then ``DELIVERIES`` signed deliveries sent ``CONCURRENCY`` at a time,
 a mix of ``PAYMENT.CAPTURE.COMPLETED`` (one per order: each pays it), repeats of those
 deliveries (duplicates: stored once) and unknown events (stored, ignored). Deliveries are
-signed before the clock starts. Prints deliveries/s (target: at least 500/s) and checks that
-every order ended paid exactly once.
+signed before the clock starts. Prints deliveries/s (target: at least 500/s), checks that
+every order ended paid exactly once, and, for scale, the same server's ``GET /healthz``
+requests/s with the same client and concurrency.
 
 Run: ``.venv/bin/python bench/payments_webhooks.py``; skipped when PostgreSQL is unreachable.
 """
@@ -176,6 +177,17 @@ async def run(directory: Path) -> None:
                 start = time.perf_counter()
                 await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
                 elapsed = time.perf_counter() - start
+                # the same server and client on /healthz: what this machine allows at all
+                probes = list(range(len(work)))
+
+                async def prober() -> None:
+                    while probes:
+                        probes.pop()
+                        await c.get("/healthz")
+
+                t = time.perf_counter()
+                await asyncio.gather(*(prober() for _ in range(CONCURRENCY)))
+                baseline = len(work) / (time.perf_counter() - t)
             from sqlalchemy.ext.asyncio import create_async_engine
 
             engine = create_async_engine(url)
@@ -189,6 +201,7 @@ async def run(directory: Path) -> None:
             row("deliveries/s", f"{len(work) / elapsed:.0f}")
             row("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
             row("orders paid (each once)", f"{paid} of {ORDERS}")
+            row("baseline: GET /healthz on the same server, req/s", f"{baseline:.0f}")
     finally:
         fake.stop()
 
