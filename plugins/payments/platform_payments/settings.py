@@ -70,4 +70,5 @@ class PaymentsSettings(BaseModel):
     reconcile_every_seconds: int = Field(default=300, ge=10, le=86400)
     ledger_check_every_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     capture_retries: int = Field(default=5, ge=0, le=100)
+    capture_approved_after_minutes: int = Field(default=10, ge=1, le=7 * 24 * 60)
     paypal: PayPalSettings = PayPalSettings()

@@ -142,6 +142,8 @@ async def test_a_5xx_refund_is_503_and_refunds_nothing(shop, paypal):
     assert r.status_code == 503
     order = (await shop.buyer.get(f"/api/payments/orders/{paid['id']}")).json()
     assert order["status"] == "paid" and order["refunded"] == "0.00"
+    txs = (await shop.admin.get(f"/api/payments/orders/{paid['id']}/transactions")).json()
+    assert [(t["kind"], t["status"], t["amount"]) for t in txs][-1] == ("refund", "error", "1.00")
 
 
 async def test_a_5xx_on_create_is_503_and_the_order_stays_created(shop, paypal):

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from platform_core import NotFound, Principal, lock_row, publish, utcnow
+from platform_core import (
+    Conflict,
+    NotFound,
+    Principal,
+    ServiceUnavailable,
+    lock_row,
+    publish,
+    utcnow,
+)
 from platform_payments import events
 from platform_payments.models import LineItem, Order, Transaction
 from platform_payments.money import format_amount
-from platform_payments.providers.base import ProviderOrder, redact
+from platform_payments.providers.base import ProviderError, ProviderOrder, redact
 
 ADMIN_SCOPE = "payments:admin"
 REFUND_SCOPE = "payments:refund"
@@ -129,3 +137,35 @@ def amount(order: Order, minor: int) -> str:
 def actor_of(caller: Principal | None) -> str:
     """How a caller is named in transactions and events."""
     return caller.username if caller is not None else "system"
+
+
+async def provider_failed(
+    session: AsyncSession,
+    order: Order,
+    provider: str,
+    kind: str,
+    exc: ProviderError,
+    request_id: str | None,
+    actor: str,
+    amount_minor: int | None = None,
+) -> NoReturn:
+    """Record a failed provider call and commit it; raise 503 for a transient failure (the
+    reconcile job or the client's retry with the same key runs it again), 409 otherwise."""
+    status = "error" if exc.transient else "failed"
+    record(
+        session,
+        order,
+        kind=kind,
+        status=status,
+        amount_minor=order.total_minor if amount_minor is None else amount_minor,
+        provider=provider,
+        request_id=request_id,
+        answer=exc.answer if isinstance(exc.answer, dict) else None,
+        reason=str(exc),
+        actor=actor,
+    )
+    if exc.transient:
+        await session.commit()  # keep the attempt: the reconcile job retries it
+        raise ServiceUnavailable(f"{provider} is unavailable ({exc}); retry later")
+    await session.commit()
+    raise Conflict(f"{provider} refused: {exc}", current_state=order.status)

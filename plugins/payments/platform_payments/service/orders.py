@@ -21,7 +21,6 @@ from platform_core import (
     Conflict,
     PlatformContext,
     Principal,
-    ServiceUnavailable,
     invalid,
     page_by_id,
     utcnow,
@@ -29,13 +28,14 @@ from platform_core import (
 from platform_payments import events, states
 from platform_payments.models import LineItem, Order, Transaction
 from platform_payments.money import MAX_MINOR, MoneyError, exponent, to_minor
-from platform_payments.providers.base import ProviderError, ProviderResult
+from platform_payments.providers.base import ProviderError, ProviderResult, redact
 from platform_payments.service.common import (
     actor_of,
     amount,
     emit,
     get_order,
     locked_order,
+    provider_failed,
     record,
     sees_all,
     snapshot,
@@ -194,8 +194,7 @@ async def start_payment(
     try:
         started = await provider.start(view, request_id=request_id)
     except ProviderError as exc:
-        await _fail_or_defer(session, order, provider_name, "authorize", exc, request_id, actor)
-        raise AssertionError("unreachable") from None
+        await provider_failed(session, order, provider_name, "authorize", exc, request_id, actor)
     order.provider = provider_name
     order.provider_order_id = started.provider_order_id
     order.approval_url = started.approval_url
@@ -220,36 +219,6 @@ async def start_payment(
     result = ProviderResult(started.outcome, started.capture_ref, order.total_minor, started.answer)
     await apply_capture(session, order, result, provider_name, request_id, actor)
     return order, started.instructions
-
-
-async def _fail_or_defer(
-    session: AsyncSession,
-    order: Order,
-    provider: str,
-    kind: str,
-    exc: ProviderError,
-    request_id: str | None,
-    actor: str,
-) -> None:
-    """Record a failed provider call; a transient one is committed and answered 503."""
-    status = "error" if exc.transient else "failed"
-    record(
-        session,
-        order,
-        kind=kind,
-        status=status,
-        amount_minor=order.total_minor,
-        provider=provider,
-        request_id=request_id,
-        answer=exc.answer if isinstance(exc.answer, dict) else None,
-        reason=str(exc),
-        actor=actor,
-    )
-    if exc.transient:
-        await session.commit()  # keep the attempt: the reconcile job retries it
-        raise ServiceUnavailable(f"{provider} is unavailable ({exc}); retry later")
-    await session.commit()
-    raise Conflict(f"{provider} refused: {exc}", current_state=order.status)
 
 
 async def apply_capture(
@@ -280,8 +249,6 @@ async def apply_capture(
         existing.status = result.outcome
         existing.updated_at = utcnow()
         if result.answer:
-            from platform_payments.providers.base import redact
-
             existing.response = redact(dict(result.answer))
     else:
         record(
@@ -364,8 +331,7 @@ async def run_capture(
     try:
         result = await provider.capture(view, request_id=request_id)
     except ProviderError as exc:
-        await _fail_or_defer(session, order, provider.name, "capture", exc, request_id, actor)
-        raise AssertionError("unreachable") from None
+        await provider_failed(session, order, provider.name, "capture", exc, request_id, actor)
     await apply_capture(session, order, result, provider.name, request_id, actor)
     return order
 
@@ -414,8 +380,7 @@ async def cancel(
         try:
             result = await provider.void(await snapshot(session, order), request_id=request_id)
         except ProviderError as exc:
-            await _fail_or_defer(session, order, provider.name, "void", exc, request_id, actor)
-            raise AssertionError("unreachable") from None
+            await provider_failed(session, order, provider.name, "void", exc, request_id, actor)
         record(
             session,
             order,
@@ -432,11 +397,6 @@ async def cancel(
     emit(session, events.OrderCancelled, order, actor_of(caller))
     await session.flush()
     return order
-
-
-async def refundable(order: Order) -> int:
-    """What may still be refunded, in minor units."""
-    return max(order.captured_minor - order.refunded_minor, 0)
 
 
 async def state_of(session: AsyncSession, order_id: int) -> Order:

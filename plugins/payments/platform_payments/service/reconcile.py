@@ -3,7 +3,8 @@
 For every open order with a provider: a capture the provider completed (or declined)
 moves the order; a capture that failed for a transient reason is retried with the request
 id of the failed attempt (so the provider de-duplicates), up to ``capture_retries``
-times; an order never approved expires after ``expire_unapproved_after_minutes`` (manual
+times; an approved order nobody captured within ``capture_approved_after_minutes`` is
+captured; an order never approved expires after ``expire_unapproved_after_minutes`` (manual
 ones after ``manual_expire_after_days``, ``created`` ones too). Each order is handled in its
 own transaction on its locked row; one that moved meanwhile is skipped.
 """
@@ -102,6 +103,11 @@ async def _one(
             failed.status = "retried"
             await run_capture(session, order, provider, failed.request_id, ACTOR)
             return "captured" if order.status == states.PAID else "capture_retried"
+        abandoned = order.updated_at + timedelta(minutes=s.capture_approved_after_minutes)
+        if failed is None and order.capture_attempts == 0 and now >= abandoned:
+            # the payer approved but never came back to capture: take the money they approved
+            await run_capture(session, order, provider, f"reconcile-capture-{order.id}", ACTOR)
+            return "captured" if order.status == states.PAID else "capture_started"
         return "approved"
     if status.state == "awaiting" and now >= unapproved_deadline:
         return _expire(session, order)

@@ -14,8 +14,16 @@ from platform_core import Conflict, PlatformContext, Principal
 from platform_payments import events, states
 from platform_payments.models import Order, Transaction
 from platform_payments.providers.base import ProviderError
-from platform_payments.service.common import actor_of, amount, emit, locked_order, record, snapshot
-from platform_payments.service.orders import _fail_or_defer, check_amount_text
+from platform_payments.service.common import (
+    actor_of,
+    amount,
+    emit,
+    locked_order,
+    provider_failed,
+    record,
+    snapshot,
+)
+from platform_payments.service.orders import check_amount_text
 from platform_payments.service.providers import get_provider
 
 
@@ -92,8 +100,9 @@ async def refund(
             await snapshot(session, order), ref, minor, reason, request_id=request_id
         )
     except ProviderError as exc:
-        await _fail_or_defer(session, order, provider.name, "refund", exc, request_id, actor)
-        raise AssertionError("unreachable") from None
+        await provider_failed(
+            session, order, provider.name, "refund", exc, request_id, actor, amount_minor=minor
+        )
     row = record(
         session,
         order,
