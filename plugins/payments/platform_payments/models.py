@@ -75,7 +75,9 @@ class LineItem(PaymentsBase):
 
 
 class Transaction(PaymentsBase):
-    """One interaction with a provider: authorize, capture, void or refund, and its answer.
+    """One interaction with a provider and its answer: ``start`` (a payment the payer must
+    approve), ``authorize``, ``capture``, ``void``, ``refund``, or ``reversal`` (reported by
+    the provider's webhook).
 
     ``status``: ``completed``, ``pending``, ``declined``, ``failed`` (refused for good) or
     ``error`` (a transient failure: network, timeout, 5xx; retried by the reconcile job).

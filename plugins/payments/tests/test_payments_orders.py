@@ -114,7 +114,8 @@ async def test_manual_payment_needs_an_admin_to_mark_it_paid(shop, platform):
     assert paid.json()["captured"] == "15.00"
     txs = (await shop.buyer.get(f"/api/payments/orders/{order['id']}/transactions")).json()
     assert [(t["kind"], t["status"], t["amount"], t["provider_ref"]) for t in txs] == [
-        ("capture", "completed", "15.00", "BANK-1")
+        ("start", "pending", "15.00", f"ORDER-{order['id']}"),
+        ("capture", "completed", "15.00", "BANK-1"),
     ]
     await platform.deliver_events()
     async with platform.ctx.db.session() as s:

@@ -72,7 +72,7 @@ async def test_a_5xx_capture_is_503_recorded_and_a_retry_with_the_key_pays(shop,
     r = await shop.capture(started["id"], key)
     assert r.status_code == 503, r.text
     txs = (await shop.buyer.get(f"/api/payments/orders/{started['id']}/transactions")).json()
-    assert [(t["kind"], t["status"]) for t in txs] == [("capture", "error")]
+    assert [(t["kind"], t["status"]) for t in txs] == [("start", "pending"), ("capture", "error")]
     retry = await shop.capture(started["id"], key)
     assert retry.status_code == 200 and retry.json()["status"] == "paid", retry.text
     assert len(paypal.captures) == 1
@@ -153,6 +153,8 @@ async def test_a_5xx_on_create_is_503_and_the_order_stays_created(shop, paypal):
     assert r.status_code == 503
     got = (await shop.buyer.get(f"/api/payments/orders/{order['id']}")).json()
     assert got["status"] == "created"
+    txs = (await shop.buyer.get(f"/api/payments/orders/{order['id']}/transactions")).json()
+    assert [(t["kind"], t["status"]) for t in txs] == [("start", "error")]
     assert (await shop.pay(order["id"], "paypal")).status_code == 200
 
 

@@ -152,7 +152,10 @@ async def test_capture_completed_before_our_capture_returns_is_fine(
     r = await shop.capture(other["id"])
     assert r.status_code == 409 and r.json()["current_state"] == "paid"
     txs = (await shop.admin.get(f"/api/payments/orders/{other['id']}/transactions")).json()
-    assert [(t["kind"], t["status"]) for t in txs] == [("capture", "completed")]
+    assert [(t["kind"], t["status"]) for t in txs] == [
+        ("start", "pending"),
+        ("capture", "completed"),
+    ]
 
 
 async def test_capture_denied_fails_a_pending_capture(shop, paypal, anon_client, signer):
@@ -276,8 +279,23 @@ async def test_a_webhook_racing_our_capture_call_pays_once(
     got = await _status(shop, started["id"])
     assert got["status"] == "paid" and got["captured"] == "15.00"
     txs = (await shop.admin.get(f"/api/payments/orders/{started['id']}/transactions")).json()
-    assert [(t["kind"], t["status"]) for t in txs] == [("capture", "completed")]
+    assert [(t["kind"], t["status"]) for t in txs] == [
+        ("start", "pending"),
+        ("capture", "completed"),
+    ]
     await platform.deliver_events()
     async with platform.ctx.db.session() as s:
         names = list(await s.scalars(select(EventRecord.name)))
     assert names.count("payments.order.paid") == 1
+
+
+async def test_a_capture_in_another_currency_is_stored_and_changes_nothing(
+    shop, paypal, anon_client, signer, platform
+):
+    started = await _order(shop, paypal)
+    resource = capture_resource("CAPEUR", started["provider_order_id"])
+    resource["amount"]["currency_code"] = "EUR"
+    raw = body("PAYMENT.CAPTURE.COMPLETED", resource)
+    r = await anon_client.post(URL, content=raw, headers=signer.headers(raw))
+    assert r.status_code == 200 and r.json()["outcome"] == "illegal"
+    assert (await _status(shop, started["id"]))["status"] == "pending"

@@ -194,11 +194,23 @@ async def start_payment(
     try:
         started = await provider.start(view, request_id=request_id)
     except ProviderError as exc:
-        await provider_failed(session, order, provider_name, "authorize", exc, request_id, actor)
+        await provider_failed(session, order, provider_name, "start", exc, request_id, actor)
     order.provider = provider_name
     order.provider_order_id = started.provider_order_id
     order.approval_url = started.approval_url
     if started.outcome is None:
+        record(
+            session,
+            order,
+            kind="start",
+            status="pending",
+            amount_minor=order.total_minor,
+            provider=provider_name,
+            provider_ref=started.provider_order_id,
+            request_id=request_id,
+            answer=started.answer,
+            actor=actor,
+        )
         states.move(order, states.PENDING)
         return order, started.instructions
     if started.outcome == "authorized":

@@ -121,6 +121,8 @@ async def _apply(
     handler = _HANDLERS.get(event.action)
     if handler is None:
         return order.id, "ignored"
+    if event.currency is not None and event.currency != order.currency:
+        return order.id, "illegal"  # not this order's money: stored for a human to look at
     return order.id, await handler(session, order, provider, event)
 
 
