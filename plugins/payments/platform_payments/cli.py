@@ -47,6 +47,7 @@ def list_orders(
 ) -> None:
     """The newest orders."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from platform_payments.service import orders
@@ -68,7 +69,7 @@ def list_orders(
         table.add_row(
             str(o.id),
             str(o.buyer_id),
-            f"{o.subject_plugin}/{o.subject_kind}/{o.subject_id}",
+            escape(f"{o.subject_plugin}/{o.subject_kind}/{o.subject_id}"),
             _amount(o.total_minor, o.currency),
             _amount(o.refunded_minor, o.currency),
             o.status,
@@ -81,6 +82,7 @@ def list_orders(
 def show_order(ctx: typer.Context, order_id: Annotated[int, typer.Argument(min=1)]) -> None:
     """One order with its line items and transactions."""
     from rich.console import Console
+    from rich.markup import escape
 
     from platform_payments.service import orders
 
@@ -100,17 +102,19 @@ def show_order(ctx: typer.Context, order_id: Annotated[int, typer.Argument(min=1
         f"order {order.id}: {order.status}, buyer {order.buyer_id}, "
         f"provider {order.provider or '-'}"
     )
-    out.print(f"subject: {order.subject_plugin}/{order.subject_kind}/{order.subject_id}")
+    out.print(escape(f"subject: {order.subject_plugin}/{order.subject_kind}/{order.subject_id}"))
     out.print(
         f"total {_amount(order.total_minor, c)}, captured {_amount(order.captured_minor, c)}, "
         f"refunded {_amount(order.refunded_minor, c)}"
     )
     for item in items:
-        out.print(f"  {item.quantity} x {item.description} @ {_amount(item.unit_minor, c)}")
+        out.print(escape(f"  {item.quantity} x {item.description} @ {_amount(item.unit_minor, c)}"))
     for tx in txs:
         out.print(
-            f"  #{tx.id} {tx.kind} {tx.status} {_amount(tx.amount_minor, c)} "
-            f"{tx.provider} {tx.provider_ref or ''} {tx.reason or ''}".rstrip()
+            escape(
+                f"  #{tx.id} {tx.kind} {tx.status} {_amount(tx.amount_minor, c)} "
+                f"{tx.provider} {tx.provider_ref or ''} {tx.reason or ''}".rstrip()
+            )
         )
 
 
@@ -160,6 +164,7 @@ def refund_order(
 def list_providers(ctx: typer.Context) -> None:
     """Every provider and whether it is configured (never its credentials)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from platform_payments.service.providers import list_providers as providers
@@ -167,10 +172,10 @@ def list_providers(ctx: typer.Context) -> None:
     table = Table("name", "configured", "manual", "description")
     for p in providers(ctx.obj):
         table.add_row(
-            p.name,
-            "yes" if p.configured else f"no: {p.problem}",
+            escape(p.name),
+            "yes" if p.configured else escape(f"no: {p.problem}"),
             str(p.manual).lower(),
-            p.description,
+            escape(p.description),
         )
     Console().print(table)
 

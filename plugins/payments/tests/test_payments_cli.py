@@ -58,6 +58,7 @@ async def test_providers_list_never_shows_credentials(cli):
     result = await cli("providers", "list")
     assert result.exit_code == 0, result.output
     assert "manual" in result.stdout and "paypal" in result.stdout
+    assert "[plugins.payments.paypal]" not in result.stdout  # configured here: no problem shown
     assert CLIENT_SECRET not in result.output
 
 
@@ -69,3 +70,14 @@ async def test_ledger_check_exits_1_on_a_discrepancy(cli, shop, platform):
         await s.execute(update(Order).where(Order.id == paid["id"]).values(refunded_minor=5))
     bad = await cli("ledger", "check")
     assert bad.exit_code == 1 and f"order {paid['id']}:" in bad.stdout
+
+
+async def test_providers_list_shows_why_paypal_is_not_configured(
+    platform_factory, tmp_path, monkeypatch
+):
+    from platform_core.testing import PlatformCli
+
+    p = await platform_factory(enabled=["payments"])
+    result = await PlatformCli(p, tmp_path, monkeypatch)("payments", "providers", "list")
+    assert result.exit_code == 0, result.output
+    assert "set [plugins.payments.paypal] client_id" in " ".join(result.stdout.split())
