@@ -72,6 +72,16 @@ async def test_ledger_check_exits_1_on_a_discrepancy(cli, shop, platform):
     assert bad.exit_code == 1 and f"order {paid['id']}:" in bad.stdout
 
 
+async def test_doctor_shows_a_ledger_discrepancy(run_cli, shop, platform):
+    paid = await shop.paid_manual()
+    async with platform.ctx.db.session() as s:
+        await s.execute(update(Order).where(Order.id == paid["id"]).values(refunded_minor=5))
+    result = await run_cli("doctor")
+    assert result.exit_code != 0
+    line = next(x for x in result.output.splitlines() if "payments.ledger" in x)
+    assert "disagree with their transactions" in line and str(paid["id"]) in line
+
+
 async def test_providers_list_shows_why_paypal_is_not_configured(
     platform_factory, tmp_path, monkeypatch
 ):
