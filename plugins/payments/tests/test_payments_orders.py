@@ -248,3 +248,20 @@ async def test_credentials_are_never_returned(shop, paypal):
     paid = await shop.paid_paypal(paypal)
     txs = await shop.admin.get(f"/api/payments/orders/{paid['id']}/transactions")
     assert CLIENT_SECRET not in txs.text and "A21AA" not in txs.text
+
+
+async def test_order_events_go_out_through_the_core_webhooks(shop, platform, webhook_receiver):
+    r = await shop.admin.post(
+        "/api/core/webhooks", json={"url": webhook_receiver.url, "patterns": ["payments.order.*"]}
+    )
+    assert r.status_code == 201, r.text
+    paid = await shop.paid_manual()
+    await platform.deliver_events()
+    await platform.deliver_webhooks()
+    names = webhook_receiver.events()
+    assert "payments.order.paid" in names and "payments.order.created" in names
+    [delivery] = webhook_receiver.named("payments.order.paid")
+    envelope = delivery.json()
+    assert envelope["plugin"] == "payments"
+    assert envelope["payload"]["order_id"] == paid["id"]
+    assert envelope["payload"]["captured"] == "15.00"
