@@ -1,0 +1,1 @@
+"""Payments plugin: orders, providers (PayPal, manual, others through a hook), refunds, webhooks."""

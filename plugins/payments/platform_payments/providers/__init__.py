@@ -1,0 +1,1 @@
+"""Payment providers: the interface every provider implements, and the built-in ones."""

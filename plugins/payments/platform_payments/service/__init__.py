@@ -1,0 +1,1 @@
+"""Business logic of the payments plugin, by area; no FastAPI here."""
