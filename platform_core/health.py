@@ -42,9 +42,19 @@ async def database_ready(ctx: PlatformContext) -> None:
         )
 
 
-async def run_checks(ctx: PlatformContext) -> tuple[bool, list[dict[str, Any]]]:
-    """Run every check concurrently; ``(all ok, per-check results)``."""
-    jobs = [_run(f"{plugin}.{c.name}", c.check, c.timeout) for plugin, c in ctx.health_checks]
+async def run_checks(
+    ctx: PlatformContext, *, readiness_only: bool = False
+) -> tuple[bool, list[dict[str, Any]]]:
+    """Run the checks concurrently; ``(all ok, per-check results)``.
+
+    ``readiness_only``: leave out the diagnostics (``HealthCheck(readiness=False)``), as
+    ``/readyz`` does; ``doctor`` runs them all.
+    """
+    jobs = [
+        _run(f"{plugin}.{c.name}", c.check, c.timeout)
+        for plugin, c in ctx.health_checks
+        if c.readiness or not readiness_only
+    ]
     results = list(await asyncio.gather(*jobs))
     return all(r["ok"] for r in results), results
 
@@ -63,7 +73,7 @@ async def readiness(ctx: PlatformContext) -> tuple[bool, dict[str, Any]]:
     Failed plugins make it not ready only with ``[core] ready_with_isolated_plugins =
     false`` (for orchestrators that should not route traffic to a half-working instance).
     """
-    ok, checks = await run_checks(ctx)
+    ok, checks = await run_checks(ctx, readiness_only=True)
     failed = failed_plugins(ctx)
     if failed and not ctx.config.core.ready_with_isolated_plugins:
         ok = False

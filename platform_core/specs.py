@@ -114,11 +114,17 @@ class NotificationRule:
 
 @dataclasses.dataclass(frozen=True)
 class HealthCheck:
-    """A readiness check: an async callable returning None when healthy, raising otherwise."""
+    """A health check: an async callable returning None when healthy, raising otherwise.
+
+    ``readiness=False`` makes it a diagnostic run by ``platformctl doctor`` only, never by
+    ``/readyz``: for a slow audit, or a finding that needs a person but should not take
+    every instance out of a load balancer (a ledger discrepancy, say).
+    """
 
     name: str
     check: Callable[[], Awaitable[Any]]
     timeout: float = 2.0
+    readiness: bool = True
 
 
 # Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
