@@ -1,0 +1,31 @@
+"""MongoDB: a user's database, credentials and usage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class MongoOut(BaseModel):
+    """The caller's database and how to connect (internal host for apps, external for tools)."""
+
+    user_id: int
+    database: str
+    username: str
+    password: str
+    uri_internal: str
+    uri_external: str
+    created_at: datetime
+    rotated_at: datetime | None
+
+
+class MongoUsage(BaseModel):
+    """``dbStats`` of a database, as last sampled."""
+
+    user_id: int
+    database: str
+    data_size: int
+    storage_size: int
+    collections: int
+    sampled_at: datetime | None
