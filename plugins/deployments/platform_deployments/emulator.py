@@ -31,11 +31,46 @@ def patch_namespaces() -> None:
     parsing.parse_path = parse_path
 
 
-@asynccontextmanager
-async def emulator() -> AsyncIterator[tuple[Any, str]]:
-    """A Kubernetes emulator on loopback: ``(emulator, base URL)``."""
-    import kmock
+class Emulator:
+    """kmock's Kubernetes emulator behind a server that can go down and come back on the
+    same port, keeping its objects (the cluster down and back)."""
 
-    patch_namespaces()
-    async with kmock.KubernetesEmulator() as emu, kmock.Server(emu) as srv:
-        yield emu, str(srv.url).rstrip("/")
+    def __init__(self) -> None:
+        import kmock
+
+        patch_namespaces()
+        self.kmock = kmock
+        self.emu: Any = kmock.KubernetesEmulator()
+        self._server: Any = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        """The API server URL (stable across :meth:`stop` and :meth:`start`)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Serve (again, on the same port once it had one)."""
+        kwargs = {"port": self.port} if self.port else {}
+        self._server = self.kmock.Server(self.emu, **kwargs)
+        await self._server.__aenter__()
+        self.port = self._server.port
+
+    async def stop(self) -> None:
+        """Stop serving: connections are refused until :meth:`start`."""
+        if self._server is not None:
+            await self._server.__aexit__(None, None, None)
+            self._server = None
+
+
+@asynccontextmanager
+async def emulator() -> AsyncIterator[Emulator]:
+    """A started :class:`Emulator` on loopback, stopped on exit."""
+    emu = Emulator()
+    await emu.emu.__aenter__()
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+        await emu.emu.__aexit__(None, None, None)

@@ -19,9 +19,9 @@ def platform_plugins() -> list[str]:
 
 @pytest.fixture
 async def kube() -> Any:
-    """``(emulator, url)``: kmock's Kubernetes emulator serving on loopback."""
-    async with emulator() as pair:
-        yield pair
+    """kmock's Kubernetes emulator serving on loopback (``.emu``, ``.url``, ``stop()``, ``start()``)."""
+    async with emulator() as emu:
+        yield emu
 
 
 @pytest.fixture
@@ -33,9 +33,8 @@ def deploy_settings() -> dict[str, Any]:
 @pytest.fixture
 def platform_settings(kube: Any, deploy_settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """One cluster, ``test``, on the emulator; generated hosts under ``apps.test``."""
-    _, url = kube
     base = {
-        "clusters": {"test": {"host": url}},
+        "clusters": {"test": {"host": kube.url}},
         "base_domain": "apps.test",
         "retry_base_seconds": 0.01,
         "retry_max_seconds": 0.05,
