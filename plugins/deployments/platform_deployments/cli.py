@@ -50,14 +50,23 @@ def list_apps(
 
     async def work(platform: PlatformContext) -> list[Any]:
         async with platform.db.session() as session:
-            rows, _ = await apps.list_apps(session, _admin(), user_id=user, state=None,
-                                           cursor=None, limit=500)
+            rows, _ = await apps.list_apps(
+                session, _admin(), user_id=user, state=None, cursor=None, limit=500
+            )
             return [apps.app_out(a, s) for a, s in rows]
 
     table = Table("id", "user", "name", "state", "revision", "applied", "image", "host")
     for app in _run(ctx, work):
-        table.add_row(str(app.id), str(app.user_id), app.name, app.state, str(app.revision),
-                      str(app.applied_revision or "-"), app.image, app.host or "-")
+        table.add_row(
+            str(app.id),
+            str(app.user_id),
+            app.name,
+            app.state,
+            str(app.revision),
+            str(app.applied_revision or "-"),
+            app.image,
+            app.host or "-",
+        )
     Console(width=200).print(table)
 
 
@@ -86,8 +95,10 @@ def app_status(ctx: typer.Context, app_id: Annotated[int, typer.Argument(min=1)]
 
     out, live, problem = _run(ctx, work)
     console = Console(width=200)
-    console.print(f"app {out.id} {out.name} (user {out.user_id}): {out.state}, revision "
-                  f"{out.revision}, applied {out.applied_revision or '-'}")
+    console.print(
+        f"app {out.id} {out.name} (user {out.user_id}): {out.state}, revision "
+        f"{out.revision}, applied {out.applied_revision or '-'}"
+    )
     if out.last_error:
         console.print(f"last error: {out.last_error}")
     if live is None:
@@ -122,7 +133,9 @@ def app_logs(
             raise ServiceUnavailable(f"cluster {app.cluster!r} is not configured")
         try:
             async with connect(cluster, timeout=env.settings.request_timeout_seconds) as gw:
-                return await status.logs(gw, app, pod, container=container, tail=tail, since_seconds=since)
+                return await status.logs(
+                    gw, app, pod, container=container, tail=tail, since_seconds=since
+                )
         except (ClusterUnreachable, ClusterError) as exc:
             raise ServiceUnavailable(str(exc)) from None
 
@@ -150,7 +163,9 @@ def app_rollback(
 
 def export_templates(
     ctx: typer.Context,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default: stdout).")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Only this template.")] = None,
 ) -> None:
     """Export active templates as YAML."""
@@ -168,7 +183,9 @@ def export_templates(
         typer.echo(f"templates written to {output}")
 
 
-def import_templates(ctx: typer.Context, path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+def import_templates(
+    ctx: typer.Context, path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]
+) -> None:
     """Import templates from YAML: new ones created, changed ones get a new version."""
     from platform_deployments.service import templates
 
@@ -179,8 +196,10 @@ def import_templates(ctx: typer.Context, path: Annotated[Path, typer.Argument(ex
             return await templates.import_yaml(session, text)
 
     result = _run(ctx, work)
-    typer.echo(f"created {len(result.created)}, updated {len(result.updated)}, "
-               f"unchanged {len(result.unchanged)}")
+    typer.echo(
+        f"created {len(result.created)}, updated {len(result.updated)}, "
+        f"unchanged {len(result.unchanged)}"
+    )
 
 
 def reconcile(ctx: typer.Context) -> None:
@@ -198,7 +217,9 @@ def reconcile(ctx: typer.Context) -> None:
     typer.echo("reconcile: " + ", ".join(f"{k}={v}" for k, v in sorted(checked.items())))
 
 
-def provision_mongo(ctx: typer.Context, user: Annotated[str, typer.Argument(help="User id or username.")]) -> None:
+def provision_mongo(
+    ctx: typer.Context, user: Annotated[str, typer.Argument(help="User id or username.")]
+) -> None:
     """Provision a user's MongoDB database and user (prints the database name)."""
     from sqlalchemy import select
 

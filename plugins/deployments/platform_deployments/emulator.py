@@ -51,7 +51,7 @@ class Emulator:
 
     async def start(self) -> None:
         """Serve (again, on the same port once it had one)."""
-        kwargs = {"port": self.port} if self.port else {}
+        kwargs: dict[str, Any] = {"port": self.port} if self.port else {}
         self._server = self.kmock.Server(self.emu, **kwargs)
         await self._server.__aenter__()
         self.port = self._server.port

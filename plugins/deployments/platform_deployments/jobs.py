@@ -43,14 +43,39 @@ def job_specs(ctx: PlatformContext) -> list[JobSpec]:
         return await mongo.sample_all(ctx.db, env_of(ctx))
 
     return [
-        JobSpec("apply", apply, every=timedelta(seconds=settings.apply_interval_seconds),
-                timeout=300, description="apply stored changes to the clusters"),
-        JobSpec("reconcile", reconcile, every=timedelta(seconds=settings.reconcile_interval_seconds),
-                timeout=900, description="compare clusters with the stored state, fix drift"),
-        JobSpec("health", health, every=timedelta(minutes=1), timeout=120,
-                description="failed rollouts raise deployments.app.unhealthy"),
-        JobSpec("cleanup", cleanup, every=timedelta(hours=1), timeout=900,
-                description="orphaned objects and namespaces of deleted users"),
-        JobSpec("mongo_usage", mongo_usage, every=timedelta(hours=1), timeout=300,
-                description="dbStats of every user's database"),
+        JobSpec(
+            "apply",
+            apply,
+            every=timedelta(seconds=settings.apply_interval_seconds),
+            timeout=300,
+            description="apply stored changes to the clusters",
+        ),
+        JobSpec(
+            "reconcile",
+            reconcile,
+            every=timedelta(seconds=settings.reconcile_interval_seconds),
+            timeout=900,
+            description="compare clusters with the stored state, fix drift",
+        ),
+        JobSpec(
+            "health",
+            health,
+            every=timedelta(minutes=1),
+            timeout=120,
+            description="failed rollouts raise deployments.app.unhealthy",
+        ),
+        JobSpec(
+            "cleanup",
+            cleanup,
+            every=timedelta(hours=1),
+            timeout=900,
+            description="orphaned objects and namespaces of deleted users",
+        ),
+        JobSpec(
+            "mongo_usage",
+            mongo_usage,
+            every=timedelta(hours=1),
+            timeout=300,
+            description="dbStats of every user's database",
+        ),
     ]

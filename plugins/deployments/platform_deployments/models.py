@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from platform_core import UTCDateTime, plugin_metadata, utcnow
@@ -78,7 +87,9 @@ class Revision(DeploymentsBase):
     __table_args__ = (UniqueConstraint("app_id", "number", name="uq_deployments_revisions_number"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    app_id: Mapped[int] = mapped_column(ForeignKey("deployments_apps.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments_apps.id", ondelete="CASCADE"), index=True
+    )
     number: Mapped[int] = mapped_column(Integer)
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     reason: Mapped[str] = mapped_column(String(200), default="")

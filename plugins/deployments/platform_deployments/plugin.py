@@ -58,7 +58,9 @@ def platform_permissions() -> list[Permission]:
     return [
         Permission("deployments:read", "see templates, your apps, their status and logs", everyone),
         Permission("deployments:write", "create and change your apps and your MongoDB", everyone),
-        Permission("deployments:admin", "templates, quotas, every user's apps and databases", ("admin",)),
+        Permission(
+            "deployments:admin", "templates, quotas, every user's apps and databases", ("admin",)
+        ),
     ]
 
 

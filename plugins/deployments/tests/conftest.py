@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from platform_deployments.emulator import emulator
 
 
@@ -19,7 +18,7 @@ def platform_plugins() -> list[str]:
 
 @pytest.fixture
 async def kube() -> Any:
-    """kmock's Kubernetes emulator serving on loopback (``.emu``, ``.url``, ``stop()``, ``start()``)."""
+    """kmock's Kubernetes emulator on loopback (``.emu``, ``.url``, ``stop()``, ``start()``)."""
     async with emulator() as emu:
         yield emu
 
@@ -44,11 +43,13 @@ def platform_settings(kube: Any, deploy_settings: dict[str, Any]) -> dict[str, d
 
 
 @pytest.fixture
-async def platform(platform_factory: Any, platform_plugins: list[str],
-                   platform_settings: dict[str, Any]) -> Any:
+async def platform(
+    platform_factory: Any, platform_plugins: list[str], platform_settings: dict[str, Any]
+) -> Any:
     """The started platform without its background loop (tests run jobs explicitly)."""
-    return await platform_factory(enabled=platform_plugins, settings=platform_settings,
-                                  core={"background": False})
+    return await platform_factory(
+        enabled=platform_plugins, settings=platform_settings, core={"background": False}
+    )
 
 
 @pytest.fixture
@@ -59,3 +60,72 @@ def run_job(platform: Any) -> Any:
         return await platform.ctx.jobs[f"deployments.{name}"].func()
 
     return run
+
+
+class FakeMongo:
+    """State of a MongoDB server played by mockupdb: users per database, stats, dropped dbs."""
+
+    def __init__(self) -> None:
+        self.users: dict[tuple[str, str], dict[str, Any]] = {}
+        self.dropped: list[str] = []
+        self.commands: list[tuple[str, str]] = []
+        self.stats: dict[str, dict[str, int]] = {}
+
+    def handle(self, request: Any) -> bool:
+        """Answer one command the way mongod does (the subset the plugin uses)."""
+        doc = request.doc
+        name = next(iter(doc))
+        db = (request.namespace or "admin").split(".", 1)[0]
+        lowered = name.lower()
+        if lowered in ("ismaster", "hello", "ping", "endsessions", "buildinfo"):
+            return False  # auto_ismaster and mockupdb's defaults answer these
+        self.commands.append((name, db))
+        if name == "createUser":
+            key = (db, doc["createUser"])
+            if key in self.users:
+                return bool(request.command_err(51003, f'User "{key[1]}@{db}" already exists'))
+            self.users[key] = {"pwd": doc["pwd"], "roles": list(doc["roles"])}
+            return bool(request.ok())
+        if name == "updateUser":
+            key = (db, doc["updateUser"])
+            if key not in self.users:
+                return bool(request.command_err(11, f"User {key[1]}@{db} not found"))
+            self.users[key] = {
+                "pwd": doc.get("pwd", self.users[key]["pwd"]),
+                "roles": list(doc.get("roles", [])),
+            }
+            return bool(request.ok())
+        if name == "dropUser":
+            key = (db, doc["dropUser"])
+            if self.users.pop(key, None) is None:
+                return bool(request.command_err(11, f"User {key[1]}@{db} not found"))
+            return bool(request.ok())
+        if name == "usersInfo":
+            found = [
+                {"user": u, "db": d, "roles": v["roles"]}
+                for (d, u), v in self.users.items()
+                if d == db
+            ]
+            return bool(request.ok(users=found))
+        if name == "dbStats":
+            stats = self.stats.get(db, {"dataSize": 0, "storageSize": 0, "collections": 0})
+            return bool(request.ok(db=db, **stats))
+        if name == "dropDatabase":
+            self.dropped.append(db)
+            return bool(request.ok())
+        return bool(request.command_err(59, f"no such command: '{name}'"))
+
+
+@pytest.fixture
+def mongo_server() -> Any:
+    """``(fake, uri)``: a MongoDB wire-protocol server on loopback with a stateful handler."""
+    from mockupdb import MockupDB
+
+    fake = FakeMongo()
+    server = MockupDB(auto_ismaster={"maxWireVersion": 21, "minWireVersion": 0})
+    server.autoresponds(fake.handle)
+    server.run()
+    try:
+        yield fake, f"mongodb://{server.address_string}/?directConnection=true"
+    finally:
+        server.stop()

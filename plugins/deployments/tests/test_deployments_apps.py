@@ -73,7 +73,9 @@ async def test_name_is_unique_per_user_only(platform, demo) -> None:
 
 async def test_custom_host_is_unique_across_the_platform(platform, demo) -> None:
     alice, bob = await platform.client_for("member"), await platform.client_for("member")
-    assert (await alice.post(f"{API}/apps", json=app_body(host="shop.example.org"))).status_code == 202
+    assert (
+        await alice.post(f"{API}/apps", json=app_body(host="shop.example.org"))
+    ).status_code == 202
     r = await bob.post(f"{API}/apps", json=app_body("other", host="shop.example.org"))
     assert r.status_code == 409
     assert "host" in r.json()["detail"] and "shop.example.org" in r.json()["detail"]
@@ -99,15 +101,22 @@ async def test_every_bad_variable_is_named(member_client, demo, variables, field
 async def test_quota_breach_names_the_quota(platform, admin_client, demo) -> None:
     member = await platform.client_for("member")
     me = (await member.get(f"{API}/quotas")).json()
-    r = await admin_client.put(f"{API}/admin/quotas/{me['user_id']}",
-                               json={"max_apps": 1, "max_replicas": 2, "cpu_millis": 1000, "memory_mib": 1024})
+    r = await admin_client.put(
+        f"{API}/admin/quotas/{me['user_id']}",
+        json={"max_apps": 1, "max_replicas": 2, "cpu_millis": 1000, "memory_mib": 1024},
+    )
     assert r.status_code == 200, r.text
     r = await member.post(f"{API}/apps", json=app_body(replicas=3))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "quota.max_replicas"
     assert (await member.post(f"{API}/apps", json=app_body())).status_code == 202
     r = await member.post(f"{API}/apps", json=app_body("second"))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "quota.max_apps"
-    big = {"cpu_request_millis": 2000, "memory_request_mib": 128, "cpu_limit_millis": 2000, "memory_limit_mib": 256}
+    big = {
+        "cpu_request_millis": 2000,
+        "memory_request_mib": 128,
+        "cpu_limit_millis": 2000,
+        "memory_limit_mib": 256,
+    }
     app_id = (await member.get(f"{API}/apps")).json()["items"][0]["id"]
     r = await member.patch(f"{API}/apps/{app_id}", json={"resources": big})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "quota.cpu_millis"
@@ -122,9 +131,16 @@ async def test_image_tag_may_change_but_not_the_repository(platform, admin_clien
     r = await member.post(f"{API}/apps", json=app_body("evil", image="docker.io/evil/miner:1"))
     assert r.status_code == 403 and "image" in r.json()["detail"]
     me = (await member.get(f"{API}/quotas")).json()
-    await admin_client.put(f"{API}/admin/quotas/{me['user_id']}",
-                           json={"max_apps": 5, "max_replicas": 5, "cpu_millis": 2000, "memory_mib": 2048,
-                                 "allow_image_override": True})
+    await admin_client.put(
+        f"{API}/admin/quotas/{me['user_id']}",
+        json={
+            "max_apps": 5,
+            "max_replicas": 5,
+            "cpu_millis": 2000,
+            "memory_mib": 2048,
+            "allow_image_override": True,
+        },
+    )
     r = await member.post(f"{API}/apps", json=app_body("evil", image="docker.io/evil/miner:1"))
     assert r.status_code == 202
 
@@ -200,11 +216,15 @@ async def test_mongo_template_needs_a_database_first(member_client) -> None:
 
 
 @pytest.mark.parametrize("deploy_settings", [{"clusters": {}}])
-async def test_no_cluster_configured_is_a_clear_problem(member_client, platform, demo, deploy_settings) -> None:
+async def test_no_cluster_configured_is_a_clear_problem(
+    member_client, platform, demo, deploy_settings
+) -> None:
     r = await member_client.post(f"{API}/apps", json=app_body())
     assert r.status_code == 422
     error = r.json()["errors"][0]
-    assert error["field"] == "cluster" and "[plugins.deployments.clusters.<name>]" in error["message"]
+    assert (
+        error["field"] == "cluster" and "[plugins.deployments.clusters.<name>]" in error["message"]
+    )
     assert (await member_client.get(f"{API}/templates")).status_code == 200
     ready = await member_client.get("/readyz")
     names = {c["name"]: c["ok"] for c in ready.json()["checks"]}

@@ -23,8 +23,10 @@ async def kapi(kube) -> Any:
 @pytest.fixture
 async def app(member_client) -> dict[str, Any]:
     """A static-site app, created (pending)."""
-    r = await member_client.post(f"{API}/apps", json={"name": "web", "template": "static-site",
-                                                       "variables": {"SITE_TITLE": "one"}})
+    r = await member_client.post(
+        f"{API}/apps",
+        json={"name": "web", "template": "static-site", "variables": {"SITE_TITLE": "one"}},
+    )
     assert r.status_code == 202, r.text
     return r.json()["app"]
 
@@ -35,17 +37,27 @@ async def get_app(client, app_id: int) -> dict[str, Any]:
     return r.json()
 
 
-async def test_apply_creates_every_object_with_our_labels(member_client, app, run_job, kapi) -> None:
+async def test_apply_creates_every_object_with_our_labels(
+    member_client, app, run_job, kapi
+) -> None:
     core, apps_api, net = kapi
     result = await run_job("apply")
     assert result["synced"] == 1 and result["writes"] > 0
     shown = await get_app(member_client, app["id"])
-    assert shown["state"] == "synced" and shown["applied_revision"] == 1 and shown["last_error"] is None
+    assert (
+        shown["state"] == "synced"
+        and shown["applied_revision"] == 1
+        and shown["last_error"] is None
+    )
     ns = app["namespace"]
-    assert (await core.read_namespace(ns)).metadata.labels["app.kubernetes.io/managed-by"] == "platform-deployments"
+    assert (await core.read_namespace(ns)).metadata.labels[
+        "app.kubernetes.io/managed-by"
+    ] == "platform-deployments"
     assert (await core.read_namespaced_resource_quota("user-quota", ns)).spec.hard["pods"] == "6"
     assert (await core.read_namespaced_limit_range("user-limits", ns)).spec.limits
-    assert (await net.read_namespaced_network_policy("user-isolation", ns)).spec.policy_types == ["Ingress"]
+    assert (await net.read_namespaced_network_policy("user-isolation", ns)).spec.policy_types == [
+        "Ingress"
+    ]
     assert (await core.read_namespaced_config_map("web-env", ns)).data == {"SITE_TITLE": "one"}
     dep = await apps_api.read_namespaced_deployment("web", ns)
     assert dep.spec.replicas == 1
@@ -67,14 +79,21 @@ async def test_update_rollback_stop_start_restart(member_client, app, run_job, k
     core, apps_api, _ = kapi
     ns, url = app["namespace"], f"{API}/apps/{app['id']}"
     await run_job("apply")
-    before = (await apps_api.read_namespaced_deployment("web", ns)).spec.template.metadata.annotations
+    before = (
+        await apps_api.read_namespaced_deployment("web", ns)
+    ).spec.template.metadata.annotations
     r = await member_client.patch(url, json={"variables": {"SITE_TITLE": "two"}})
     assert r.status_code == 202 and r.json()["revision"] == 2
     assert (await get_app(member_client, app["id"]))["state"] == "pending"
     await run_job("apply")
     assert (await core.read_namespaced_config_map("web-env", ns)).data["SITE_TITLE"] == "two"
-    after = (await apps_api.read_namespaced_deployment("web", ns)).spec.template.metadata.annotations
-    assert after["deployments.platform.io/config-checksum"] != before["deployments.platform.io/config-checksum"]
+    after = (
+        await apps_api.read_namespaced_deployment("web", ns)
+    ).spec.template.metadata.annotations
+    assert (
+        after["deployments.platform.io/config-checksum"]
+        != before["deployments.platform.io/config-checksum"]
+    )
 
     r = await member_client.post(f"{url}/rollback", json={"revision": 1})
     assert r.status_code == 202 and r.json()["revision"] == 3
@@ -92,7 +111,9 @@ async def test_update_rollback_stop_start_restart(member_client, app, run_job, k
 
     assert (await member_client.post(f"{url}/restart")).status_code == 202
     await run_job("apply")
-    annotations = (await apps_api.read_namespaced_deployment("web", ns)).spec.template.metadata.annotations
+    annotations = (
+        await apps_api.read_namespaced_deployment("web", ns)
+    ).spec.template.metadata.annotations
     assert "kubectl.kubernetes.io/restartedAt" in annotations
 
 
@@ -104,15 +125,31 @@ async def test_status_follows_the_controller(member_client, app, run_job, kapi) 
     assert r.status_code == 200, r.text
     assert r.json()["rollout"]["state"] == "progressing"
     progressing = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
-    await apps_api.patch_namespaced_deployment_status("web", ns, {"status": {
-        "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
-        "availableReplicas": 1, "conditions": [progressing]}})
+    await apps_api.patch_namespaced_deployment_status(
+        "web",
+        ns,
+        {
+            "status": {
+                "observedGeneration": 1,
+                "replicas": 1,
+                "updatedReplicas": 1,
+                "readyReplicas": 1,
+                "availableReplicas": 1,
+                "conditions": [progressing],
+            }
+        },
+    )
     rollout = (await member_client.get(url)).json()["rollout"]
     assert rollout["state"] == "available" and rollout["available_replicas"] == 1
-    failed = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-              "message": "ReplicaSet web-1 has timed out progressing."}
-    await apps_api.patch_namespaced_deployment_status("web", ns, {"status": {
-        "availableReplicas": 0, "conditions": [failed]}})
+    failed = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": "ReplicaSet web-1 has timed out progressing.",
+    }
+    await apps_api.patch_namespaced_deployment_status(
+        "web", ns, {"status": {"availableReplicas": 0, "conditions": [failed]}}
+    )
     rollout = (await member_client.get(url)).json()["rollout"]
     assert rollout["state"] == "failed" and rollout["reason"] == "ProgressDeadlineExceeded"
     # The health job turns it into an event for the owner.
@@ -125,17 +162,39 @@ async def test_pods_logs_and_events(member_client, app, run_job, kapi, kube) -> 
     ns, url = app["namespace"], f"{API}/apps/{app['id']}"
     await run_job("apply")
     labels = {"deployments.platform.io/app-id": str(app["id"]), "app.kubernetes.io/instance": "web"}
-    pod = {"metadata": {"name": "web-abc", "labels": labels},
-           "spec": {"containers": [{"name": "app", "image": "x"}]}}
+    pod = {
+        "metadata": {"name": "web-abc", "labels": labels},
+        "spec": {"containers": [{"name": "app", "image": "x"}]},
+    }
     await core.create_namespaced_pod(ns, pod)
-    stranger = {"metadata": {"name": "other-1", "labels": {"deployments.platform.io/app-id": "999"}},
-                "spec": {"containers": [{"name": "app", "image": "x"}]}}
+    stranger = {
+        "metadata": {"name": "other-1", "labels": {"deployments.platform.io/app-id": "999"}},
+        "spec": {"containers": [{"name": "app", "image": "x"}]},
+    }
     await core.create_namespaced_pod(ns, stranger)
-    await core.patch_namespaced_pod_status("web-abc", ns, {"status": {
-        "phase": "Running", "containerStatuses": [{"name": "app", "ready": True, "restartCount": 2,
-                                                    "image": "x", "imageID": "", "started": True}]}})
+    await core.patch_namespaced_pod_status(
+        "web-abc",
+        ns,
+        {
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [
+                    {
+                        "name": "app",
+                        "ready": True,
+                        "restartCount": 2,
+                        "image": "x",
+                        "imageID": "",
+                        "started": True,
+                    }
+                ],
+            }
+        },
+    )
     pods = (await member_client.get(f"{url}/pods")).json()["items"]
-    assert [(p["name"], p["phase"], p["ready"], p["restarts"]) for p in pods] == [("web-abc", "Running", True, 2)]
+    assert [(p["name"], p["phase"], p["ready"], p["restarts"]) for p in pods] == [
+        ("web-abc", "Running", True, 2)
+    ]
 
     kube.emu[f"get /api/v1/namespaces/{ns}/pods/web-abc/log"] << b"line 1\nline 2\nline 3\n"
     r = await member_client.get(f"{url}/logs", params={"pod": "web-abc", "tail": 2})
@@ -145,11 +204,22 @@ async def test_pods_logs_and_events(member_client, app, run_job, kapi, kube) -> 
     sent = [req for req in kube.emu if req.url.path.endswith("/pods/web-abc/log")]
     assert sent and sent[-1].params.get("tailLines") == "2"
 
-    event = {"metadata": {"name": "web.1"}, "involvedObject": {"kind": "Deployment", "name": "web"},
-             "reason": "ScalingReplicaSet", "message": "Scaled up to 1", "type": "Normal",
-             "lastTimestamp": "2026-12-07T00:00:00Z", "count": 1}
-    other = {"metadata": {"name": "x.1"}, "involvedObject": {"kind": "Pod", "name": "unrelated"},
-             "reason": "Pulled", "message": "nope", "type": "Normal"}
+    event = {
+        "metadata": {"name": "web.1"},
+        "involvedObject": {"kind": "Deployment", "name": "web"},
+        "reason": "ScalingReplicaSet",
+        "message": "Scaled up to 1",
+        "type": "Normal",
+        "lastTimestamp": "2026-12-07T00:00:00Z",
+        "count": 1,
+    }
+    other = {
+        "metadata": {"name": "x.1"},
+        "involvedObject": {"kind": "Pod", "name": "unrelated"},
+        "reason": "Pulled",
+        "message": "nope",
+        "type": "Normal",
+    }
     await core.create_namespaced_event(ns, event)
     await core.create_namespaced_event(ns, other)
     events = (await member_client.get(f"{url}/events")).json()["items"]
@@ -160,8 +230,11 @@ async def test_reconcile_repairs_drift(member_client, app, run_job, kapi) -> Non
     core, _, _ = kapi
     ns = app["namespace"]
     await run_job("apply")
-    await core.patch_namespaced_config_map("web-env", ns, {"metadata": {"annotations": {SPEC_HASH: "tampered"}},
-                                                          "data": {"SITE_TITLE": "hacked"}})
+    await core.patch_namespaced_config_map(
+        "web-env",
+        ns,
+        {"metadata": {"annotations": {SPEC_HASH: "tampered"}}, "data": {"SITE_TITLE": "hacked"}},
+    )
     result = await run_job("reconcile")
     assert result["writes"] >= 1 and result["synced"] == 1
     assert (await core.read_namespaced_config_map("web-env", ns)).data["SITE_TITLE"] == "one"
@@ -176,7 +249,9 @@ async def test_delete_removes_every_object_then_the_row(member_client, app, run_
     await run_job("apply")
     r = await member_client.delete(f"{API}/apps/{app['id']}")
     assert r.status_code == 202 and r.json()["app"]["state"] == "deleting"
-    assert (await member_client.patch(f"{API}/apps/{app['id']}", json={"replicas": 2})).status_code == 409
+    assert (
+        await member_client.patch(f"{API}/apps/{app['id']}", json={"replicas": 2})
+    ).status_code == 409
     await run_job("apply")
     assert (await member_client.get(f"{API}/apps/{app['id']}")).status_code == 404
     assert [d.metadata.name for d in (await apps_api.list_namespaced_deployment(ns)).items] == []
@@ -185,7 +260,9 @@ async def test_delete_removes_every_object_then_the_row(member_client, app, run_
     assert [i.metadata.name for i in (await net.list_namespaced_ingress(ns)).items] == []
 
 
-async def test_cluster_down_keeps_the_change_pending_then_applies_it(member_client, app, run_job, kube, kapi) -> None:
+async def test_cluster_down_keeps_the_change_pending_then_applies_it(
+    member_client, app, run_job, kube, kapi
+) -> None:
     core, _, _ = kapi
     await kube.stop()
     result = await run_job("apply")
@@ -200,10 +277,14 @@ async def test_cluster_down_keeps_the_change_pending_then_applies_it(member_clie
     await run_job("apply")
     shown = await get_app(member_client, app["id"])
     assert shown["state"] == "synced" and shown["last_error"] is None
-    assert (await core.read_namespaced_config_map("web-env", app["namespace"])).data == {"SITE_TITLE": "one"}
+    assert (await core.read_namespaced_config_map("web-env", app["namespace"])).data == {
+        "SITE_TITLE": "one"
+    }
 
 
-async def test_status_answers_503_when_the_cluster_is_down(member_client, app, run_job, kube) -> None:
+async def test_status_answers_503_when_the_cluster_is_down(
+    member_client, app, run_job, kube
+) -> None:
     await run_job("apply")
     await kube.stop()
     r = await member_client.get(f"{API}/apps/{app['id']}/status")
@@ -211,14 +292,20 @@ async def test_status_answers_503_when_the_cluster_is_down(member_client, app, r
     await kube.start()
 
 
-async def test_refused_apply_is_an_error_with_the_message_and_an_event(member_client, app, run_job, kube, platform) -> None:
+async def test_refused_apply_is_an_error_with_the_message_and_an_event(
+    member_client, app, run_job, kube, platform
+) -> None:
     from sqlalchemy import select
 
     from platform_core.testing import EventRecord
 
     # The apply of the absent Deployment answers 404, so the create is what gets refused.
     path = f"/apis/apps/v1/namespaces/{app['namespace']}/deployments"
-    kube.emu[f"post {path}"] << 422 << {"kind": "Status", "message": "Deployment.apps web is invalid: Invalid value"}
+    (
+        kube.emu[f"post {path}"]
+        << 422
+        << {"kind": "Status", "message": "Deployment.apps web is invalid: Invalid value"}
+    )
     await run_job("apply")
     shown = await get_app(member_client, app["id"])
     assert shown["state"] == "error", shown

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from kubernetes.aio.client import models
-
 from platform_deployments.manifests import (
     APP_ID_LABEL,
     MANAGED_BY,
@@ -21,7 +20,11 @@ from platform_deployments.manifests import (
     spec_hash,
 )
 from platform_deployments.manifests.app import Probe
-from platform_deployments.manifests.labels import CHECKSUM_ANNOTATION, INSTANCE_LABEL, RESTARTED_AT_ANNOTATION
+from platform_deployments.manifests.labels import (
+    CHECKSUM_ANNOTATION,
+    INSTANCE_LABEL,
+    RESTARTED_AT_ANNOTATION,
+)
 
 MODELS = {
     "Namespace": models.V1Namespace,
@@ -38,9 +41,16 @@ MODELS = {
 
 def spec(**changes: Any) -> AppSpec:
     base: dict[str, Any] = {
-        "app_id": 7, "user_id": 42, "name": "web", "image": "nginx:1.27", "port": 8080,
-        "replicas": 2, "env": {"A": "1"}, "secret_env": {"TOKEN": "s3cret"},
-        "readiness": Probe(path="/ready"), "liveness": Probe(path="/live", initial_delay_seconds=20),
+        "app_id": 7,
+        "user_id": 42,
+        "name": "web",
+        "image": "nginx:1.27",
+        "port": 8080,
+        "replicas": 2,
+        "env": {"A": "1"},
+        "secret_env": {"TOKEN": "s3cret"},
+        "readiness": Probe(path="/ready"),
+        "liveness": Probe(path="/live", initial_delay_seconds=20),
         "host": "web.example.org",
     }
     return AppSpec(**(base | changes))
@@ -59,9 +69,15 @@ def test_every_app_object_is_valid_for_the_client_models() -> None:
 
 
 def test_every_namespace_object_is_valid_for_the_client_models() -> None:
-    objects = build_namespace_objects("u-42", 42, UserLimits(6, 2000, 2048), shared=False,
-                                      ingress_namespace="ingress-nginx")
-    assert [o["kind"] for o in objects] == ["Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy"]
+    objects = build_namespace_objects(
+        "u-42", 42, UserLimits(6, 2000, 2048), shared=False, ingress_namespace="ingress-nginx"
+    )
+    assert [o["kind"] for o in objects] == [
+        "Namespace",
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+    ]
     for obj in objects:
         MODELS[obj["kind"]].model_validate(obj)
 
@@ -75,7 +91,8 @@ def test_client_models_refuse_a_broken_deployment() -> None:
 
 def test_every_object_carries_the_common_labels_and_a_spec_hash() -> None:
     objects = build_app_objects(spec(), PLACE) + build_namespace_objects(
-        "u-42", 42, UserLimits(6, 2000, 2048), shared=False, ingress_namespace="ingress-nginx")
+        "u-42", 42, UserLimits(6, 2000, 2048), shared=False, ingress_namespace="ingress-nginx"
+    )
     for obj in objects:
         labels = obj["metadata"]["labels"]
         assert labels[MANAGED_BY_LABEL] == MANAGED_BY
@@ -95,8 +112,10 @@ def test_deployment_has_resources_probes_and_a_restricted_security_context() -> 
     pod = dep["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert dep["spec"]["replicas"] == 2
-    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                      "limits": {"cpu": "200m", "memory": "256Mi"}}
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "200m", "memory": "256Mi"},
+    }
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert container["livenessProbe"]["initialDelaySeconds"] == 20
     sc = container["securityContext"]
@@ -104,7 +123,10 @@ def test_deployment_has_resources_probes_and_a_restricted_security_context() -> 
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["automountServiceAccountToken"] is False
-    assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        dep["spec"]["selector"]["matchLabels"].items()
+        <= dep["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 def test_config_checksum_changes_with_config_or_secret_only() -> None:
@@ -119,15 +141,23 @@ def test_config_checksum_changes_with_config_or_secret_only() -> None:
 
 
 def test_stop_scales_to_zero_and_restart_annotates_the_pod_template() -> None:
-    dep = by_kind(build_app_objects(spec(stopped=True, restarted_at="2026-12-07T00:00:00"), PLACE))["Deployment"]
+    dep = by_kind(build_app_objects(spec(stopped=True, restarted_at="2026-12-07T00:00:00"), PLACE))[
+        "Deployment"
+    ]
     assert dep["spec"]["replicas"] == 0
-    assert dep["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT_ANNOTATION] == "2026-12-07T00:00:00"
+    assert (
+        dep["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT_ANNOTATION]
+        == "2026-12-07T00:00:00"
+    )
 
 
 def test_spec_hash_changes_when_the_object_changes() -> None:
     a = by_kind(build_app_objects(spec(), PLACE))["Deployment"]
     b = by_kind(build_app_objects(spec(image="nginx:1.28"), PLACE))["Deployment"]
-    assert a["metadata"]["annotations"][SPEC_HASH_ANNOTATION] != b["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+    assert (
+        a["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+        != b["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+    )
 
 
 def test_config_map_and_secret_split_plain_and_secret_variables() -> None:
@@ -146,7 +176,9 @@ def test_ingress_has_class_tls_host_and_issuer() -> None:
 
 
 def test_traefik_setting_builds_an_ingress_route_instead() -> None:
-    place = Placement(namespace="u-42", base_name="web", ingress="traefik", traefik_cert_resolver="le")
+    place = Placement(
+        namespace="u-42", base_name="web", ingress="traefik", traefik_cert_resolver="le"
+    )
     objects = by_kind(build_app_objects(spec(), place))
     assert "Ingress" not in objects
     route = objects["IngressRoute"]
@@ -162,25 +194,39 @@ def test_no_host_means_no_ingress() -> None:
 
 
 def test_quota_and_limit_range_follow_the_user_limits() -> None:
-    objects = by_kind(build_namespace_objects("u-42", 42, UserLimits(4, 1500, 1024), shared=False,
-                                              ingress_namespace="ingress-nginx"))
+    objects = by_kind(
+        build_namespace_objects(
+            "u-42", 42, UserLimits(4, 1500, 1024), shared=False, ingress_namespace="ingress-nginx"
+        )
+    )
     assert objects["ResourceQuota"]["spec"]["hard"]["pods"] == "4"
     assert objects["ResourceQuota"]["spec"]["hard"]["requests.cpu"] == "1500m"
     assert objects["ResourceQuota"]["spec"]["hard"]["requests.memory"] == "1024Mi"
     assert objects["LimitRange"]["spec"]["limits"][0]["type"] == "Container"
-    assert objects["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert (
+        objects["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+        == "restricted"
+    )
 
 
 def test_network_policy_admits_only_the_ingress_controller_and_own_pods() -> None:
-    policy = by_kind(build_namespace_objects("u-42", 42, UserLimits(4, 1500, 1024), shared=False,
-                                             ingress_namespace="ingress-nginx"))["NetworkPolicy"]
+    policy = by_kind(
+        build_namespace_objects(
+            "u-42", 42, UserLimits(4, 1500, 1024), shared=False, ingress_namespace="ingress-nginx"
+        )
+    )["NetworkPolicy"]
     sources = policy["spec"]["ingress"][0]["from"]
     assert {"podSelector": {"matchLabels": {USER_ID_LABEL: "42"}}} in sources
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}} in sources
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+    } in sources
     assert policy["spec"]["policyTypes"] == ["Ingress"]
 
 
 def test_shared_namespace_mode_builds_only_a_per_user_network_policy() -> None:
-    objects = build_namespace_objects("apps", 42, UserLimits(4, 1500, 1024), shared=True,
-                                      ingress_namespace="ingress-nginx")
-    assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [("NetworkPolicy", "u42-isolation")]
+    objects = build_namespace_objects(
+        "apps", 42, UserLimits(4, 1500, 1024), shared=True, ingress_namespace="ingress-nginx"
+    )
+    assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
+        ("NetworkPolicy", "u42-isolation")
+    ]

@@ -10,8 +10,11 @@ API = "/api/deployments/templates"
 
 
 def template(name: str = "hello", **spec: Any) -> dict[str, Any]:
-    base = {"image": "ghcr.io/acme/hello:1.0", "port": 8080,
-            "variables": [{"name": "GREETING", "type": "string", "default": "hi"}]}
+    base = {
+        "image": "ghcr.io/acme/hello:1.0",
+        "port": 8080,
+        "variables": [{"name": "GREETING", "type": "string", "default": "hi"}],
+    }
     return {"name": name, "title": "Hello", "spec": base | spec}
 
 
@@ -36,10 +39,14 @@ async def test_admin_creates_template_and_member_cannot(admin_client, member_cli
 
 async def test_new_version_keeps_the_old_one(admin_client) -> None:
     await admin_client.post(API, json=template())
-    r = await admin_client.put(f"{API}/hello", json={"spec": template(image="ghcr.io/acme/hello:2.0")["spec"]})
+    r = await admin_client.put(
+        f"{API}/hello", json={"spec": template(image="ghcr.io/acme/hello:2.0")["spec"]}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 2
-    assert (await admin_client.get(f"{API}/hello")).json()["spec"]["image"] == "ghcr.io/acme/hello:2.0"
+    assert (await admin_client.get(f"{API}/hello")).json()["spec"][
+        "image"
+    ] == "ghcr.io/acme/hello:2.0"
     old = await admin_client.get(f"{API}/hello", params={"version": 1})
     assert old.json()["spec"]["image"] == "ghcr.io/acme/hello:1.0"
     versions = (await admin_client.get(f"{API}/hello/versions")).json()["items"]
@@ -102,7 +109,9 @@ async def test_export_then_import_round_trips(admin_client, platform) -> None:
 
 
 async def test_import_names_the_bad_entry(admin_client) -> None:
-    r = await admin_client.post(f"{API}/import", json={"yaml": "templates: [{name: x, spec: {port: 1}}]"})
+    r = await admin_client.post(
+        f"{API}/import", json={"yaml": "templates: [{name: x, spec: {port: 1}}]"}
+    )
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"].startswith("templates.0.spec")
     r = await admin_client.post(f"{API}/import", json={"yaml": "{{{"})

@@ -66,7 +66,9 @@ class Placement:
 
 
 def _labels(spec: AppSpec, place: Placement) -> dict[str, str]:
-    return common_labels(user_id=spec.user_id, app_id=spec.app_id, instance=place.base_name, name=spec.name)
+    return common_labels(
+        user_id=spec.user_id, app_id=spec.app_id, instance=place.base_name, name=spec.name
+    )
 
 
 def _selector(spec: AppSpec, place: Placement) -> dict[str, str]:
@@ -76,19 +78,28 @@ def _selector(spec: AppSpec, place: Placement) -> dict[str, str]:
 def config_map(spec: AppSpec, place: Placement) -> dict[str, Any]:
     """The ConfigMap of the app's plain variables."""
     meta = metadata(f"{place.base_name}-env", place.namespace, _labels(spec, place))
-    return stamp({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": dict(sorted(spec.env.items()))})
+    return stamp(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta,
+            "data": dict(sorted(spec.env.items())),
+        }
+    )
 
 
 def secret(spec: AppSpec, place: Placement) -> dict[str, Any]:
     """The Secret of the app's secret variables (``stringData``: the server encodes)."""
     meta = metadata(f"{place.base_name}-env", place.namespace, _labels(spec, place))
-    return stamp({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": meta,
-        "type": "Opaque",
-        "stringData": dict(sorted(spec.secret_env.items())),
-    })
+    return stamp(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": meta,
+            "type": "Opaque",
+            "stringData": dict(sorted(spec.secret_env.items())),
+        }
+    )
 
 
 def _probe(probe: Probe) -> dict[str, Any]:
@@ -124,7 +135,10 @@ def deployment(spec: AppSpec, place: Placement) -> dict[str, Any]:
             {"secretRef": {"name": f"{place.base_name}-env"}},
         ],
         "resources": {
-            "requests": {"cpu": f"{spec.cpu_request_millis}m", "memory": f"{spec.memory_request_mib}Mi"},
+            "requests": {
+                "cpu": f"{spec.cpu_request_millis}m",
+                "memory": f"{spec.memory_request_mib}Mi",
+            },
             "limits": {"cpu": f"{spec.cpu_limit_millis}m", "memory": f"{spec.memory_limit_mib}Mi"},
         },
         "securityContext": dict(RESTRICTED_CONTAINER),
@@ -161,16 +175,18 @@ def deployment(spec: AppSpec, place: Placement) -> dict[str, Any]:
 
 def service(spec: AppSpec, place: Placement) -> dict[str, Any]:
     """The ClusterIP Service in front of the app's pods (port 80 to the app's port)."""
-    return stamp({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(place.base_name, place.namespace, _labels(spec, place)),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": _selector(spec, place),
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
-        },
-    })
+    return stamp(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(place.base_name, place.namespace, _labels(spec, place)),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": _selector(spec, place),
+                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            },
+        }
+    )
 
 
 def ingress(spec: AppSpec, place: Placement, host: str) -> dict[str, Any]:
@@ -191,7 +207,9 @@ def ingress(spec: AppSpec, place: Placement, host: str) -> dict[str, Any]:
                             {
                                 "path": "/",
                                 "pathType": "Prefix",
-                                "backend": {"service": {"name": place.base_name, "port": {"name": "http"}}},
+                                "backend": {
+                                    "service": {"name": place.base_name, "port": {"name": "http"}}
+                                },
                             }
                         ]
                     },
@@ -235,7 +253,12 @@ def ingress_route(spec: AppSpec, place: Placement, host: str) -> dict[str, Any]:
 
 def build_app_objects(spec: AppSpec, place: Placement) -> list[dict[str, Any]]:
     """Every object of one app revision, in apply order (config before the pods use it)."""
-    objects = [config_map(spec, place), secret(spec, place), deployment(spec, place), service(spec, place)]
+    objects = [
+        config_map(spec, place),
+        secret(spec, place),
+        deployment(spec, place),
+        service(spec, place),
+    ]
     if spec.host:
         build = ingress_route if place.ingress == "traefik" else ingress
         objects.append(build(spec, place, spec.host))

@@ -17,8 +17,9 @@ CHECKSUM_ANNOTATION = "deployments.platform.io/config-checksum"
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 
 
-def common_labels(*, user_id: int, app_id: int | None = None, instance: str | None = None,
-                  name: str | None = None) -> dict[str, str]:
+def common_labels(
+    *, user_id: int, app_id: int | None = None, instance: str | None = None, name: str | None = None
+) -> dict[str, str]:
     """The labels that mark an object as ours and name its user (and app, when it has one)."""
     labels = {MANAGED_BY_LABEL: MANAGED_BY, USER_ID_LABEL: str(user_id)}
     if app_id is not None:
@@ -54,8 +55,12 @@ def stamp(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def metadata(name: str, namespace: str | None, labels: dict[str, str],
-             annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def metadata(
+    name: str,
+    namespace: str | None,
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """An object's metadata block."""
     meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
     if namespace is not None:

@@ -25,7 +25,9 @@ def namespace_object(namespace: str, user_id: int) -> dict[str, Any]:
         "pod-security.kubernetes.io/enforce": "restricted",
         "pod-security.kubernetes.io/enforce-version": "latest",
     }
-    return stamp({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata(namespace, None, labels)})
+    return stamp(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata(namespace, None, labels)}
+    )
 
 
 def resource_quota(namespace: str, user_id: int, limits: UserLimits) -> dict[str, Any]:
@@ -38,7 +40,9 @@ def resource_quota(namespace: str, user_id: int, limits: UserLimits) -> dict[str
         "limits.memory": f"{limits.memory_mib * 2}Mi",
     }
     meta = metadata("user-quota", namespace, common_labels(user_id=user_id))
-    return stamp({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta, "spec": {"hard": hard}})
+    return stamp(
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta, "spec": {"hard": hard}}
+    )
 
 
 def limit_range(namespace: str, user_id: int, limits: UserLimits) -> dict[str, Any]:
@@ -56,11 +60,14 @@ def limit_range(namespace: str, user_id: int, limits: UserLimits) -> dict[str, A
         "max": {"cpu": f"{limits.cpu_millis * 2}m", "memory": f"{limits.memory_mib * 2}Mi"},
     }
     meta = metadata("user-limits", namespace, common_labels(user_id=user_id))
-    return stamp({"apiVersion": "v1", "kind": "LimitRange", "metadata": meta, "spec": {"limits": [item]}})
+    return stamp(
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": meta, "spec": {"limits": [item]}}
+    )
 
 
-def network_policy(namespace: str, user_id: int, ingress_namespace: str, *,
-                   name: str = "user-isolation") -> dict[str, Any]:
+def network_policy(
+    namespace: str, user_id: int, ingress_namespace: str, *, name: str = "user-isolation"
+) -> dict[str, Any]:
     """Admit traffic to the user's pods only from the ingress controller and their own pods."""
     user_pods = {"matchLabels": {"deployments.platform.io/user-id": str(user_id)}}
     spec = {
@@ -80,11 +87,19 @@ def network_policy(namespace: str, user_id: int, ingress_namespace: str, *,
         ],
     }
     meta = metadata(name, namespace, common_labels(user_id=user_id))
-    return stamp({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta, "spec": spec})
+    return stamp(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta,
+            "spec": spec,
+        }
+    )
 
 
-def build_namespace_objects(namespace: str, user_id: int, limits: UserLimits, *,
-                            shared: bool, ingress_namespace: str) -> list[dict[str, Any]]:
+def build_namespace_objects(
+    namespace: str, user_id: int, limits: UserLimits, *, shared: bool, ingress_namespace: str
+) -> list[dict[str, Any]]:
     """Everything a user's namespace needs before their apps, in apply order.
 
     In the shared-namespace mode the namespace is not the user's: only a NetworkPolicy

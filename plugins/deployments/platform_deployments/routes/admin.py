@@ -8,9 +8,8 @@ from platform_core import NO_CONTENT, Caller, DbSession, IdPath, requires_scopes
 from platform_deployments.routes.deps import EnvDep
 from platform_deployments.schemas.apps import AppPage
 from platform_deployments.schemas.quotas import QuotaIn, QuotaList, QuotaOut, Totals
-from platform_deployments.service import admin, quotas
+from platform_deployments.service import admin, mongo, quotas
 from platform_deployments.service import apps as apps_service
-from platform_deployments.service import mongo
 
 router = APIRouter(tags=["deployments: quotas and admin"])
 ADMIN = requires_scopes("deployments:admin")

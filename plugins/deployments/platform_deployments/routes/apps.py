@@ -47,8 +47,9 @@ async def list_apps(
     limit: Limit = DEFAULT_LIMIT,
 ) -> AppPage:
     """Your apps (admins: everyone's, or one user's with ``user_id``)."""
-    rows, nxt = await service.list_apps(session, caller, user_id=user_id, state=state,
-                                        cursor=cursor, limit=limit)
+    rows, nxt = await service.list_apps(
+        session, caller, user_id=user_id, state=state, cursor=cursor, limit=limit
+    )
     return AppPage(items=[service.app_out(a, s) for a, s in rows], next_cursor=nxt)
 
 
@@ -66,8 +67,9 @@ async def get_app(session: DbSession, caller: Caller, app_id: IdPath) -> AppOut:
 
 
 @router.patch("/{app_id}", **ACCEPTED)
-async def update_app(session: DbSession, caller: Caller, env: EnvDep, app_id: IdPath,
-                     body: AppUpdate) -> Accepted:
+async def update_app(
+    session: DbSession, caller: Caller, env: EnvDep, app_id: IdPath, body: AppUpdate
+) -> Accepted:
     """Change variables, image tag, replicas, resources or host: a new revision (202)."""
     return accepted(*await service.update_app(session, env, caller, app_id, body))
 
@@ -87,8 +89,9 @@ async def list_revisions(session: DbSession, caller: Caller, app_id: IdPath) -> 
 
 
 @router.post("/{app_id}/rollback", **ACCEPTED)
-async def rollback(session: DbSession, caller: Caller, env: EnvDep, app_id: IdPath,
-                   body: RollbackIn) -> Accepted:
+async def rollback(
+    session: DbSession, caller: Caller, env: EnvDep, app_id: IdPath, body: RollbackIn
+) -> Accepted:
     """Apply an older revision's snapshot again, as a new revision (202)."""
     return accepted(*await service.rollback(session, env, caller, app_id, body.revision))
 
@@ -131,8 +134,13 @@ async def app_pods(session: DbSession, caller: Caller, env: EnvDep, app_id: IdPa
 
 
 @router.get("/{app_id}/events", response_model=EventList)
-async def app_events(session: DbSession, caller: Caller, env: EnvDep, app_id: IdPath,
-                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> EventList:
+async def app_events(
+    session: DbSession,
+    caller: Caller,
+    env: EnvDep,
+    app_id: IdPath,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> EventList:
     """Recent Kubernetes events of the app's objects and pods (owner and admins only)."""
     app = await service.get_app(session, caller, app_id)
     async with cluster_of(env, app) as gw:
@@ -153,5 +161,7 @@ async def app_logs(
     """The last ``tail`` lines of one of the app's pods (owner and admins only)."""
     app = await service.get_app(session, caller, app_id)
     async with cluster_of(env, app) as gw:
-        lines = await status.logs(gw, app, pod, container=container, tail=tail, since_seconds=since_seconds)
+        lines = await status.logs(
+            gw, app, pod, container=container, tail=tail, since_seconds=since_seconds
+        )
     return LogOut(pod=pod, container=container, lines=lines)

@@ -30,7 +30,9 @@ async def cluster_of(env: Env, app: App) -> AsyncIterator[Gateway]:
     """A gateway to the app's cluster; 503 naming the cause when it cannot be reached."""
     cluster = env.settings.clusters.get(app.cluster)
     if cluster is None:
-        raise ServiceUnavailable(f"cluster {app.cluster!r} is not configured: see {CLUSTER_SETTING}")
+        raise ServiceUnavailable(
+            f"cluster {app.cluster!r} is not configured: see {CLUSTER_SETTING}"
+        )
     try:
         async with connect(cluster, timeout=env.settings.request_timeout_seconds) as gw:
             yield gw

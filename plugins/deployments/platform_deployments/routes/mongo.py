@@ -19,23 +19,38 @@ def mongo_out(env: Env, row: MongoDatabase) -> MongoOut:
     """The owner's view: credentials and both URIs."""
     password = env.box.open(row.password_enc)
     return MongoOut(
-        user_id=row.user_id, database=row.database, username=row.username, password=password,
+        user_id=row.user_id,
+        database=row.database,
+        username=row.username,
+        password=password,
         uri_internal=mongo_uri(env.settings, row, password, external=False),
         uri_external=mongo_uri(env.settings, row, password, external=True),
-        created_at=row.created_at, rotated_at=row.rotated_at,
+        created_at=row.created_at,
+        rotated_at=row.rotated_at,
     )
 
 
 def usage_out(row: MongoDatabase) -> MongoUsage:
     """A database's last sampled usage."""
-    return MongoUsage(user_id=row.user_id, database=row.database, data_size=row.data_size,
-                      storage_size=row.storage_size, collections=row.collections,
-                      sampled_at=row.sampled_at)
+    return MongoUsage(
+        user_id=row.user_id,
+        database=row.database,
+        data_size=row.data_size,
+        storage_size=row.storage_size,
+        collections=row.collections,
+        sampled_at=row.sampled_at,
+    )
 
 
-@router.post("", response_model=MongoOut, status_code=201,
-             responses={200: {"description": "The database existed already", "model": MongoOut}})
-async def provision(session: DbSession, caller: Caller, env: EnvDep, response: Response) -> MongoOut:
+@router.post(
+    "",
+    response_model=MongoOut,
+    status_code=201,
+    responses={200: {"description": "The database existed already", "model": MongoOut}},
+)
+async def provision(
+    session: DbSession, caller: Caller, env: EnvDep, response: Response
+) -> MongoOut:
     """Create your database and MongoDB user (200 with the existing one when provisioned)."""
     row, created = await service.provision(session, env, caller.user_id)
     if not created:

@@ -56,7 +56,8 @@ async def create_template(session: DbSession, body: TemplateIn) -> TemplateOut:
 
 @router.get("/{name}", response_model=TemplateOut)
 async def get_template(
-    session: DbSession, name: NamePath,
+    session: DbSession,
+    name: NamePath,
     version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
 ) -> TemplateOut:
     """A template's latest version, or the one asked for."""
@@ -66,7 +67,9 @@ async def get_template(
 @router.get("/{name}/versions", response_model=TemplateList)
 async def template_versions(session: DbSession, name: NamePath) -> TemplateList:
     """Every version of a template, oldest first."""
-    return TemplateList(items=[service.template_out(r) for r in await service.versions(session, name)])
+    return TemplateList(
+        items=[service.template_out(r) for r in await service.versions(session, name)]
+    )
 
 
 @router.put("/{name}", response_model=TemplateOut, openapi_extra=ADMIN)

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from platform_deployments.schemas.templates import (
     IMAGE,
+    Resources,
     TemplateName,
     VariableValue,
-    Resources,
 )
 
 APP_NAME = r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$"
@@ -21,8 +21,10 @@ TAG = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
 AppName = Annotated[str, StringConstraints(pattern=APP_NAME, max_length=40)]
 Host = Annotated[str, StringConstraints(pattern=HOST, max_length=253)]
 ClusterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
-Variables = Annotated[dict[Annotated[str, StringConstraints(max_length=63)], VariableValue | None],
-                      Field(max_length=100)]
+Variables = Annotated[
+    dict[Annotated[str, StringConstraints(max_length=63)], VariableValue | None],
+    Field(max_length=100),
+]
 AppState = Literal["pending", "synced", "out_of_sync", "error", "deleting"]
 
 

@@ -12,11 +12,19 @@ from platform_deployments.models import App
 from platform_deployments.service import apps
 
 
-async def suspend_user(session: AsyncSession, caller: Principal, user_id: int) -> list[tuple[App, dict[str, Any]]]:
+async def suspend_user(
+    session: AsyncSession, caller: Principal, user_id: int
+) -> list[tuple[App, dict[str, Any]]]:
     """Stop every app of the user that is not being deleted; the stopped apps."""
-    ids = list((await session.scalars(
-        select(App.id).where(App.user_id == user_id, App.state != "deleting").order_by(App.id)
-    )).all())
+    ids = list(
+        (
+            await session.scalars(
+                select(App.id)
+                .where(App.user_id == user_id, App.state != "deleting")
+                .order_by(App.id)
+            )
+        ).all()
+    )
     result = []
     for app_id in ids:
         app = await session.get(App, app_id)

@@ -86,22 +86,43 @@ def app_out(app: App, snapshot: dict[str, Any]) -> AppOut:
     """The API view of an app at its current revision."""
     view = snapshot_view(snapshot)
     return AppOut(
-        id=app.id, user_id=app.user_id, name=app.name, template=view["template"],
-        template_version=view["template_version"], cluster=app.cluster, namespace=app.namespace,
-        host=app.host, image=view["image"], replicas=view["replicas"],
-        resources=view["resources"], variables=view["variables"],
-        secret_variables=view["secret_variables"], mongo=bool(snapshot.get("mongo")),
-        revision=app.revision, applied_revision=app.applied_revision, state=app.state,  # type: ignore[arg-type]
-        message=app.message, last_error=app.last_error, stopped=app.stopped, health=app.health,
-        created_at=app.created_at, updated_at=app.updated_at, synced_at=app.synced_at,
+        id=app.id,
+        user_id=app.user_id,
+        name=app.name,
+        template=view["template"],
+        template_version=view["template_version"],
+        cluster=app.cluster,
+        namespace=app.namespace,
+        host=app.host,
+        image=view["image"],
+        replicas=view["replicas"],
+        resources=view["resources"],
+        variables=view["variables"],
+        secret_variables=view["secret_variables"],
+        mongo=bool(snapshot.get("mongo")),
+        revision=app.revision,
+        applied_revision=app.applied_revision,
+        state=app.state,  # type: ignore[arg-type]
+        message=app.message,
+        last_error=app.last_error,
+        stopped=app.stopped,
+        health=app.health,
+        created_at=app.created_at,
+        updated_at=app.updated_at,
+        synced_at=app.synced_at,
     )
 
 
 def revision_out(row: Revision, current: int) -> RevisionOut:
     """The API view of a revision."""
-    return RevisionOut(number=row.number, reason=row.reason, created_at=row.created_at,
-                       created_by=row.created_by, current=row.number == current,
-                       **snapshot_view(row.snapshot))
+    return RevisionOut(
+        number=row.number,
+        reason=row.reason,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        current=row.number == current,
+        **snapshot_view(row.snapshot),
+    )
 
 
 async def snapshot_of(session: AsyncSession, app: App, number: int | None = None) -> dict[str, Any]:
@@ -123,8 +144,15 @@ async def get_app(session: AsyncSession, caller: Principal, app_id: int) -> App:
     return app
 
 
-async def list_apps(session: AsyncSession, caller: Principal, *, user_id: int | None,
-                    state: str | None, cursor: int | None, limit: int) -> tuple[list[tuple[App, dict[str, Any]]], int | None]:
+async def list_apps(
+    session: AsyncSession,
+    caller: Principal,
+    *,
+    user_id: int | None,
+    state: str | None,
+    cursor: int | None,
+    limit: int,
+) -> tuple[list[tuple[App, dict[str, Any]]], int | None]:
     """A page of the caller's apps (admins: everyone's, or one user's)."""
     stmt = select(App)
     if not caller.is_admin:
@@ -142,14 +170,17 @@ async def current_snapshots(session: AsyncSession, app_ids: list[int]) -> dict[i
     """The current snapshot of each app, by app id."""
     if not app_ids:
         return {}
-    stmt = select(Revision.app_id, Revision.snapshot).join(
-        App, (App.id == Revision.app_id) & (App.revision == Revision.number)
-    ).where(App.id.in_(app_ids))
+    stmt = (
+        select(Revision.app_id, Revision.snapshot)
+        .join(App, (App.id == Revision.app_id) & (App.revision == Revision.number))
+        .where(App.id.in_(app_ids))
+    )
     return {app_id: snap for app_id, snap in (await session.execute(stmt)).all()}
 
 
-def _image(spec: TemplateSpec, current: str | None, *, image: str | None, tag: str | None,
-           allowed: bool) -> str:
+def _image(
+    spec: TemplateSpec, current: str | None, *, image: str | None, tag: str | None, allowed: bool
+) -> str:
     base = current or spec.image
     if image is not None:
         if _repo(image) != _repo(spec.image) and not allowed:
@@ -185,11 +216,15 @@ def _default_host(settings: DeploymentsSettings, user_id: int, name: str) -> str
     return f"{name}-u{user_id}.{settings.base_domain}"
 
 
-async def _add_revision(session: AsyncSession, env: Env, app: App, snapshot: dict[str, Any],
-                        reason: str, actor: int) -> int:
+async def _add_revision(
+    session: AsyncSession, env: Env, app: App, snapshot: dict[str, Any], reason: str, actor: int
+) -> int:
     number = app.revision + 1
-    session.add(Revision(app_id=app.id, number=number, snapshot=snapshot, reason=reason[:200],
-                         created_by=actor))
+    session.add(
+        Revision(
+            app_id=app.id, number=number, snapshot=snapshot, reason=reason[:200], created_by=actor
+        )
+    )
     app.revision = number
     app.state = "pending"
     app.attempts = 0
@@ -206,7 +241,9 @@ async def _add_revision(session: AsyncSession, env: Env, app: App, snapshot: dic
     return number
 
 
-async def create_app(session: AsyncSession, env: Env, caller: Principal, body: AppCreate) -> tuple[App, dict[str, Any]]:
+async def create_app(
+    session: AsyncSession, env: Env, caller: Principal, body: AppCreate
+) -> tuple[App, dict[str, Any]]:
     """A new app from a template, at revision 1, ``pending`` until the apply job runs.
 
     422 naming ``cluster`` when no cluster is configured, ``template``, a variable, or a
@@ -215,9 +252,14 @@ async def create_app(session: AsyncSession, env: Env, caller: Principal, body: A
     settings = env.settings
     cluster = settings.cluster_name(body.cluster)
     if cluster is None:
-        raise invalid("cluster", f"no cluster is configured: add a {CLUSTER_SETTING} table to plugins.toml")
+        raise invalid(
+            "cluster", f"no cluster is configured: add a {CLUSTER_SETTING} table to plugins.toml"
+        )
     if cluster not in settings.clusters:
-        raise invalid("cluster", f"unknown cluster {cluster!r}: configured are {', '.join(sorted(settings.clusters))}")
+        raise invalid(
+            "cluster",
+            f"unknown cluster {cluster!r}: configured are {', '.join(sorted(settings.clusters))}",
+        )
     try:
         template = await get_template(session, body.template, body.template_version)
     except NotFound as exc:
@@ -225,22 +267,29 @@ async def create_app(session: AsyncSession, env: Env, caller: Principal, body: A
     if template.retired_at is not None:
         raise invalid("template", f"template {template.name!r} is retired")
     spec = TemplateSpec.model_validate(template.spec)
-    await serialize(session, "deployments.user", caller.user_id)
+    await serialize(session, "deployments.user", [caller.user_id])
     limits = await quotas.limits_for(session, settings, caller.user_id)
-    taken = await session.scalar(select(App.id).where(App.user_id == caller.user_id, App.name == body.name))
+    taken = await session.scalar(
+        select(App.id).where(App.user_id == caller.user_id, App.name == body.name)
+    )
     if taken is not None:
         raise Conflict(f"name: you already have an app named {body.name!r}")
     _check_host(settings, body.host)
     host = body.host or _default_host(settings, caller.user_id, body.name)
     await _host_free(session, host, None)
     if spec.mongo and await session.get(MongoDatabase, caller.user_id) is None:
-        raise Conflict("mongo: the template needs your MongoDB database: provision it first (POST /api/deployments/mongo)")
+        raise Conflict(
+            "mongo: the template needs your MongoDB database: "
+            "provision it first (POST /api/deployments/mongo)"
+        )
     plain, secret = variables.resolve(spec, body.variables)
     snapshot = {
         "template_id": template.id,
         "template": template.name,
         "template_version": template.version,
-        "image": _image(spec, None, image=body.image, tag=body.image_tag, allowed=limits.allow_image_override),
+        "image": _image(
+            spec, None, image=body.image, tag=body.image_tag, allowed=limits.allow_image_override
+        ),
         "port": spec.port,
         "replicas": spec.replicas if body.replicas is None else body.replicas,
         "resources": (body.resources or spec.resources).model_dump(),
@@ -254,18 +303,40 @@ async def create_app(session: AsyncSession, env: Env, caller: Principal, body: A
     quotas.check(limits, await quotas.usage(session, caller.user_id), snapshot, new_app=True)
     namespace, base = placement(settings, caller.user_id, body.name)
     now = utcnow()
-    app = App(user_id=caller.user_id, name=body.name, cluster=cluster, namespace=namespace,
-              base_name=base, template_id=template.id, host=host, revision=0, state="pending",
-              message="", attempts=0, stopped=False, health="unknown", created_at=now, updated_at=now)
+    app = App(
+        user_id=caller.user_id,
+        name=body.name,
+        cluster=cluster,
+        namespace=namespace,
+        base_name=base,
+        template_id=template.id,
+        host=host,
+        revision=0,
+        state="pending",
+        message="",
+        attempts=0,
+        stopped=False,
+        health="unknown",
+        created_at=now,
+        updated_at=now,
+    )
     session.add(app)
     try:
         await session.flush()
     except IntegrityError:
         raise Conflict(f"host: {host} is already used by another app") from None
     await _add_revision(session, env, app, snapshot, "created", caller.user_id)
-    publish(session, AppCreated(app_id=app.id, user_id=app.user_id, name=app.name,
-                                template=template.name, revision=app.revision),
-            actor=caller.username)
+    publish(
+        session,
+        AppCreated(
+            app_id=app.id,
+            user_id=app.user_id,
+            name=app.name,
+            template=template.name,
+            revision=app.revision,
+        ),
+        actor=caller.username,
+    )
     return app, snapshot
 
 
@@ -279,8 +350,9 @@ async def _locked(session: AsyncSession, caller: Principal, app_id: int) -> App:
     return app
 
 
-async def update_app(session: AsyncSession, env: Env, caller: Principal, app_id: int,
-                     body: AppUpdate) -> tuple[App, dict[str, Any]]:
+async def update_app(
+    session: AsyncSession, env: Env, caller: Principal, app_id: int, body: AppUpdate
+) -> tuple[App, dict[str, Any]]:
     """A new revision with the changed variables, image tag, replicas, resources or host."""
     app = await _locked(session, caller, app_id)
     current = await snapshot_of(session, app)
@@ -299,16 +371,27 @@ async def update_app(session: AsyncSession, env: Env, caller: Principal, app_id:
     spec = TemplateSpec.model_validate(template.spec)
     limits = await quotas.limits_for(session, env.settings, app.user_id)
     old_secret = {k: env.box.open(v) for k, v in (current.get("secret_env") or {}).items()}
-    plain, secret = variables.resolve(spec, body.variables or {}, current.get("env") or {}, old_secret)
+    plain, secret = variables.resolve(
+        spec, body.variables or {}, current.get("env") or {}, old_secret
+    )
     snapshot = dict(current)
     if template.id != current["template_id"]:
-        snapshot.update(template_id=template.id, template_version=template.version, port=spec.port,
-                        readiness=spec.readiness.model_dump() if spec.readiness else None,
-                        liveness=spec.liveness.model_dump() if spec.liveness else None,
-                        mongo=spec.mongo)
+        snapshot.update(
+            template_id=template.id,
+            template_version=template.version,
+            port=spec.port,
+            readiness=spec.readiness.model_dump() if spec.readiness else None,
+            liveness=spec.liveness.model_dump() if spec.liveness else None,
+            mongo=spec.mongo,
+        )
         snapshot["image"] = spec.image
-    snapshot["image"] = _image(spec, snapshot["image"], image=body.image, tag=body.image_tag,
-                               allowed=limits.allow_image_override)
+    snapshot["image"] = _image(
+        spec,
+        snapshot["image"],
+        image=body.image,
+        tag=body.image_tag,
+        allowed=limits.allow_image_override,
+    )
     if body.replicas is not None:
         snapshot["replicas"] = body.replicas
     if body.resources is not None:
@@ -324,21 +407,29 @@ async def update_app(session: AsyncSession, env: Env, caller: Principal, app_id:
         k: (current["secret_env"][k] if old_secret.get(k) == v else env.box.seal(v))
         for k, v in secret.items()
     }
-    quotas.check(limits, await quotas.usage(session, app.user_id, except_app=app.id), snapshot, new_app=False)
+    quotas.check(
+        limits, await quotas.usage(session, app.user_id, except_app=app.id), snapshot, new_app=False
+    )
     if snapshot == current:
         raise invalid("body", "changes nothing: the app already runs this")
-    changed = sorted(k for k in ("image", "replicas", "resources", "host", "env", "secret_env",
-                                 "template_version") if snapshot.get(k) != current.get(k))
+    changed = sorted(
+        k
+        for k in ("image", "replicas", "resources", "host", "env", "secret_env", "template_version")
+        if snapshot.get(k) != current.get(k)
+    )
     app.template_id = template.id
     try:
-        await _add_revision(session, env, app, snapshot, "changed " + ", ".join(changed), caller.user_id)
+        await _add_revision(
+            session, env, app, snapshot, "changed " + ", ".join(changed), caller.user_id
+        )
     except IntegrityError:
         raise Conflict(f"host: {snapshot['host']} is already used by another app") from None
     return app, snapshot
 
 
-async def rollback(session: AsyncSession, env: Env, caller: Principal, app_id: int,
-                   number: int) -> tuple[App, dict[str, Any]]:
+async def rollback(
+    session: AsyncSession, env: Env, caller: Principal, app_id: int, number: int
+) -> tuple[App, dict[str, Any]]:
     """Revision ``number``'s snapshot again, as a new revision (quota and host re-checked)."""
     app = await _locked(session, caller, app_id)
     if number == app.revision:
@@ -348,20 +439,34 @@ async def rollback(session: AsyncSession, env: Env, caller: Principal, app_id: i
     except NotFound as exc:
         raise invalid("revision", str(exc)) from None
     limits = await quotas.limits_for(session, env.settings, app.user_id)
-    quotas.check(limits, await quotas.usage(session, app.user_id, except_app=app.id), target, new_app=False)
+    quotas.check(
+        limits, await quotas.usage(session, app.user_id, except_app=app.id), target, new_app=False
+    )
     await _host_free(session, target.get("host"), app.id)
     from_revision = app.revision
     app.host = target.get("host")
     app.template_id = target["template_id"]
-    new = await _add_revision(session, env, app, dict(target), f"rollback to {number}", caller.user_id)
-    publish(session, AppRolledBack(app_id=app.id, user_id=app.user_id, name=app.name,
-                                   from_revision=from_revision, to_revision=number, revision=new),
-            actor=caller.username)
+    new = await _add_revision(
+        session, env, app, dict(target), f"rollback to {number}", caller.user_id
+    )
+    publish(
+        session,
+        AppRolledBack(
+            app_id=app.id,
+            user_id=app.user_id,
+            name=app.name,
+            from_revision=from_revision,
+            to_revision=number,
+            revision=new,
+        ),
+        actor=caller.username,
+    )
     return app, target
 
 
-async def _switch(session: AsyncSession, caller: Principal, app_id: int, message: str,
-                  **values: Any) -> tuple[App, dict[str, Any]]:
+async def _switch(
+    session: AsyncSession, caller: Principal, app_id: int, message: str, **values: Any
+) -> tuple[App, dict[str, Any]]:
     app = await _locked(session, caller, app_id)
     for key, value in values.items():
         setattr(app, key, value)
@@ -379,20 +484,30 @@ async def stop(session: AsyncSession, caller: Principal, app_id: int) -> tuple[A
     return await _switch(session, caller, app_id, "stop waits for the apply job", stopped=True)
 
 
-async def start(session: AsyncSession, caller: Principal, app_id: int) -> tuple[App, dict[str, Any]]:
+async def start(
+    session: AsyncSession, caller: Principal, app_id: int
+) -> tuple[App, dict[str, Any]]:
     """Scale the app back to its revision's replicas."""
     return await _switch(session, caller, app_id, "start waits for the apply job", stopped=False)
 
 
-async def restart(session: AsyncSession, caller: Principal, app_id: int) -> tuple[App, dict[str, Any]]:
+async def restart(
+    session: AsyncSession, caller: Principal, app_id: int
+) -> tuple[App, dict[str, Any]]:
     """A rollout restart: a new restartedAt annotation on the pod template."""
     stamp = utcnow().isoformat(timespec="microseconds")
-    return await _switch(session, caller, app_id, "restart waits for the apply job", restarted_at=stamp)
+    return await _switch(
+        session, caller, app_id, "restart waits for the apply job", restarted_at=stamp
+    )
 
 
-async def request_delete(session: AsyncSession, caller: Principal, app_id: int) -> tuple[App, dict[str, Any]]:
+async def request_delete(
+    session: AsyncSession, caller: Principal, app_id: int
+) -> tuple[App, dict[str, Any]]:
     """Mark the app ``deleting``: the apply job removes its objects, then its row."""
-    return await _switch(session, caller, app_id, "delete waits for the apply job", state="deleting")
+    return await _switch(
+        session, caller, app_id, "delete waits for the apply job", state="deleting"
+    )
 
 
 async def force_delete(session: AsyncSession, caller: Principal, app_id: int) -> None:
@@ -400,8 +515,11 @@ async def force_delete(session: AsyncSession, caller: Principal, app_id: int) ->
     app = await lock_row(session, App, app_id)
     if app is None:
         raise NotFound(f"app {app_id} does not exist")
-    publish(session, AppDeleted(app_id=app.id, user_id=app.user_id, name=app.name, forced=True),
-            actor=caller.username)
+    publish(
+        session,
+        AppDeleted(app_id=app.id, user_id=app.user_id, name=app.name, forced=True),
+        actor=caller.username,
+    )
     await session.execute(delete(Revision).where(Revision.app_id == app.id))
     await session.delete(app)
     await session.flush()
@@ -409,6 +527,10 @@ async def force_delete(session: AsyncSession, caller: Principal, app_id: int) ->
 
 async def revisions(session: AsyncSession, app: App) -> list[Revision]:
     """The app's kept revisions, newest first."""
-    return list((await session.scalars(
-        select(Revision).where(Revision.app_id == app.id).order_by(Revision.number.desc())
-    )).all())
+    return list(
+        (
+            await session.scalars(
+                select(Revision).where(Revision.app_id == app.id).order_by(Revision.number.desc())
+            )
+        ).all()
+    )

@@ -15,8 +15,9 @@ class SecretBox:
     def __init__(self, secret_key: str) -> None:
         if not secret_key:
             raise ValueError("the platform has no secret key")
-        raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                   info=b"platform-deployments/secrets").derive(secret_key.encode())
+        raw = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"platform-deployments/secrets"
+        ).derive(secret_key.encode())
         self._fernet = Fernet(base64.urlsafe_b64encode(raw))
 
     def seal(self, value: str) -> str:

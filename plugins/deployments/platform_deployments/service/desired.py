@@ -22,11 +22,15 @@ APP_KINDS = ("ConfigMap", "Secret", "Deployment", "Service", "Ingress", "Ingress
 """Every kind an app may own, in apply order."""
 
 
-def mongo_uri(settings: DeploymentsSettings, db: MongoDatabase, password: str, *, external: bool) -> str:
+def mongo_uri(
+    settings: DeploymentsSettings, db: MongoDatabase, password: str, *, external: bool
+) -> str:
     """The connection URI of a user's database (internal host for apps, external for tools)."""
     host = settings.mongo.external_host if external else settings.mongo.internal_host
-    return (f"mongodb://{quote(db.username, safe='')}:{quote(password, safe='')}@{host}/"
-            f"{db.database}?authSource={db.database}")
+    return (
+        f"mongodb://{quote(db.username, safe='')}:{quote(password, safe='')}@{host}/"
+        f"{db.database}?authSource={db.database}"
+    )
 
 
 def placement_of(settings: DeploymentsSettings, app: App) -> Placement:
@@ -46,8 +50,13 @@ def _probe(value: dict[str, Any] | None) -> Probe | None:
     return Probe(**value) if value else None
 
 
-def app_objects(settings: DeploymentsSettings, box: SecretBox, app: App, snapshot: dict[str, Any],
-                mongo: tuple[MongoDatabase, str] | None) -> list[dict[str, Any]]:
+def app_objects(
+    settings: DeploymentsSettings,
+    box: SecretBox,
+    app: App,
+    snapshot: dict[str, Any],
+    mongo: tuple[MongoDatabase, str] | None,
+) -> list[dict[str, Any]]:
     """Every object of the app's current revision (secrets decrypted for the Secret)."""
     secret_env = {k: box.open(v) for k, v in (snapshot.get("secret_env") or {}).items()}
     if snapshot.get("mongo") and mongo is not None:
@@ -75,11 +84,19 @@ def app_objects(settings: DeploymentsSettings, box: SecretBox, app: App, snapsho
     return build_app_objects(spec, placement_of(settings, app))
 
 
-def namespace_objects(settings: DeploymentsSettings, user_id: int, namespace: str,
-                      limits: Limits) -> list[dict[str, Any]]:
+def namespace_objects(
+    settings: DeploymentsSettings, user_id: int, namespace: str, limits: Limits
+) -> list[dict[str, Any]]:
     """The user's namespace and its guard rails, sized by their quota."""
-    user_limits = UserLimits(max_pods=max(limits.max_replicas, 1), cpu_millis=max(limits.cpu_millis, 10),
-                             memory_mib=max(limits.memory_mib, 16))
-    return build_namespace_objects(namespace, user_id, user_limits,
-                                   shared=settings.namespace_mode == "shared",
-                                   ingress_namespace=settings.ingress_namespace)
+    user_limits = UserLimits(
+        max_pods=max(limits.max_replicas, 1),
+        cpu_millis=max(limits.cpu_millis, 10),
+        memory_mib=max(limits.memory_mib, 16),
+    )
+    return build_namespace_objects(
+        namespace,
+        user_id,
+        user_limits,
+        shared=settings.namespace_mode == "shared",
+        ingress_namespace=settings.ingress_namespace,
+    )

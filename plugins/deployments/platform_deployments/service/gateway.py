@@ -91,8 +91,15 @@ class Gateway:
         self.writes = 0
         """Write requests sent (apply, create, patch, delete): what a no-op reconcile keeps at 0."""
 
-    async def _call(self, method: str, path: str, *, query: dict[str, Any] | None = None,
-                    body: Any = None, content_type: str | None = None) -> tuple[int, bytes]:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> tuple[int, bytes]:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -103,12 +110,16 @@ class Gateway:
             m, url, hdrs, data, _ = await self.api.param_serialize(
                 method, url_path, header_params=headers, body=body, auth_settings=["BearerToken"]
             )
-            response = await self.api.call_api(m, url, header_params=hdrs, body=data,
-                                               _request_timeout=self.timeout)
+            response = await self.api.call_api(
+                m, url, header_params=hdrs, body=data, _request_timeout=self.timeout
+            )
             raw = await response.read()
             status = response.status
         except ApiException as exc:
-            status, raw = exc.status or 0, (exc.body or "").encode() if isinstance(exc.body, str) else (exc.body or b"")
+            status, raw = (
+                exc.status or 0,
+                (exc.body or "").encode() if isinstance(exc.body, str) else (exc.body or b""),
+            )
             if status == 0:
                 raise ClusterUnreachable(str(exc.reason)) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -138,15 +149,25 @@ class Gateway:
         kind, meta = obj["kind"], obj["metadata"]
         path = _path(kind, meta.get("namespace"), meta["name"])
         query = {"fieldManager": FIELD_MANAGER, "force": "true"}
-        status, raw = await self._call("PATCH", path, query=query, body=obj,
-                                       content_type="application/apply-patch+yaml")
+        status, raw = await self._call(
+            "PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml"
+        )
         if status == 404:
-            status, raw = await self._call("POST", _path(kind, meta.get("namespace")),
-                                           query={"fieldManager": FIELD_MANAGER}, body=obj,
-                                           content_type="application/json")
+            status, raw = await self._call(
+                "POST",
+                _path(kind, meta.get("namespace")),
+                query={"fieldManager": FIELD_MANAGER},
+                body=obj,
+                content_type="application/json",
+            )
             if status == 409:  # created meanwhile: apply again
-                status, raw = await self._call("PATCH", path, query=query, body=obj,
-                                               content_type="application/apply-patch+yaml")
+                status, raw = await self._call(
+                    "PATCH",
+                    path,
+                    query=query,
+                    body=obj,
+                    content_type="application/apply-patch+yaml",
+                )
         if status >= 300:
             raise self._fail(status, raw)
         result: dict[str, Any] = self._json(raw)
@@ -162,8 +183,9 @@ class Gateway:
         result: dict[str, Any] = self._json(raw)
         return result
 
-    async def list(self, kind: str, namespace: str | None, labels: dict[str, str] | None = None
-                   ) -> list[dict[str, Any]]:
+    async def list(
+        self, kind: str, namespace: str | None, labels: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Objects of a kind in a namespace whose labels include ``labels`` (checked here)."""
         query = {}
         if labels:
@@ -176,15 +198,29 @@ class Gateway:
         items = self._json(raw).get("items") or []
         wanted = labels or {}
         return [
-            item for item in items
-            if all(((item.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in wanted.items())
+            item
+            for item in items
+            if all(
+                ((item.get("metadata") or {}).get("labels") or {}).get(k) == v
+                for k, v in wanted.items()
+            )
         ]
 
-    async def merge_patch(self, kind: str, namespace: str | None, name: str,
-                          patch: dict[str, Any], sub: str | None = None) -> dict[str, Any] | None:
+    async def merge_patch(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: dict[str, Any],
+        sub: str | None = None,
+    ) -> dict[str, Any] | None:
         """A JSON merge patch (None when the object does not exist)."""
-        status, raw = await self._call("PATCH", _path(kind, namespace, name, sub), body=patch,
-                                       content_type="application/merge-patch+json")
+        status, raw = await self._call(
+            "PATCH",
+            _path(kind, namespace, name, sub),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
         if status == 404:
             return None
         if status >= 300:
@@ -194,16 +230,24 @@ class Gateway:
 
     async def delete(self, kind: str, namespace: str | None, name: str) -> bool:
         """Delete one object; False when it was already gone."""
-        status, raw = await self._call("DELETE", _path(kind, namespace, name),
-                                       query={"propagationPolicy": "Background"})
+        status, raw = await self._call(
+            "DELETE", _path(kind, namespace, name), query={"propagationPolicy": "Background"}
+        )
         if status == 404:
             return False
         if status >= 300:
             raise self._fail(status, raw)
         return True
 
-    async def logs(self, namespace: str, pod: str, *, container: str | None, tail: int | None,
-                   since_seconds: int | None) -> str:
+    async def logs(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None,
+        tail: int | None,
+        since_seconds: int | None,
+    ) -> str:
         """The last lines of a pod's log."""
         query: dict[str, Any] = {}
         if container:
@@ -235,8 +279,9 @@ async def configuration(cluster: ClusterSettings) -> k8s.Configuration:
     elif cluster.in_cluster:
         k8s_config.load_incluster_config(client_configuration=cfg)
     else:
-        await k8s_config.load_kube_config(config_file=cluster.kubeconfig, context=cluster.context,
-                                          client_configuration=cfg)
+        await k8s_config.load_kube_config(
+            config_file=cluster.kubeconfig, context=cluster.context, client_configuration=cfg
+        )
     return cfg
 
 

@@ -10,7 +10,12 @@ from sqlalchemy import select
 
 from platform_core import NotFound, get_user, lock_row, publish, utcnow
 from platform_deployments.events import AppUnhealthy
-from platform_deployments.manifests.labels import APP_ID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, USER_ID_LABEL
+from platform_deployments.manifests.labels import (
+    APP_ID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    USER_ID_LABEL,
+)
 from platform_deployments.models import App
 from platform_deployments.service.apps import Env
 from platform_deployments.service.desired import APP_KINDS
@@ -34,10 +39,14 @@ async def check_health(db: Any, env: Env) -> dict[str, int]:
         try:
             async with connect(settings, timeout=env.settings.request_timeout_seconds) as gw:
                 for namespace, members in namespaces.items():
-                    live = {d["metadata"]["name"]: d for d in await gw.list("Deployment", namespace)}
+                    live = {
+                        d["metadata"]["name"]: d for d in await gw.list("Deployment", namespace)
+                    }
                     for app in members:
                         state = rollout(live.get(app.base_name), stopped=app.stopped).state
-                        health = {"failed": "unhealthy", "missing": "unhealthy"}.get(state, "healthy")
+                        health = {"failed": "unhealthy", "missing": "unhealthy"}.get(
+                            state, "healthy"
+                        )
                         counts[health] += 1
                         if health != app.health:
                             async with db.session() as session:
@@ -45,8 +54,15 @@ async def check_health(db: Any, env: Env) -> dict[str, int]:
                                 if row is None:
                                     continue
                                 if health == "unhealthy" and row.health != "unhealthy":
-                                    publish(session, AppUnhealthy(app_id=row.id, user_id=row.user_id,
-                                                                  name=row.name, reason=state))
+                                    publish(
+                                        session,
+                                        AppUnhealthy(
+                                            app_id=row.id,
+                                            user_id=row.user_id,
+                                            name=row.name,
+                                            reason=state,
+                                        ),
+                                    )
                                 row.health = health
         except (ClusterUnreachable, ClusterError):
             counts["unreachable"] += 1
@@ -67,7 +83,9 @@ async def cleanup(db: Any, env: Env) -> dict[str, int]:
     """Delete our objects whose app row is gone (after the grace period), and the
     namespaces of deleted users that hold no app. Safe to re-run."""
     async with db.session() as session:
-        rows = (await session.execute(select(App.id, App.user_id, App.cluster, App.namespace))).all()
+        rows = (
+            await session.execute(select(App.id, App.user_id, App.cluster, App.namespace))
+        ).all()
     app_ids = {str(r.id) for r in rows}
     users_with_apps = {r.user_id for r in rows}
     grace = timedelta(seconds=env.settings.orphan_grace_seconds)
@@ -87,7 +105,11 @@ async def cleanup(db: Any, env: Env) -> dict[str, int]:
                             labels = obj["metadata"].get("labels") or {}
                             owner = labels.get(APP_ID_LABEL)
                             created = _created(obj)
-                            if owner and owner not in app_ids and (created is None or now - created >= grace):
+                            if (
+                                owner
+                                and owner not in app_ids
+                                and (created is None or now - created >= grace)
+                            ):
                                 await gw.delete(kind, namespace, obj["metadata"]["name"])
                                 counts["orphans_deleted"] += 1
                 for ns in ours:

@@ -33,7 +33,9 @@ async def admin_client(env: Env) -> AsyncIterator[AsyncMongoClient[dict[str, Any
         raise Conflict(f"MongoDB is not configured: set {MONGO_SETTING} in plugins.toml")
     timeout_ms = int(mongo.timeout_seconds * 1000)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo.admin_uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+        mongo.admin_uri,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
         socketTimeoutMS=timeout_ms,
     )
     try:
@@ -57,7 +59,9 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-async def _create_or_reset(client: AsyncMongoClient[dict[str, Any]], db: str, user: str, password: str) -> None:
+async def _create_or_reset(
+    client: AsyncMongoClient[dict[str, Any]], db: str, user: str, password: str
+) -> None:
     roles = [{"role": "readWrite", "db": db}]
     try:
         await client[db].command("createUser", user, pwd=password, roles=roles)
@@ -77,7 +81,7 @@ async def get_database(session: AsyncSession, user_id: int) -> MongoDatabase:
 
 async def provision(session: AsyncSession, env: Env, user_id: int) -> tuple[MongoDatabase, bool]:
     """The user's database and MongoDB user, created when missing; ``(row, created)``."""
-    await serialize(session, "deployments.mongo", user_id)
+    await serialize(session, "deployments.mongo", [user_id])
     row = await session.get(MongoDatabase, user_id)
     if row is not None:
         return row, False
@@ -88,9 +92,16 @@ async def provision(session: AsyncSession, env: Env, user_id: int) -> tuple[Mong
             await _create_or_reset(client, db, user, password)
         except OperationFailure as exc:
             raise ServiceUnavailable(f"MongoDB refused createUser: {exc.code}") from None
-    row = MongoDatabase(user_id=user_id, database=db, username=user,
-                        password_enc=env.box.seal(password), data_size=0, storage_size=0,
-                        collections=0, created_at=utcnow())
+    row = MongoDatabase(
+        user_id=user_id,
+        database=db,
+        username=user,
+        password_enc=env.box.seal(password),
+        data_size=0,
+        storage_size=0,
+        collections=0,
+        created_at=utcnow(),
+    )
     session.add(row)
     await session.flush()
     return row, True
@@ -98,7 +109,7 @@ async def provision(session: AsyncSession, env: Env, user_id: int) -> tuple[Mong
 
 async def rotate(session: AsyncSession, env: Env, user_id: int) -> MongoDatabase:
     """A new password for the user's MongoDB user (apps get it at their next apply)."""
-    await serialize(session, "deployments.mongo", user_id)
+    await serialize(session, "deployments.mongo", [user_id])
     row = await get_database(session, user_id)
     password = new_password()
     async with admin_client(env) as client:
@@ -114,7 +125,7 @@ async def rotate(session: AsyncSession, env: Env, user_id: int) -> MongoDatabase
 
 async def drop(session: AsyncSession, env: Env, user_id: int) -> None:
     """Drop the user's MongoDB user and database, then the row (admins)."""
-    await serialize(session, "deployments.mongo", user_id)
+    await serialize(session, "deployments.mongo", [user_id])
     row = await get_database(session, user_id)
     async with admin_client(env) as client:
         try:

@@ -40,25 +40,38 @@ async def limits_for(session: AsyncSession, settings: DeploymentsSettings, user_
     """The user's override, else the settings' defaults."""
     row = await session.get(Quota, user_id)
     if row is not None:
-        return Limits(row.max_apps, row.max_replicas, row.cpu_millis, row.memory_mib,
-                      row.allow_image_override or settings.allow_image_override, True)
+        return Limits(
+            row.max_apps,
+            row.max_replicas,
+            row.cpu_millis,
+            row.memory_mib,
+            row.allow_image_override or settings.allow_image_override,
+            True,
+        )
     q = settings.quota
-    return Limits(q.max_apps, q.max_replicas, q.cpu_millis, q.memory_mib,
-                  settings.allow_image_override, False)
+    return Limits(
+        q.max_apps, q.max_replicas, q.cpu_millis, q.memory_mib, settings.allow_image_override, False
+    )
 
 
 def requested(snapshot: dict[str, Any]) -> tuple[int, int, int]:
     """Replicas, CPU millicores and MiB one snapshot requests."""
     replicas = int(snapshot["replicas"])
     res = snapshot["resources"]
-    return replicas, replicas * int(res["cpu_request_millis"]), replicas * int(res["memory_request_mib"])
+    return (
+        replicas,
+        replicas * int(res["cpu_request_millis"]),
+        replicas * int(res["memory_request_mib"]),
+    )
 
 
 async def usage(session: AsyncSession, user_id: int, *, except_app: int | None = None) -> Usage:
     """The sum of the current revisions of the user's apps (one app left out if asked)."""
-    stmt = select(Revision.snapshot).join(
-        App, (App.id == Revision.app_id) & (App.revision == Revision.number)
-    ).where(App.user_id == user_id)
+    stmt = (
+        select(Revision.snapshot)
+        .join(App, (App.id == Revision.app_id) & (App.revision == Revision.number))
+        .where(App.user_id == user_id)
+    )
     if except_app is not None:
         stmt = stmt.where(App.id != except_app)
     result = Usage()
@@ -78,11 +91,27 @@ def check(limits: Limits, current: Usage, snapshot: dict[str, Any], *, new_app: 
     if new_app and current.apps + 1 > limits.max_apps:
         errors.append(("max_apps", f"{current.apps + 1} apps over the quota of {limits.max_apps}"))
     if current.replicas + replicas > limits.max_replicas:
-        errors.append(("max_replicas", f"{current.replicas + replicas} replicas over the quota of {limits.max_replicas}"))
+        errors.append(
+            (
+                "max_replicas",
+                f"{current.replicas + replicas} replicas over the quota of {limits.max_replicas}",
+            )
+        )
     if current.cpu_millis + cpu > limits.cpu_millis:
-        errors.append(("cpu_millis", f"{current.cpu_millis + cpu}m CPU requested over the quota of {limits.cpu_millis}m"))
+        errors.append(
+            (
+                "cpu_millis",
+                f"{current.cpu_millis + cpu}m CPU requested over the quota of {limits.cpu_millis}m",
+            )
+        )
     if current.memory_mib + mem > limits.memory_mib:
-        errors.append(("memory_mib", f"{current.memory_mib + mem}Mi memory requested over the quota of {limits.memory_mib}Mi"))
+        errors.append(
+            (
+                "memory_mib",
+                f"{current.memory_mib + mem}Mi memory requested over the quota "
+                f"of {limits.memory_mib}Mi",
+            )
+        )
     if errors:
         items = [{"field": f"quota.{name}", "message": message} for name, message in errors]
         raise ValidationFailed(f"quota.{errors[0][0]}: {errors[0][1]}", errors=items)
@@ -94,10 +123,16 @@ async def quota_out(session: AsyncSession, settings: DeploymentsSettings, user_i
     used = await usage(session, user_id)
     mongo = await session.get(MongoDatabase, user_id)
     return QuotaOut(
-        user_id=user_id, custom=limits.custom, max_apps=limits.max_apps,
-        max_replicas=limits.max_replicas, cpu_millis=limits.cpu_millis,
-        memory_mib=limits.memory_mib, allow_image_override=limits.allow_image_override,
-        apps=used.apps, replicas=used.replicas, requested_cpu_millis=used.cpu_millis,
+        user_id=user_id,
+        custom=limits.custom,
+        max_apps=limits.max_apps,
+        max_replicas=limits.max_replicas,
+        cpu_millis=limits.cpu_millis,
+        memory_mib=limits.memory_mib,
+        allow_image_override=limits.allow_image_override,
+        apps=used.apps,
+        replicas=used.replicas,
+        requested_cpu_millis=used.cpu_millis,
         requested_memory_mib=used.memory_mib,
         mongo_storage_bytes=mongo.storage_size if mongo is not None else 0,
     )
@@ -135,17 +170,29 @@ async def known_users(session: AsyncSession) -> list[int]:
 
 async def totals(session: AsyncSession) -> Totals:
     """Platform totals across every user."""
-    by_state = dict((await session.execute(select(App.state, func.count()).group_by(App.state))).all())
-    stmt = select(Revision.snapshot).join(App, (App.id == Revision.app_id) & (App.revision == Revision.number))
+    by_state = dict(
+        (await session.execute(select(App.state, func.count()).group_by(App.state))).all()
+    )
+    stmt = select(Revision.snapshot).join(
+        App, (App.id == Revision.app_id) & (App.revision == Revision.number)
+    )
     replicas = cpu = mem = 0
     for snapshot in (await session.scalars(stmt)).all():
         r, c, m = requested(snapshot)
         replicas, cpu, mem = replicas + r, cpu + c, mem + m
     users = await session.scalar(select(func.count(func.distinct(App.user_id)))) or 0
-    dbs, storage = (await session.execute(
-        select(func.count(), func.coalesce(func.sum(MongoDatabase.storage_size), 0))
-    )).one()
-    return Totals(users=users, apps=sum(by_state.values()), replicas=replicas,
-                  requested_cpu_millis=cpu, requested_memory_mib=mem,
-                  apps_by_state={str(k): int(v) for k, v in by_state.items()},
-                  mongo_databases=int(dbs), mongo_storage_bytes=int(storage))
+    dbs, storage = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(MongoDatabase.storage_size), 0))
+        )
+    ).one()
+    return Totals(
+        users=users,
+        apps=sum(by_state.values()),
+        replicas=replicas,
+        requested_cpu_millis=cpu,
+        requested_memory_mib=mem,
+        apps_by_state={str(k): int(v) for k, v in by_state.items()},
+        mongo_databases=int(dbs),
+        mongo_storage_bytes=int(storage),
+    )

@@ -16,8 +16,15 @@ MAX_EVENTS = 50
 def rollout(deployment: dict[str, Any] | None, *, stopped: bool) -> RolloutOut:
     """The rollout state from observedGeneration, replica counts and the Progressing condition."""
     if deployment is None:
-        return RolloutOut(state="missing", reason=None, message="the Deployment does not exist",
-                          replicas=0, updated_replicas=0, ready_replicas=0, available_replicas=0)
+        return RolloutOut(
+            state="missing",
+            reason=None,
+            message="the Deployment does not exist",
+            replicas=0,
+            updated_replicas=0,
+            ready_replicas=0,
+            available_replicas=0,
+        )
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}
     meta = deployment.get("metadata") or {}
@@ -31,22 +38,45 @@ def rollout(deployment: dict[str, Any] | None, *, stopped: bool) -> RolloutOut:
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     progressing = conditions.get("Progressing") or {}
     if progressing.get("reason") == "ProgressDeadlineExceeded":
-        return RolloutOut(state="failed", reason="ProgressDeadlineExceeded",
-                          message=progressing.get("message"), **counts)
+        return RolloutOut(
+            state="failed",
+            reason="ProgressDeadlineExceeded",
+            message=progressing.get("message"),
+            **counts,
+        )
     generation = meta.get("generation")
     observed = status.get("observedGeneration")
     if generation is not None and (observed is None or observed < generation):
-        return RolloutOut(state="progressing", reason="NotObservedYet",
-                          message="the controller has not seen the latest spec", **counts)
+        return RolloutOut(
+            state="progressing",
+            reason="NotObservedYet",
+            message="the controller has not seen the latest spec",
+            **counts,
+        )
     if wanted == 0 and counts["replicas"] == 0:
-        return RolloutOut(state="stopped" if stopped else "available", reason="ScaledToZero",
-                          message=None, **counts)
-    if (counts["updated_replicas"] >= wanted and counts["available_replicas"] >= wanted
-            and counts["replicas"] <= wanted):
-        return RolloutOut(state="available", reason=progressing.get("reason"),
-                          message=progressing.get("message"), **counts)
-    return RolloutOut(state="progressing", reason=progressing.get("reason") or "RollingOut",
-                      message=progressing.get("message"), **counts)
+        return RolloutOut(
+            state="stopped" if stopped else "available",
+            reason="ScaledToZero",
+            message=None,
+            **counts,
+        )
+    if (
+        counts["updated_replicas"] >= wanted
+        and counts["available_replicas"] >= wanted
+        and counts["replicas"] <= wanted
+    ):
+        return RolloutOut(
+            state="available",
+            reason=progressing.get("reason"),
+            message=progressing.get("message"),
+            **counts,
+        )
+    return RolloutOut(
+        state="progressing",
+        reason=progressing.get("reason") or "RollingOut",
+        message=progressing.get("message"),
+        **counts,
+    )
 
 
 def pod_out(pod: dict[str, Any]) -> PodOut:
@@ -85,23 +115,28 @@ async def events(gw: Gateway, app: App, *, limit: int = MAX_EVENTS) -> list[Even
         involved = ev.get("involvedObject") or {}
         name = involved.get("name") or ""
         if name in ours or name.startswith(app.base_name + "-"):
-            picked.append(EventOut(
-                type=ev.get("type") or "Normal",
-                reason=ev.get("reason") or "",
-                message=ev.get("message") or "",
-                object=f"{involved.get('kind', '')}/{name}",
-                count=int(ev.get("count") or 1),
-                last_seen=ev.get("lastTimestamp") or ev.get("eventTime"),
-            ))
+            picked.append(
+                EventOut(
+                    type=ev.get("type") or "Normal",
+                    reason=ev.get("reason") or "",
+                    message=ev.get("message") or "",
+                    object=f"{involved.get('kind', '')}/{name}",
+                    count=int(ev.get("count") or 1),
+                    last_seen=ev.get("lastTimestamp") or ev.get("eventTime"),
+                )
+            )
     picked.sort(key=lambda e: e.last_seen or "", reverse=True)
     return picked[:limit]
 
 
-async def logs(gw: Gateway, app: App, pod: str, *, container: str | None, tail: int,
-               since_seconds: int | None) -> list[str]:
+async def logs(
+    gw: Gateway, app: App, pod: str, *, container: str | None, tail: int, since_seconds: int | None
+) -> list[str]:
     """The last lines of one of the app's pods (404 for a pod that is not the app's)."""
     if pod not in {p.name for p in await pods(gw, app)}:
         raise NotFound(f"pod {pod} is not a pod of app {app.id}")
-    text = await gw.logs(app.namespace, pod, container=container, tail=tail, since_seconds=since_seconds)
+    text = await gw.logs(
+        app.namespace, pod, container=container, tail=tail, since_seconds=since_seconds
+    )
     lines = text.splitlines()
     return lines[-tail:]

@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import lock_row, publish, utcnow
 from platform_deployments.events import AppDeleted, AppDeployed, AppFailed
-from platform_deployments.manifests.labels import APP_ID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, SPEC_HASH_ANNOTATION
+from platform_deployments.manifests.labels import (
+    APP_ID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    SPEC_HASH_ANNOTATION,
+)
 from platform_deployments.models import App, MongoDatabase, Revision
 from platform_deployments.service import quotas
 from platform_deployments.service.apps import Env
@@ -65,10 +70,14 @@ def _marker(app: App) -> tuple[Any, ...]:
     return (app.revision, app.stopped, app.restarted_at, app.state)
 
 
-async def _mongo(session: AsyncSession, env: Env, user_ids: set[int]) -> dict[int, tuple[MongoDatabase, str]]:
+async def _mongo(
+    session: AsyncSession, env: Env, user_ids: set[int]
+) -> dict[int, tuple[MongoDatabase, str]]:
     if not user_ids:
         return {}
-    rows = (await session.scalars(select(MongoDatabase).where(MongoDatabase.user_id.in_(user_ids)))).all()
+    rows = (
+        await session.scalars(select(MongoDatabase).where(MongoDatabase.user_id.in_(user_ids)))
+    ).all()
     return {r.user_id: (r, env.box.open(r.password_enc)) for r in rows}
 
 
@@ -77,23 +86,41 @@ async def load_work(session: AsyncSession, env: Env, apps: list[App]) -> list[Wo
     if not apps:
         return []
     ids = [a.id for a in apps]
-    snaps = dict((await session.execute(
-        select(Revision.app_id, Revision.snapshot).join(
-            App, (App.id == Revision.app_id) & (App.revision == Revision.number)
-        ).where(App.id.in_(ids))
-    )).all())
+    snaps: dict[int, dict[str, Any]] = dict(
+        (
+            await session.execute(
+                select(Revision.app_id, Revision.snapshot)
+                .join(App, (App.id == Revision.app_id) & (App.revision == Revision.number))
+                .where(App.id.in_(ids))
+            )
+        ).all()
+    )
     users = {a.user_id for a in apps}
-    mongo = await _mongo(session, env, {a.user_id for a in apps if (snaps.get(a.id) or {}).get("mongo")})
+    mongo = await _mongo(
+        session, env, {a.user_id for a in apps if (snaps.get(a.id) or {}).get("mongo")}
+    )
     ns_objects: dict[tuple[int, str], list[dict[str, Any]]] = {}
     limits = {u: await quotas.limits_for(session, env.settings, u) for u in users}
     work = []
     for app in apps:
         key = (app.user_id, app.namespace)
         if key not in ns_objects:
-            ns_objects[key] = namespace_objects(env.settings, app.user_id, app.namespace, limits[app.user_id])
-        item = Work(app.id, app.user_id, app.name, app.cluster, app.namespace, app.revision,
-                    _marker(app), app.state == "deleting", state=app.state, attempts=app.attempts,
-                    message=app.message)
+            ns_objects[key] = namespace_objects(
+                env.settings, app.user_id, app.namespace, limits[app.user_id]
+            )
+        item = Work(
+            app.id,
+            app.user_id,
+            app.name,
+            app.cluster,
+            app.namespace,
+            app.revision,
+            _marker(app),
+            app.state == "deleting",
+            state=app.state,
+            attempts=app.attempts,
+            message=app.message,
+        )
         if not item.deleting:
             snapshot = snaps.get(app.id)
             if snapshot is None:
@@ -180,7 +207,9 @@ async def converge(cache: LiveCache, item: Work) -> Outcome:
     before = gw.writes
     changed = []
     try:
-        for obj in await drifted(cache, item.namespace_objects) + await drifted(cache, item.objects):
+        for obj in await drifted(cache, item.namespace_objects) + await drifted(
+            cache, item.objects
+        ):
             await gw.apply(obj)
             cache.forget(obj)
             changed.append(f"{obj['kind']}/{obj['metadata']['name']}")
@@ -209,7 +238,9 @@ async def remove(cache: LiveCache, item: Work) -> Outcome:
         left = []
         for kind in await _kinds_in_use(cache, item.namespace, APP_KINDS):
             for name, obj in (await cache.objects(kind, item.namespace)).items():
-                if ((obj.get("metadata") or {}).get("labels") or {}).get(APP_ID_LABEL) == str(item.app_id):
+                if ((obj.get("metadata") or {}).get("labels") or {}).get(APP_ID_LABEL) == str(
+                    item.app_id
+                ):
                     left.append(f"{kind}/{name}")
         if left:
             return Outcome(item, False, gw.writes - before, f"still present: {', '.join(left)}")
@@ -220,21 +251,30 @@ async def remove(cache: LiveCache, item: Work) -> Outcome:
     return Outcome(item, True, gw.writes - before)
 
 
-async def run_cluster(env: Env, cluster: str, items: list[Work], *, deleting_ok: bool = True) -> tuple[list[Outcome], int]:
+async def run_cluster(
+    env: Env, cluster: str, items: list[Work], *, deleting_ok: bool = True
+) -> tuple[list[Outcome], int]:
     """Converge (or remove) every item on one cluster; the outcomes and the writes sent."""
     settings = env.settings
     if cluster not in settings.clusters:
-        return [Outcome(i, False, error=f"cluster {cluster!r} is not configured", unreachable=True) for i in items], 0
+        return [
+            Outcome(i, False, error=f"cluster {cluster!r} is not configured", unreachable=True)
+            for i in items
+        ], 0
     outcomes = []
     try:
-        async with connect(settings.clusters[cluster], timeout=settings.request_timeout_seconds) as gw:
+        async with connect(
+            settings.clusters[cluster], timeout=settings.request_timeout_seconds
+        ) as gw:
             cache = LiveCache(gw)
             for item in items:
                 outcome = await (remove(cache, item) if item.deleting else converge(cache, item))
                 outcomes.append(outcome)
                 if outcome.unreachable:  # the rest would wait for the same timeout
-                    outcomes += [Outcome(i, False, error=outcome.error, unreachable=True)
-                                 for i in items[len(outcomes):]]
+                    outcomes += [
+                        Outcome(i, False, error=outcome.error, unreachable=True)
+                        for i in items[len(outcomes) :]
+                    ]
                     break
             return outcomes, gw.writes
     except ClusterUnreachable as exc:
@@ -243,11 +283,15 @@ async def run_cluster(env: Env, cluster: str, items: list[Work], *, deleting_ok:
 
 def backoff(env: Env, attempts: int) -> timedelta:
     """The wait before the next attempt after ``attempts`` failures."""
-    seconds = min(env.settings.retry_base_seconds * 2 ** max(attempts - 1, 0), env.settings.retry_max_seconds)
+    seconds = min(
+        env.settings.retry_base_seconds * 2 ** max(attempts - 1, 0), env.settings.retry_max_seconds
+    )
     return timedelta(seconds=seconds)
 
 
-async def record(session: AsyncSession, env: Env, outcome: Outcome, *, reconcile: bool = False) -> str:
+async def record(
+    session: AsyncSession, env: Env, outcome: Outcome, *, reconcile: bool = False
+) -> str:
     """Write one outcome if the app is still as read; what became of it."""
     item = outcome.work
     app = await lock_row(session, App, item.app_id)
@@ -255,18 +299,27 @@ async def record(session: AsyncSession, env: Env, outcome: Outcome, *, reconcile
         return "changed"
     now = utcnow()
     if outcome.ok and item.deleting:
-        publish(session, AppDeleted(app_id=app.id, user_id=app.user_id, name=app.name, forced=False))
+        publish(
+            session, AppDeleted(app_id=app.id, user_id=app.user_id, name=app.name, forced=False)
+        )
         await session.execute(delete(Revision).where(Revision.app_id == app.id))
         await session.delete(app)
         return "deleted"
     if outcome.ok:
         first = app.applied_revision != app.revision or app.state != "synced"
         app.state, app.last_error, app.attempts, app.next_attempt_at = "synced", None, 0, None
-        app.message = (f"re-applied {', '.join(outcome.drifted)}" if reconcile and outcome.drifted
-                       else f"revision {app.revision} applied")
+        app.message = (
+            f"re-applied {', '.join(outcome.drifted)}"
+            if reconcile and outcome.drifted
+            else f"revision {app.revision} applied"
+        )
         if app.applied_revision != app.revision:
-            publish(session, AppDeployed(app_id=app.id, user_id=app.user_id, name=app.name,
-                                         revision=app.revision))
+            publish(
+                session,
+                AppDeployed(
+                    app_id=app.id, user_id=app.user_id, name=app.name, revision=app.revision
+                ),
+            )
         app.applied_revision = app.revision
         app.synced_at = now
         if first:
@@ -277,13 +330,26 @@ async def record(session: AsyncSession, env: Env, outcome: Outcome, *, reconcile
     app.next_attempt_at = now + backoff(env, app.attempts)
     if not item.deleting:
         if outcome.unreachable:
-            app.state = "pending" if app.applied_revision != app.revision or app.state == "pending" else "out_of_sync"
+            app.state = (
+                "pending"
+                if app.applied_revision != app.revision or app.state == "pending"
+                else "out_of_sync"
+            )
         else:
             app.state = "error"
-        app.message = f"attempt {app.attempts} failed; next at {app.next_attempt_at.isoformat(timespec='seconds')}"
+        retry = app.next_attempt_at.isoformat(timespec="seconds")
+        app.message = f"attempt {app.attempts} failed; next at {retry}"
     if app.attempts == 1 and not item.deleting:
-        publish(session, AppFailed(app_id=app.id, user_id=app.user_id, name=app.name,
-                                   revision=app.revision, error=app.last_error))
+        publish(
+            session,
+            AppFailed(
+                app_id=app.id,
+                user_id=app.user_id,
+                name=app.name,
+                revision=app.revision,
+                error=app.last_error,
+            ),
+        )
     return app.state
 
 

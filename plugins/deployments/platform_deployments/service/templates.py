@@ -37,7 +37,9 @@ def template_out(row: Template) -> TemplateOut:
     )
 
 
-async def latest_versions(session: AsyncSession, *, include_retired: bool = False) -> list[Template]:
+async def latest_versions(
+    session: AsyncSession, *, include_retired: bool = False
+) -> list[Template]:
     """The latest version of every template, by name."""
     latest = (
         select(Template.name, func.max(Template.version).label("version"))
@@ -66,9 +68,13 @@ async def get_template(session: AsyncSession, name: str, version: int | None = N
 
 async def versions(session: AsyncSession, name: str) -> list[Template]:
     """Every version of a template, oldest first (404 when it has none)."""
-    rows = list((await session.scalars(
-        select(Template).where(Template.name == name).order_by(Template.version)
-    )).all())
+    rows = list(
+        (
+            await session.scalars(
+                select(Template).where(Template.name == name).order_by(Template.version)
+            )
+        ).all()
+    )
     if not rows:
         raise NotFound(f"template {name!r} does not exist")
     return rows
@@ -78,12 +84,19 @@ async def create_template(session: AsyncSession, body: TemplateIn) -> Template:
     """Version 1 of a new template; 409 when the name is taken."""
     if body.name in RESERVED_NAMES:
         raise invalid("name", f"{body.name!r} is reserved")
-    await serialize(session, "deployments.template", body.name)
+    await serialize(session, "deployments.template", [body.name])
     taken = await session.scalar(select(Template.id).where(Template.name == body.name).limit(1))
     if taken is not None:
-        raise Conflict(f"template {body.name!r} exists: add a version with PUT /templates/{body.name}")
-    row = Template(name=body.name, version=1, title=body.title, description=body.description,
-                   spec=body.spec.model_dump(mode="json"))
+        raise Conflict(
+            f"template {body.name!r} exists: add a version with PUT /templates/{body.name}"
+        )
+    row = Template(
+        name=body.name,
+        version=1,
+        title=body.title,
+        description=body.description,
+        spec=body.spec.model_dump(mode="json"),
+    )
     session.add(row)
     await session.flush()
     return row
@@ -91,7 +104,7 @@ async def create_template(session: AsyncSession, body: TemplateIn) -> Template:
 
 async def add_version(session: AsyncSession, name: str, body: TemplateVersionIn) -> Template:
     """A new version of a template (un-retiring it); running apps keep theirs."""
-    await serialize(session, "deployments.template", name)
+    await serialize(session, "deployments.template", [name])
     current = await get_template(session, name)
     row = Template(
         name=name,
@@ -141,10 +154,15 @@ def parse_yaml(text: str) -> list[TemplateIn]:
             result.append(TemplateIn.model_validate(entry))
         except ValidationError as exc:
             errors = [
-                {"field": ".".join(["templates", str(index), *map(str, e["loc"])]), "message": e["msg"]}
+                {
+                    "field": ".".join(["templates", str(index), *map(str, e["loc"])]),
+                    "message": e["msg"],
+                }
                 for e in exc.errors()
             ]
-            raise ValidationFailed(f"{errors[0]['field']}: {errors[0]['message']}", errors=errors) from None
+            raise ValidationFailed(
+                f"{errors[0]['field']}: {errors[0]['message']}", errors=errors
+            ) from None
     names = [t.name for t in result]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -159,19 +177,28 @@ async def import_yaml(session: AsyncSession, text: str) -> ImportResult:
         if item.name in RESERVED_NAMES:
             raise invalid("yaml", f"template name {item.name!r} is reserved")
         existing = await session.scalar(
-            select(Template).where(Template.name == item.name).order_by(Template.version.desc()).limit(1)
+            select(Template)
+            .where(Template.name == item.name)
+            .order_by(Template.version.desc())
+            .limit(1)
         )
         if existing is None:
             await create_template(session, item)
             created.append(item.name)
             continue
         spec = item.spec.model_dump(mode="json")
-        if (existing.spec == spec and existing.title == item.title
-                and existing.description == item.description and existing.retired_at is None):
+        if (
+            existing.spec == spec
+            and existing.title == item.title
+            and existing.description == item.description
+            and existing.retired_at is None
+        ):
             unchanged.append(item.name)
             continue
-        await add_version(session, item.name, TemplateVersionIn(title=item.title,
-                                                               description=item.description,
-                                                               spec=item.spec))
+        await add_version(
+            session,
+            item.name,
+            TemplateVersionIn(title=item.title, description=item.description, spec=item.spec),
+        )
         updated.append(item.name)
     return ImportResult(created=created, updated=updated, unchanged=unchanged)

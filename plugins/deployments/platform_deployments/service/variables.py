@@ -41,15 +41,21 @@ def coerce(variable: Variable, value: Any) -> tuple[str, str | None]:
     return value, None
 
 
-def resolve(spec: TemplateSpec, given: dict[str, Any], previous_plain: dict[str, str] | None = None,
-            previous_secret: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+def resolve(
+    spec: TemplateSpec,
+    given: dict[str, Any],
+    previous_plain: dict[str, str] | None = None,
+    previous_secret: dict[str, str] | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
     """Plain and secret environment values from ``given`` over the previous values and
     defaults; a 422 names every bad, unknown or missing variable (``variables.<NAME>``)."""
     errors: list[dict[str, Any]] = []
     known = {v.name: v for v in spec.variables}
     for name in sorted(given):
         if name not in known:
-            errors.append({"field": f"variables.{name}", "message": "is not a variable of the template"})
+            errors.append(
+                {"field": f"variables.{name}", "message": "is not a variable of the template"}
+            )
     plain: dict[str, str] = {}
     secret: dict[str, str] = {}
     for var in spec.variables:

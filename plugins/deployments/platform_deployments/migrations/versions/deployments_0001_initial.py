@@ -69,8 +69,10 @@ def upgrade() -> None:
         sa.Column("created_by", sa.Integer(), nullable=True),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.ForeignKeyConstraint(
-            ["app_id"], ["deployments_apps.id"],
-            name=op.f("fk_deployments_revisions_app_id_deployments_apps"), ondelete="CASCADE",
+            ["app_id"],
+            ["deployments_apps.id"],
+            name=op.f("fk_deployments_revisions_app_id_deployments_apps"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deployments_revisions")),
         sa.UniqueConstraint("app_id", "number", name="uq_deployments_revisions_number"),

@@ -21,8 +21,18 @@ branch_labels = None
 depends_on = None
 
 PROBE = {"path": "/", "initial_delay_seconds": 5, "period_seconds": 10, "failure_threshold": 3}
-SMALL = {"cpu_request_millis": 50, "memory_request_mib": 64, "cpu_limit_millis": 200, "memory_limit_mib": 128}
-MEDIUM = {"cpu_request_millis": 100, "memory_request_mib": 128, "cpu_limit_millis": 500, "memory_limit_mib": 512}
+SMALL = {
+    "cpu_request_millis": 50,
+    "memory_request_mib": 64,
+    "cpu_limit_millis": 200,
+    "memory_limit_mib": 128,
+}
+MEDIUM = {
+    "cpu_request_millis": 100,
+    "memory_request_mib": 128,
+    "cpu_limit_millis": 500,
+    "memory_limit_mib": 512,
+}
 
 BUILTINS = [
     {
@@ -37,8 +47,15 @@ BUILTINS = [
             "readiness": PROBE,
             "liveness": PROBE,
             "variables": [
-                {"name": "SITE_TITLE", "type": "string", "required": False, "default": "My site",
-                 "secret": False, "choices": None, "description": "Title shown by the site"},
+                {
+                    "name": "SITE_TITLE",
+                    "type": "string",
+                    "required": False,
+                    "default": "My site",
+                    "secret": False,
+                    "choices": None,
+                    "description": "Title shown by the site",
+                },
             ],
             "mongo": False,
         },
@@ -55,12 +72,33 @@ BUILTINS = [
             "readiness": {**PROBE, "path": "/healthz"},
             "liveness": {**PROBE, "path": "/healthz", "initial_delay_seconds": 15},
             "variables": [
-                {"name": "WORKERS", "type": "int", "required": False, "default": 2, "secret": False,
-                 "choices": None, "description": "Worker processes"},
-                {"name": "LOG_LEVEL", "type": "enum", "required": False, "default": "info",
-                 "secret": False, "choices": ["debug", "info", "warning", "error"], "description": ""},
-                {"name": "SECRET_KEY", "type": "string", "required": True, "default": None,
-                 "secret": True, "choices": None, "description": "The app's signing key"},
+                {
+                    "name": "WORKERS",
+                    "type": "int",
+                    "required": False,
+                    "default": 2,
+                    "secret": False,
+                    "choices": None,
+                    "description": "Worker processes",
+                },
+                {
+                    "name": "LOG_LEVEL",
+                    "type": "enum",
+                    "required": False,
+                    "default": "info",
+                    "secret": False,
+                    "choices": ["debug", "info", "warning", "error"],
+                    "description": "",
+                },
+                {
+                    "name": "SECRET_KEY",
+                    "type": "string",
+                    "required": True,
+                    "default": None,
+                    "secret": True,
+                    "choices": None,
+                    "description": "The app's signing key",
+                },
             ],
             "mongo": False,
         },
@@ -77,10 +115,24 @@ BUILTINS = [
             "readiness": PROBE,
             "liveness": {**PROBE, "initial_delay_seconds": 15},
             "variables": [
-                {"name": "NODE_ENV", "type": "enum", "required": False, "default": "production",
-                 "secret": False, "choices": ["production", "development"], "description": ""},
-                {"name": "DEBUG", "type": "bool", "required": False, "default": False,
-                 "secret": False, "choices": None, "description": ""},
+                {
+                    "name": "NODE_ENV",
+                    "type": "enum",
+                    "required": False,
+                    "default": "production",
+                    "secret": False,
+                    "choices": ["production", "development"],
+                    "description": "",
+                },
+                {
+                    "name": "DEBUG",
+                    "type": "bool",
+                    "required": False,
+                    "default": False,
+                    "secret": False,
+                    "choices": None,
+                    "description": "",
+                },
             ],
             "mongo": False,
         },
@@ -97,8 +149,15 @@ BUILTINS = [
             "readiness": PROBE,
             "liveness": {**PROBE, "initial_delay_seconds": 15},
             "variables": [
-                {"name": "DB_NAME_SUFFIX", "type": "string", "required": False, "default": "",
-                 "secret": False, "choices": None, "description": ""},
+                {
+                    "name": "DB_NAME_SUFFIX",
+                    "type": "string",
+                    "required": False,
+                    "default": "",
+                    "secret": False,
+                    "choices": None,
+                    "description": "",
+                },
             ],
             "mongo": True,
         },
@@ -122,11 +181,16 @@ def upgrade() -> None:
     now = datetime.now(UTC)
     op.bulk_insert(
         templates,
-        [{**t, "version": 1, "builtin": True, "retired_at": None, "created_at": now} for t in BUILTINS],
+        [
+            {**t, "version": 1, "builtin": True, "retired_at": None, "created_at": now}
+            for t in BUILTINS
+        ],
     )
 
 
 def downgrade() -> None:
-    op.execute(templates.delete().where(templates.c.version == 1).where(
-        templates.c.name.in_([t["name"] for t in BUILTINS])
-    ))
+    op.execute(
+        templates.delete()
+        .where(templates.c.version == 1)
+        .where(templates.c.name.in_([t["name"] for t in BUILTINS]))
+    )
