@@ -128,3 +128,14 @@ async def test_without_a_server_provisioning_names_the_setting(
 ) -> None:
     r = await member_client.post(f"{API}/mongo")
     assert r.status_code == 409 and "[plugins.deployments.mongo] admin_uri" in r.json()["detail"]
+
+
+async def test_cli_provisions_by_username(run_cli, platform, mongo_server) -> None:
+    fake, _ = mongo_server
+    user = await platform.user("member", "dora")
+    result = await run_cli("deployments", "mongo", "provision", "dora")
+    assert result.exit_code == 0, result.output
+    assert f"database u{user.id} provisioned" in result.stdout
+    assert (f"u{user.id}", f"u{user.id}") in fake.users
+    again = await run_cli("deployments", "mongo", "provision", str(user.id))
+    assert "already provisioned" in again.stdout
