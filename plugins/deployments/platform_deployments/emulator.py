@@ -56,6 +56,18 @@ class Emulator:
         await self._server.__aenter__()
         self.port = self._server.port
 
+    def forget_requests(self) -> int:
+        """Empty kmock's request journal; how many requests it held.
+
+        kmock matches every request against its whole journal (its filters are lazy views
+        over all past requests), so a long run slows down quadratically; benches call this
+        between phases. Tests keep the journal to assert on requests.
+        """
+        journal = self.emu._requests
+        count = len(journal)
+        journal.clear()
+        return count
+
     async def stop(self) -> None:
         """Stop serving: connections are refused until :meth:`start`."""
         if self._server is not None:

@@ -60,8 +60,10 @@ async def test_apps_logs(cli, app, kube) -> None:
     from kubernetes.aio import client as k8s
 
     await cli("reconcile")
-    pod = {"metadata": {"name": "web-1", "labels": {"deployments.platform.io/app-id": str(app["id"])}},
-           "spec": {"containers": [{"name": "app", "image": "x"}]}}
+    pod = {
+        "metadata": {"name": "web-1", "labels": {"deployments.platform.io/app-id": str(app["id"])}},
+        "spec": {"containers": [{"name": "app", "image": "x"}]},
+    }
     async with k8s.ApiClient(k8s.Configuration(host=kube.url)) as api:
         await k8s.CoreV1Api(api).create_namespaced_pod(app["namespace"], pod)
     kube.emu[f"get /api/v1/namespaces/{app['namespace']}/pods/web-1/log"] << b"a\nb\nc\n"

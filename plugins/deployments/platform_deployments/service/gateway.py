@@ -173,6 +173,23 @@ class Gateway:
         result: dict[str, Any] = self._json(raw)
         return result
 
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create an object known to be absent; apply it when it exists after all (409)."""
+        kind, meta = obj["kind"], obj["metadata"]
+        status, raw = await self._call(
+            "POST",
+            _path(kind, meta.get("namespace")),
+            query={"fieldManager": FIELD_MANAGER},
+            body=obj,
+            content_type="application/json",
+        )
+        if status == 409:
+            return await self.apply(obj)
+        if status >= 300:
+            raise self._fail(status, raw)
+        result: dict[str, Any] = self._json(raw)
+        return result
+
     async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """One object, or None when it does not exist."""
         status, raw = await self._call("GET", _path(kind, namespace, name))

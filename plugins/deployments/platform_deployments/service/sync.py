@@ -155,6 +155,11 @@ class LiveCache:
         annotations: dict[str, str] = (live.get("metadata") or {}).get("annotations") or {}
         return annotations.get(SPEC_HASH_ANNOTATION)
 
+    async def exists(self, obj: dict[str, Any]) -> bool:
+        """Whether the live list holds ``obj``."""
+        meta = obj["metadata"]
+        return meta["name"] in await self.objects(obj["kind"], meta.get("namespace"))
+
     def forget(self, obj: dict[str, Any]) -> None:
         """Drop the cached list holding ``obj`` (after writing it)."""
         self._lists.pop((obj["kind"], obj["metadata"].get("namespace")), None)
@@ -210,7 +215,10 @@ async def converge(cache: LiveCache, item: Work) -> Outcome:
         for obj in await drifted(cache, item.namespace_objects) + await drifted(
             cache, item.objects
         ):
-            await gw.apply(obj)
+            if await cache.exists(obj):
+                await gw.apply(obj)
+            else:  # listed as absent: create it (one request instead of a 404 apply first)
+                await gw.create(obj)
             cache.forget(obj)
             changed.append(f"{obj['kind']}/{obj['metadata']['name']}")
         for kind, name in await _stale(cache, item):
