@@ -23,16 +23,16 @@ import time
 from pathlib import Path
 
 from _common import header, make_config, row
-from sqlalchemy import func, select
-
-from platform_core import Principal
-from platform_core.app import boot
-from platform_core.migrate import upgrade
 from platform_deployments.emulator import emulator
 from platform_deployments.models import App
 from platform_deployments.runtime import env_of
 from platform_deployments.schemas.apps import AppCreate
 from platform_deployments.service import apps, sync
+from sqlalchemy import func, select
+
+from platform_core import Principal
+from platform_core.app import boot
+from platform_core.migrate import upgrade
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from platform_deployments.manifests import AppSpec, Placement, build_app_objects
 from platform_deployments.service.gateway import (
     FIELD_MANAGER,
