@@ -7,6 +7,7 @@
 - ``health`` (every minute): failed rollouts raise ``deployments.app.unhealthy``.
 - ``cleanup`` (hourly): objects labelled as ours with no app row (after
   ``orphan_grace_seconds``), namespaces of deleted users.
+- ``viewer_idle`` (every 5 minutes): MongoDB viewers unused for ``viewer_idle_seconds`` stop.
 - ``mongo_usage`` (hourly): ``dbStats`` of every user's database.
 """
 
@@ -17,11 +18,11 @@ from typing import Any
 
 from platform_core import JobSpec, PlatformContext
 from platform_deployments.runtime import env_of
-from platform_deployments.service import maintenance, mongo, sync
+from platform_deployments.service import maintenance, mongo, sync, viewer
 
 
 def job_specs(ctx: PlatformContext) -> list[JobSpec]:
-    """The five periodic jobs (``deployments.apply``, ...)."""
+    """The six periodic jobs (``deployments.apply``, ...)."""
     env = env_of(ctx)
     settings = env.settings
 
@@ -36,6 +37,9 @@ def job_specs(ctx: PlatformContext) -> list[JobSpec]:
 
     async def cleanup() -> dict[str, int]:
         return await maintenance.cleanup(ctx.db, env_of(ctx))
+
+    async def viewer_idle() -> dict[str, int]:
+        return await viewer.stop_idle(ctx.db, env_of(ctx))
 
     async def mongo_usage() -> dict[str, Any]:
         if not env_of(ctx).settings.mongo.admin_uri:
@@ -70,6 +74,13 @@ def job_specs(ctx: PlatformContext) -> list[JobSpec]:
             every=timedelta(hours=1),
             timeout=900,
             description="orphaned objects and namespaces of deleted users",
+        ),
+        JobSpec(
+            "viewer_idle",
+            viewer_idle,
+            every=timedelta(minutes=5),
+            timeout=300,
+            description="stop MongoDB viewers idle for viewer_idle_seconds",
         ),
         JobSpec(
             "mongo_usage",

@@ -126,3 +126,21 @@ class MongoDatabase(DeploymentsBase):
     sampled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Viewer(DeploymentsBase):
+    """A user's MongoDB viewer: running or stopped, its basic-auth login, last use."""
+
+    __tablename__ = "deployments_viewers"
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(16), default="stopped")
+    cluster: Mapped[str] = mapped_column(String(63))
+    namespace: Mapped[str] = mapped_column(String(63))
+    base_name: Mapped[str] = mapped_column(String(63))
+    host: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    username: Mapped[str] = mapped_column(String(64))
+    password_enc: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

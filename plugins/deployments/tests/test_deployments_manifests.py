@@ -230,3 +230,28 @@ def test_shared_namespace_mode_builds_only_a_per_user_network_policy() -> None:
     assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
         ("NetworkPolicy", "u42-isolation")
     ]
+
+
+def test_viewer_objects_are_valid_and_protected() -> None:
+    from platform_deployments.manifests.viewer import ViewerSpec, build_viewer_objects
+
+    spec = ViewerSpec(
+        user_id=42,
+        image="mongo-express:1.0.2",
+        mongo_uri="mongodb://u:p@h/db",
+        username="viewer42",
+        password="pw",
+        host="db-u42.example.org",
+    )
+    objects = by_kind(
+        build_viewer_objects(spec, Placement(namespace="u-42", base_name="mongo-viewer"))
+    )
+    for obj in objects.values():
+        MODELS[obj["kind"]].model_validate(obj)
+        assert obj["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY
+    env = objects["Secret"]["stringData"]
+    assert env["ME_CONFIG_BASICAUTH"] == "true" and env["ME_CONFIG_BASICAUTH_PASSWORD"] == "pw"
+    assert env["ME_CONFIG_MONGODB_ENABLE_ADMIN"] == "false"
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert "pw" not in str(objects["Deployment"])  # credentials only in the Secret

@@ -139,3 +139,58 @@ async def test_cli_provisions_by_username(run_cli, platform, mongo_server) -> No
     assert (f"u{user.id}", f"u{user.id}") in fake.users
     again = await run_cli("deployments", "mongo", "provision", str(user.id))
     assert "already provisioned" in again.stdout
+
+
+async def test_viewer_needs_a_database(member_client) -> None:
+    r = await member_client.post(f"{API}/viewer/start")
+    assert r.status_code == 409 and "mongo" in r.json()["detail"]
+    assert (await member_client.get(f"{API}/viewer")).status_code == 404
+
+
+async def test_viewer_runs_mongo_express_with_basic_auth_then_stops(
+    member_client, kube, mongo_server
+) -> None:
+    from kubernetes.aio import client as k8s
+
+    creds = (await member_client.post(f"{API}/mongo")).json()
+    r = await member_client.post(f"{API}/viewer/start")
+    assert r.status_code == 200, r.text
+    viewer = r.json()
+    assert (
+        viewer["state"] == "running"
+        and viewer["url"] == f"https://db-u{creds['user_id']}.apps.test/"
+    )
+    assert viewer["username"] and len(viewer["password"]) >= 20
+    ns = viewer["namespace"]
+    async with k8s.ApiClient(k8s.Configuration(host=kube.url)) as api:
+        core, apps_api = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+        dep = await apps_api.read_namespaced_deployment("mongo-viewer", ns)
+        assert dep.spec.template.spec.containers[0].image.startswith("mongo-express")
+        secret = (await core.read_namespaced_secret("mongo-viewer", ns)).string_data
+        assert secret["ME_CONFIG_BASICAUTH_PASSWORD"] == viewer["password"]
+        assert secret["ME_CONFIG_MONGODB_URL"] == creds["uri_internal"]
+        r = await member_client.post(f"{API}/viewer/stop")
+        assert r.status_code == 200 and r.json()["state"] == "stopped"
+        assert [
+            d.metadata.name for d in (await apps_api.list_namespaced_deployment(ns)).items
+        ] == []
+    again = (await member_client.post(f"{API}/viewer/start")).json()
+    assert again["password"] == viewer["password"]  # the login is kept across restarts
+
+
+async def test_idle_viewer_is_stopped_by_the_job(
+    member_client, platform, run_job, mongo_server
+) -> None:
+    from datetime import timedelta
+
+    from platform_core import utcnow
+    from platform_deployments.models import Viewer
+
+    await member_client.post(f"{API}/mongo")
+    viewer = (await member_client.post(f"{API}/viewer/start")).json()
+    assert await run_job("viewer_idle") == {"stopped": 0, "failed": 0}
+    async with platform.ctx.db.session() as session:
+        row = await session.get(Viewer, viewer["user_id"])
+        row.last_used_at = utcnow() - timedelta(days=1)
+    assert await run_job("viewer_idle") == {"stopped": 1, "failed": 0}
+    assert (await member_client.get(f"{API}/viewer")).json()["state"] == "stopped"

@@ -29,3 +29,17 @@ class MongoUsage(BaseModel):
     storage_size: int
     collections: int
     sampled_at: datetime | None
+
+
+class ViewerOut(BaseModel):
+    """The caller's MongoDB viewer: state, URL and its basic-auth login (owner only)."""
+
+    user_id: int
+    state: str
+    namespace: str
+    url: str | None
+    username: str
+    password: str
+    started_at: datetime | None
+    last_used_at: datetime | None
+    stopped_at: datetime | None

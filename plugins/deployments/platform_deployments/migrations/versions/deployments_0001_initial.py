@@ -1,4 +1,4 @@
-"""deployments: templates, apps, revisions, quotas, MongoDB databases
+"""deployments: templates, apps, revisions, quotas, MongoDB databases and viewers
 
 Revision ID: deployments_0001
 Revises:
@@ -104,9 +104,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_deployments_mongo")),
         sa.UniqueConstraint("database", name=op.f("uq_deployments_mongo_database")),
     )
+    op.create_table(
+        "deployments_viewers",
+        sa.Column("user_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("cluster", sa.String(length=63), nullable=False),
+        sa.Column("namespace", sa.String(length=63), nullable=False),
+        sa.Column("base_name", sa.String(length=63), nullable=False),
+        sa.Column("host", sa.String(length=253), nullable=True),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("password_enc", sa.Text(), nullable=False),
+        sa.Column("started_at", UTCDateTime, nullable=True),
+        sa.Column("last_used_at", UTCDateTime, nullable=True),
+        sa.Column("stopped_at", UTCDateTime, nullable=True),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_deployments_viewers")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("deployments_viewers")
     op.drop_table("deployments_mongo")
     op.drop_table("deployments_quotas")
     op.drop_index(op.f("ix_deployments_revisions_app_id"), table_name="deployments_revisions")
