@@ -66,3 +66,44 @@ async def test_unreachable_cluster_raises_unreachable(kube) -> None:
                 await gw.ping()
     finally:
         await kube.start()
+
+
+async def test_kubeconfig_and_context_are_honoured(kube, tmp_path) -> None:
+    import yaml
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "other",
+        "clusters": [
+            {"name": "emu", "cluster": {"server": kube.url}},
+            {"name": "nowhere", "cluster": {"server": "http://127.0.0.1:9"}},
+        ],
+        "users": [{"name": "dev", "user": {"token": "t0ken"}}],
+        "contexts": [
+            {"name": "emu", "context": {"cluster": "emu", "user": "dev"}},
+            {"name": "other", "context": {"cluster": "nowhere", "user": "dev"}},
+        ],
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    async with connect(ClusterSettings(kubeconfig=str(path), context="emu")) as gw:
+        await gw.ping()
+    sent = list(kube.emu)[-1]
+    assert sent.headers["Authorization"] == "Bearer t0ken"
+    with pytest.raises(ClusterUnreachable):
+        async with connect(ClusterSettings(kubeconfig=str(path)), timeout=2) as gw:
+            await gw.ping()
+
+
+async def test_readiness_checks_each_cluster(member_client, kube) -> None:
+    checks = {c["name"]: c["ok"] for c in (await member_client.get("/readyz")).json()["checks"]}
+    assert checks["deployments.cluster_test"] is True
+    await kube.stop()
+    try:
+        r = await member_client.get("/readyz")
+        assert r.status_code == 503
+        checks = {c["name"]: c for c in r.json()["checks"]}
+        assert checks["deployments.cluster_test"]["ok"] is False
+    finally:
+        await kube.start()

@@ -183,8 +183,9 @@ async def test_idle_viewer_is_stopped_by_the_job(
 ) -> None:
     from datetime import timedelta
 
-    from platform_core import utcnow
     from platform_deployments.models import Viewer
+
+    from platform_core import utcnow
 
     await member_client.post(f"{API}/mongo")
     viewer = (await member_client.post(f"{API}/viewer/start")).json()
