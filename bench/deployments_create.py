@@ -7,7 +7,7 @@ creates ``--apps`` apps (static-site) through ``POST /api/deployments/apps`` (ht
 transport): printed are the p50 and p99 of that request (stored state only, answered 202).
 For each app the apply job then runs at once and the app is read back until ``synced``:
 printed is the p50 of the time from the request to ``synced``. With the embedded runner the
-job runs every ``apply_interval_seconds`` (default 2 s): add up to that interval.
+job runs every ``apply_interval_seconds`` (default 5 s): add up to that interval.
 
 Targets: request p50 under 30 ms.
 Run: ``.venv/bin/python bench/deployments_create.py [--apps 100]``.

@@ -77,7 +77,7 @@ class DeploymentsSettings(BaseModel):
     traefik_cert_resolver: str | None = None
     history_limit: int = Field(default=20, ge=1, le=1000)
     allow_image_override: bool = False
-    apply_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
+    apply_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     reconcile_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
     retry_base_seconds: float = Field(default=5.0, gt=0, le=3600)
     retry_max_seconds: float = Field(default=300.0, gt=0, le=86400)

@@ -234,3 +234,26 @@ async def test_no_cluster_configured_is_a_clear_problem(
 async def test_unknown_cluster_is_named(member_client, demo) -> None:
     r = await member_client.post(f"{API}/apps", json=app_body(cluster="elsewhere"))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cluster"
+
+
+async def test_app_keeps_its_template_version_until_redeployed(
+    admin_client, member_client, demo
+) -> None:
+    app = (await member_client.post(f"{API}/apps", json=app_body())).json()["app"]
+    spec = (await admin_client.get(f"{API}/templates/demo")).json()["spec"]
+    spec["image"] = "ghcr.io/acme/demo:2.0"
+    spec["variables"].append({"name": "EXTRA", "type": "string", "required": True})
+    assert (await admin_client.put(f"{API}/templates/demo", json={"spec": spec})).status_code == 200
+    shown = (await member_client.get(f"{API}/apps/{app['id']}")).json()
+    assert shown["template_version"] == 1 and shown["image"] == "ghcr.io/acme/demo:1.0"
+    r = await member_client.patch(f"{API}/apps/{app['id']}", json={"template_version": 2})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "variables.EXTRA"
+    r = await member_client.patch(
+        f"{API}/apps/{app['id']}", json={"template_version": 2, "variables": {"EXTRA": "x"}}
+    )
+    assert r.status_code == 202, r.text
+    assert (
+        r.json()["app"]["template_version"] == 2
+        and r.json()["app"]["image"] == "ghcr.io/acme/demo:2.0"
+    )
+    assert r.json()["app"]["secret_variables"] == ["API_KEY"]
