@@ -82,6 +82,11 @@ class DeploymentsSettings(BaseModel):
     retry_base_seconds: float = Field(default=5.0, gt=0, le=3600)
     retry_max_seconds: float = Field(default=300.0, gt=0, le=86400)
     request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    reconcile_lists: Literal["auto", "cluster", "namespace"] = Field(
+        default="auto",
+        description="how the reconcile reads: one list per kind across all namespaces "
+        "(cluster), or per kind and namespace; auto: cluster in the per_user mode",
+    )
     orphan_grace_seconds: int = Field(default=3600, ge=0, le=30 * 86400)
     quota: QuotaSettings = QuotaSettings()
     mongo: MongoSettings = MongoSettings()
@@ -91,6 +96,12 @@ class DeploymentsSettings(BaseModel):
         if self.default_cluster is not None and self.default_cluster not in self.clusters:
             raise ValueError(f"default_cluster {self.default_cluster!r} is not in clusters")
         return self
+
+    def cluster_wide_lists(self) -> bool:
+        """Whether the reconcile lists each kind once across all namespaces."""
+        if self.reconcile_lists == "auto":
+            return self.namespace_mode == "per_user"
+        return self.reconcile_lists == "cluster"
 
     def cluster_name(self, wanted: str | None) -> str | None:
         """The cluster an app goes to: the named one, the default, or the only one."""

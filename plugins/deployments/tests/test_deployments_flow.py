@@ -313,3 +313,30 @@ async def test_refused_apply_is_an_error_with_the_message_and_an_event(
     async with platform.ctx.db.session() as session:
         names = (await session.scalars(select(EventRecord.name))).all()
     assert "deployments.app.failed" in names and "deployments.app.created" in names
+
+
+@pytest.mark.parametrize(
+    ("deploy_settings", "lists"),
+    [
+        # per_user mode: Namespace, then one list per kind across all namespaces (3 namespace
+        # kinds, 6 app kinds: IngressRoute too, to find objects left by a change of ingress_kind)
+        ({"reconcile_lists": "auto"}, 10),
+        ({"reconcile_lists": "namespace"}, 19),  # Namespace, then 9 kinds x 2 namespaces
+    ],
+)
+async def test_no_op_reconcile_reads_in_bulk_and_writes_nothing(
+    platform, run_job, kube, deploy_settings, lists
+) -> None:
+    for _ in range(2):  # two users: two namespaces
+        client = await platform.client_for("member")
+        for name in ("a", "b"):
+            assert (
+                await client.post(f"{API}/apps", json={"name": name, "template": "static-site"})
+            ).status_code == 202
+    await run_job("apply")
+    before = len(list(kube.emu))
+    result = await run_job("reconcile")
+    during = list(kube.emu)[before:]
+    assert result == {"writes": 0, "synced": 4, "apps": 4}
+    assert all(str(r.method).upper().endswith("GET") for r in during)
+    assert len(during) == lists, [str(r.url) for r in during]

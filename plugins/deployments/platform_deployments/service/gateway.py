@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "platform-deployments"
 
+Objects = list[dict[str, Any]]
+"""Objects as the API returns them (an alias: ``Gateway.list`` shadows ``list`` in the class)."""
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -217,6 +220,27 @@ class Gateway:
         return [
             item
             for item in items
+            if all(
+                ((item.get("metadata") or {}).get("labels") or {}).get(k) == v
+                for k, v in wanted.items()
+            )
+        ]
+
+    async def list_all(self, kind: str, labels: dict[str, str] | None = None) -> Objects:
+        """Objects of a namespaced kind across every namespace (labels checked here)."""
+        spec = KINDS[kind]
+        query = {}
+        if labels:
+            query["labelSelector"] = ",".join(f"{k}={v}" for k, v in labels.items())
+        status, raw = await self._call("GET", f"{spec.prefix}/{spec.plural}", query=query)
+        if status == 404:
+            return []
+        if status >= 300:
+            raise self._fail(status, raw)
+        wanted = labels or {}
+        return [
+            item
+            for item in self._json(raw).get("items") or []
             if all(
                 ((item.get("metadata") or {}).get("labels") or {}).get(k) == v
                 for k, v in wanted.items()

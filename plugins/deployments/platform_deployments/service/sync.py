@@ -132,18 +132,35 @@ async def load_work(session: AsyncSession, env: Env, apps: list[App]) -> list[Wo
 
 
 class LiveCache:
-    """Objects listed from the cluster during one run, one list per kind and namespace."""
+    """Objects listed from the cluster during one run: one list per kind and namespace, or
+    per kind across all namespaces."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Gateway, *, cluster_wide: bool = False) -> None:
         self.gw = gw
+        self.cluster_wide = cluster_wide
         self._lists: dict[tuple[str, str | None], dict[str, dict[str, Any]]] = {}
+        self._listed_everywhere: set[str] = set()
+        self._forgotten: set[tuple[str, str | None]] = set()
 
     async def objects(self, kind: str, namespace: str | None) -> dict[str, dict[str, Any]]:
-        """Our objects of a kind in a namespace, by name."""
+        """Our objects of a kind in a namespace, by name.
+
+        Cluster-wide mode lists each kind once across all namespaces (a namespace written
+        to since is listed again on its own).
+        """
         key = (kind, namespace)
-        if key not in self._lists:
-            items = await self.gw.list(kind, namespace, {MANAGED_BY_LABEL: MANAGED_BY})
-            self._lists[key] = {i["metadata"]["name"]: i for i in items}
+        if key in self._lists:
+            return self._lists[key]
+        ours = {MANAGED_BY_LABEL: MANAGED_BY}
+        if self.cluster_wide and namespace is not None and key not in self._forgotten:
+            if kind not in self._listed_everywhere:
+                self._listed_everywhere.add(kind)
+                for item in await self.gw.list_all(kind, ours):
+                    meta = item["metadata"]
+                    self._lists.setdefault((kind, meta.get("namespace")), {})[meta["name"]] = item
+            return self._lists.setdefault(key, {})
+        items = await self.gw.list(kind, namespace, ours)
+        self._lists[key] = {i["metadata"]["name"]: i for i in items}
         return self._lists[key]
 
     async def live_hash(self, obj: dict[str, Any]) -> str | None:
@@ -162,7 +179,9 @@ class LiveCache:
 
     def forget(self, obj: dict[str, Any]) -> None:
         """Drop the cached list holding ``obj`` (after writing it)."""
-        self._lists.pop((obj["kind"], obj["metadata"].get("namespace")), None)
+        key = (obj["kind"], obj["metadata"].get("namespace"))
+        self._lists.pop(key, None)
+        self._forgotten.add(key)
 
 
 async def _kinds_in_use(cache: LiveCache, namespace: str, kinds: tuple[str, ...]) -> list[str]:
@@ -260,7 +279,7 @@ async def remove(cache: LiveCache, item: Work) -> Outcome:
 
 
 async def run_cluster(
-    env: Env, cluster: str, items: list[Work], *, deleting_ok: bool = True
+    env: Env, cluster: str, items: list[Work], *, cluster_wide: bool = False
 ) -> tuple[list[Outcome], int]:
     """Converge (or remove) every item on one cluster; the outcomes and the writes sent."""
     settings = env.settings
@@ -274,7 +293,7 @@ async def run_cluster(
         async with connect(
             settings.clusters[cluster], timeout=settings.request_timeout_seconds
         ) as gw:
-            cache = LiveCache(gw)
+            cache = LiveCache(gw, cluster_wide=cluster_wide)
             for item in items:
                 outcome = await (remove(cache, item) if item.deleting else converge(cache, item))
                 outcomes.append(outcome)
@@ -382,7 +401,9 @@ async def _run(db: Any, env: Env, work: list[Work], *, reconcile: bool) -> dict[
         by_cluster[item.cluster].append(item)
     counts: dict[str, int] = defaultdict(int)
     for cluster, items in sorted(by_cluster.items()):
-        outcomes, writes = await run_cluster(env, cluster, items)
+        outcomes, writes = await run_cluster(
+            env, cluster, items, cluster_wide=reconcile and env.settings.cluster_wide_lists()
+        )
         counts["writes"] += writes
         for outcome in outcomes:
             if reconcile and outcome.ok and not outcome.drifted and outcome.work.state == "synced":
