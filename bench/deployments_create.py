@@ -28,6 +28,7 @@ from platform_deployments.emulator import emulator
 from platform_deployments.runtime import env_of
 from platform_deployments.service import sync
 
+from platform_core import create_token
 from platform_core.app import boot, create_app
 from platform_core.auth import service as auth
 from platform_core.migrate import upgrade
@@ -49,8 +50,8 @@ async def main(args: argparse.Namespace) -> None:
                 "clusters": {"bench": {"host": kube.url}},
                 "base_domain": "apps.bench",
                 "quota": {
-                    "max_apps": args.apps,
-                    "max_replicas": args.apps,
+                    "max_apps": args.apps + 1,
+                    "max_replicas": args.apps + 1,
                     "cpu_millis": 1_000_000,
                     "memory_mib": 1_000_000,
                 },
@@ -62,7 +63,7 @@ async def main(args: argparse.Namespace) -> None:
             async with app.router.lifespan_context(app):
                 async with ctx.db.session() as s:
                     member = await auth.create_user(s, "bench-member", "member", None)
-                    _, token = await auth.create_token(
+                    _, token = await create_token(
                         s,
                         member,
                         scopes=None,
