@@ -66,6 +66,10 @@ class FakeMongo:
     """State of a MongoDB server played by mockupdb: users per database, stats, dropped dbs."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every user, drop and command (a fresh server)."""
         self.users: dict[tuple[str, str], dict[str, Any]] = {}
         self.dropped: list[str] = []
         self.commands: list[tuple[str, str]] = []
@@ -116,16 +120,25 @@ class FakeMongo:
         return bool(request.command_err(59, f"no such command: '{name}'"))
 
 
-@pytest.fixture
-def mongo_server() -> Any:
-    """``(fake, uri)``: a MongoDB wire-protocol server on loopback with a stateful handler."""
+@pytest.fixture(scope="session")
+def _mongo_peer() -> Any:
+    """One mockupdb server for the session (stopping one takes a second)."""
     from mockupdb import MockupDB
 
     fake = FakeMongo()
     server = MockupDB(auto_ismaster={"maxWireVersion": 21, "minWireVersion": 0})
-    server.autoresponds(fake.handle)
+    server.autoresponds(lambda request: fake.handle(request))
     server.run()
     try:
         yield fake, f"mongodb://{server.address_string}/?directConnection=true"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mongo_server(_mongo_peer: Any) -> Any:
+    """``(fake, uri)``: a MongoDB wire-protocol server on loopback with a stateful handler,
+    its state fresh for each test."""
+    fake, uri = _mongo_peer
+    fake.reset()
+    return fake, uri
