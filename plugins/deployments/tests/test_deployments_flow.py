@@ -117,7 +117,7 @@ async def test_update_rollback_stop_start_restart(member_client, app, run_job, k
     assert "kubectl.kubernetes.io/restartedAt" in annotations
 
 
-async def test_status_follows_the_controller(member_client, app, run_job, kapi) -> None:
+async def test_status_follows_the_controller(member_client, app, run_job, kapi, platform) -> None:
     _, apps_api, _ = kapi
     ns, url = app["namespace"], f"{API}/apps/{app['id']}/status"
     await run_job("apply")
@@ -155,6 +155,14 @@ async def test_status_follows_the_controller(member_client, app, run_job, kapi) 
     # The health job turns it into an event for the owner.
     assert (await run_job("health"))["unhealthy"] == 1
     assert (await get_app(member_client, app["id"]))["health"] == "unhealthy"
+    assert (await run_job("health"))["unhealthy"] == 1  # still unhealthy: no second event
+    from sqlalchemy import select
+
+    from platform_core.testing import EventRecord
+
+    async with platform.ctx.db.session() as session:
+        names = (await session.scalars(select(EventRecord.name))).all()
+    assert names.count("deployments.app.unhealthy") == 1
 
 
 async def test_pods_logs_and_events(member_client, app, run_job, kapi, kube) -> None:

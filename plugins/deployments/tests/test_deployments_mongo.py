@@ -112,6 +112,12 @@ async def test_mongo_app_gets_the_uri_as_a_secret(
     async with k8s.ApiClient(k8s.Configuration(host=kube.url)) as api:
         secret = await k8s.CoreV1Api(api).read_namespaced_secret("m-env", app["namespace"])
     assert secret.string_data["MONGODB_URI"] == creds["uri_internal"]
+    rotated = (await member_client.post(f"{API}/mongo/rotate")).json()
+    assert (await member_client.get(f"{API}/apps/{app['id']}")).json()["state"] == "pending"
+    await run_job("apply")
+    async with k8s.ApiClient(k8s.Configuration(host=kube.url)) as api:
+        secret = await k8s.CoreV1Api(api).read_namespaced_secret("m-env", app["namespace"])
+    assert secret.string_data["MONGODB_URI"] == rotated["uri_internal"] != creds["uri_internal"]
 
 
 async def test_usage_job_samples_every_database(member_client, mongo_server, run_job) -> None:

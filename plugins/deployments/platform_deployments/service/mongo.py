@@ -13,11 +13,11 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure, PyMongoError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import Conflict, NotFound, ServiceUnavailable, serialize, utcnow
-from platform_deployments.models import MongoDatabase
+from platform_deployments.models import App, MongoDatabase
 from platform_deployments.service.apps import Env
 
 MONGO_SETTING = "[plugins.deployments.mongo] admin_uri"
@@ -108,7 +108,8 @@ async def provision(session: AsyncSession, env: Env, user_id: int) -> tuple[Mong
 
 
 async def rotate(session: AsyncSession, env: Env, user_id: int) -> MongoDatabase:
-    """A new password for the user's MongoDB user (apps get it at their next apply)."""
+    """A new password for the user's MongoDB user; the user's settled apps go ``pending`` so
+    that the apply job gives those wired to the database the new URI."""
     await serialize(session, "deployments.mongo", [user_id])
     row = await get_database(session, user_id)
     password = new_password()
@@ -119,6 +120,18 @@ async def rotate(session: AsyncSession, env: Env, user_id: int) -> MongoDatabase
             raise ServiceUnavailable(f"MongoDB refused updateUser: {exc.code}") from None
     row.password_enc = env.box.seal(password)
     row.rotated_at = utcnow()
+    # Apps wired to the database get the new URI from the apply job (only drifted objects,
+    # here their Secret and the Deployment's checksum, are written).
+    await session.execute(
+        update(App)
+        .where(App.user_id == user_id, App.state.in_(("synced", "out_of_sync", "error")))
+        .values(
+            state="pending",
+            attempts=0,
+            next_attempt_at=None,
+            message="MongoDB password rotated: waits for the apply job",
+        )
+    )
     await session.flush()
     return row
 
