@@ -348,3 +348,18 @@ async def test_no_op_reconcile_reads_in_bulk_and_writes_nothing(
     assert result == {"writes": 0, "synced": 4, "apps": 4}
     assert all(str(r.method).upper().endswith("GET") for r in during)
     assert len(during) == lists, [str(r.url) for r in during]
+
+
+async def test_delete_waits_for_the_cluster_to_confirm(member_client, app, run_job, kube) -> None:
+    import asyncio
+
+    await run_job("apply")
+    await member_client.delete(f"{API}/apps/{app['id']}")
+    await kube.stop()
+    await run_job("apply")
+    shown = await get_app(member_client, app["id"])
+    assert shown["state"] == "deleting" and shown["last_error"]
+    await kube.start()
+    await asyncio.sleep(0.06)  # past the (test-sized) backoff
+    await run_job("apply")
+    assert (await member_client.get(f"{API}/apps/{app['id']}")).status_code == 404
