@@ -257,3 +257,11 @@ async def test_app_keeps_its_template_version_until_redeployed(
         and r.json()["app"]["image"] == "ghcr.io/acme/demo:2.0"
     )
     assert r.json()["app"]["secret_variables"] == ["API_KEY"]
+
+
+async def test_non_scalar_variable_value_is_named(member_client, demo) -> None:
+    r = await member_client.post(
+        f"{API}/apps", json=app_body(variables={"MODE": ["a"], "API_KEY": "x"})
+    )
+    assert r.status_code == 422
+    assert any(e["field"] == "variables.MODE" for e in r.json()["errors"]), r.text

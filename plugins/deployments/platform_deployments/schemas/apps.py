@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from platform_core import TextValues
 from platform_deployments.schemas.templates import (
     IMAGE,
     Resources,
@@ -23,6 +24,7 @@ Host = Annotated[str, StringConstraints(pattern=HOST, max_length=253)]
 ClusterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Variables = Annotated[
     dict[Annotated[str, StringConstraints(max_length=63)], VariableValue | None],
+    TextValues,
     Field(max_length=100),
 ]
 AppState = Literal["pending", "synced", "out_of_sync", "error", "deleting"]

@@ -3,18 +3,50 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
-from platform_core import Line, Text
+from platform_core import Line, Text, TextValues
 
 TEMPLATE_NAME = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 VARIABLE_NAME = r"^[A-Z_][A-Z0-9_]{0,62}$"
 IMAGE = r"^[a-z0-9][a-z0-9._/-]{0,199}(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$"
 
 TemplateName = Annotated[str, StringConstraints(pattern=TEMPLATE_NAME, max_length=63)]
-VariableValue = bool | int | Annotated[str, StringConstraints(max_length=4096)]
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, bool | int) or (isinstance(value, str) and len(value) <= 4096):
+        return value
+    if isinstance(value, str):
+        raise ValueError("is longer than 4096 characters")
+    raise ValueError("must be a string, an integer or a boolean")
+
+
+VariableValue = Annotated[
+    Any,
+    TextValues,
+    AfterValidator(_scalar),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": 4096},
+                {"type": "integer"},
+                {"type": "boolean"},
+            ]
+        }
+    ),
+]
+"""A variable's value: text (checked like ``Text``, as one field), an integer or a boolean."""
 
 
 class Variable(BaseModel):
@@ -27,7 +59,7 @@ class Variable(BaseModel):
     required: bool = False
     default: VariableValue | None = None
     secret: bool = False
-    choices: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+    choices: list[Annotated[Line, StringConstraints(min_length=1, max_length=200)]] | None = Field(
         default=None, max_length=100
     )
     description: Line = Field(default="", max_length=500)
