@@ -1,0 +1,1 @@
+"""Deployments plugin: users' apps on Kubernetes from templates, per-user MongoDB."""

@@ -1,0 +1,1 @@
+"""Business logic of the deployments plugin, by area (no FastAPI here)."""
