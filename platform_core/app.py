@@ -24,13 +24,14 @@ from platform_core.db import Database
 from platform_core.events.patterns import valid_pattern
 from platform_core.manager import PlatformPlugins, PluginRecord, PluginState
 from platform_core.migrate import MigrationTarget, warn_leftover_tables
-from platform_core.observability import Metrics, RequestMiddleware
+from platform_core.observability import Metrics, RequestMiddleware, plugin_metrics
 from platform_core.retry import TransactionRetryMiddleware
 from platform_core.specs import (
     ROLES,
     EventHandler,
     HealthCheck,
     JobSpec,
+    MetricsSource,
     Models,
     NotificationRule,
     Permission,
@@ -94,6 +95,7 @@ def boot(
     _collect_jobs(ctx)
     _collect_event_handlers(ctx)
     _collect_health(ctx)
+    _collect_metrics(ctx)
     _collect_notification_rules(ctx)
     refresh_scopes(ctx)
     ctx.plugins.check_strict()
@@ -207,6 +209,10 @@ def _collect_health(ctx: PlatformContext) -> None:
     ctx.health_checks = _collect_items(ctx, "platform_health", HealthCheck, patterned=False)
 
 
+def _collect_metrics(ctx: PlatformContext) -> None:
+    ctx.metrics_sources = _collect_items(ctx, "platform_metrics", MetricsSource, patterned=False)
+
+
 def _collect_notification_rules(ctx: PlatformContext) -> None:
     ctx.notification_rules = _collect_items(
         ctx, "platform_notification_rules", NotificationRule, patterned=True
@@ -219,6 +225,7 @@ def _drop_isolated(ctx: PlatformContext) -> None:
     ctx.jobs = {k: v for k, v in ctx.jobs.items() if k.split(".")[0] in active}
     ctx.event_handlers = [(p, h) for p, h in ctx.event_handlers if p in active]
     ctx.health_checks = [(p, c) for p, c in ctx.health_checks if p in active]
+    ctx.metrics_sources = [(p, m) for p, m in ctx.metrics_sources if p in active]
     ctx.notification_rules = [(p, r) for p, r in ctx.notification_rules if p in active]
     refresh_scopes(ctx)
 
@@ -500,4 +507,5 @@ def _mount_core_endpoints(app: FastAPI, ctx: PlatformContext, metrics: Metrics) 
             principal = await authenticate(request)
             if not principal.is_admin:
                 raise Forbidden("metrics are restricted to admins")
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(metrics.registry) + await plugin_metrics(ctx)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -13,6 +13,7 @@ from platform_core.specs import (
     EventHandler,
     HealthCheck,
     JobSpec,
+    MetricsSource,
     NotificationRule,
     Permission,
 )
@@ -38,6 +39,7 @@ class PlatformContext:
     jobs: dict[str, JobSpec] = field(default_factory=dict)
     event_handlers: list[tuple[str, EventHandler]] = field(default_factory=list)
     health_checks: list[tuple[str, HealthCheck]] = field(default_factory=list)
+    metrics_sources: list[tuple[str, MetricsSource]] = field(default_factory=list)
     notification_rules: list[tuple[str, NotificationRule]] = field(default_factory=list)
     secret_key: str = ""
     state: dict[str, Any] = field(default_factory=dict)

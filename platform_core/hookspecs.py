@@ -21,6 +21,7 @@ from platform_core.specs import (
     EventHandler,
     HealthCheck,
     JobSpec,
+    MetricsSource,
     Models,
     NotificationRule,
     Permission,
@@ -105,6 +106,11 @@ def platform_cli(cli: typer.Typer) -> None:
 @hookspec
 def platform_health(ctx: PlatformContext) -> list[HealthCheck]:
     """Return readiness checks; ``/readyz`` and ``platformctl doctor`` run them."""
+
+
+@hookspec
+def platform_metrics(ctx: PlatformContext) -> list[MetricsSource]:
+    """Return Prometheus metrics sources, appended to ``/metrics`` at each scrape."""
 
 
 @hookspec

@@ -11,6 +11,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+log = logging.getLogger("platform.metrics")
+
 # uvicorn adds ``color_message`` (the message with terminal colours) to its records.
 _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -252,3 +254,23 @@ async def _send_problem(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def plugin_metrics(ctx: Any) -> bytes:
+    """The plugins' ``MetricsSource`` expositions, collected concurrently, each bounded by
+    its timeout; a failing source is logged and left out of this scrape."""
+    import asyncio
+
+    async def one(plugin: str, source: Any) -> bytes:
+        try:
+            out = await asyncio.wait_for(source.collect(), source.timeout)
+        except Exception as exc:  # a broken source must not break /metrics
+            log.warning(
+                "metrics source %s.%s failed: %s: %s", plugin, source.name, type(exc).__name__, exc
+            )
+            return b""
+        data = out.encode() if isinstance(out, str) else bytes(out)
+        return data if not data or data.endswith(b"\n") else data + b"\n"
+
+    parts = await asyncio.gather(*(one(p, s) for p, s in ctx.metrics_sources))
+    return b"".join(parts)

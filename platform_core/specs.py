@@ -127,6 +127,21 @@ class HealthCheck:
     readiness: bool = True
 
 
+@dataclasses.dataclass(frozen=True)
+class MetricsSource:
+    """Prometheus metrics a plugin adds to ``/metrics``.
+
+    ``collect`` is an async callable returning the text exposition format (what
+    ``prometheus_client.generate_latest(registry)`` gives), so gauges may be computed from the
+    database at scrape time. Name the metrics ``<plugin>_...``. A source that raises or takes
+    longer than ``timeout`` is left out of that scrape (and logged); the rest still answer.
+    """
+
+    name: str
+    collect: Callable[[], Awaitable[bytes | str]]
+    timeout: float = 2.0
+
+
 # Plugins import these from platform_core now; the old path warns (docs/plugin-guide.md).
 moved_names(
     __name__,

@@ -25,6 +25,7 @@ from platform_core import (
     EventHandler,
     HealthCheck,
     JobSpec,
+    MetricsSource,
     Models,
     NotificationRule,
     Permission,
@@ -344,6 +345,33 @@ async def test_hook_platform_cli(platform_factory):
     assert result.exit_code == 0
     assert "count" in result.output
     assert "Print how many notes are stored." in result.output
+
+
+class Counting:
+    """A plugin adding a gauge to ``/metrics``; ``BadMetrics`` returns something else."""
+
+    @hookimpl
+    def platform_metrics(self) -> list[MetricsSource]:
+        async def collect() -> str:
+            return "# TYPE counting_items gauge\ncounting_items 7.0\n"
+
+        return [MetricsSource("items", collect)]
+
+
+class BadMetrics:
+    @hookimpl
+    def platform_metrics(self) -> list[Any]:
+        return ["counting_items 1.0"]
+
+
+async def test_hook_platform_metrics(platform_factory):
+    platform = await platform_factory(extra_plugins={"counting": Counting()})
+    r = await platform.client().get("/metrics")
+    assert r.status_code == 200
+    assert "counting_items 7.0" in r.text and "platform_plugins" in r.text
+    bad = await platform_factory(extra_plugins={"bad": BadMetrics()})
+    assert bad.ctx.plugins.records["bad"].state.value == "isolated"
+    assert "MetricsSource" in (bad.ctx.plugins.records["bad"].reason or "")
 
 
 class Unhealthy:

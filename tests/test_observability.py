@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
-from platform_core import HealthCheck, hookimpl
+from platform_core import HealthCheck, MetricsSource, hookimpl
 from platform_core.observability import JsonFormatter
 
 
@@ -47,6 +48,41 @@ async def test_metrics_count_requests_by_route_template(admin_client, anon_clien
     labels = 'method="GET",route="/api/core/users/{user_id}",status="404"'
     assert f"platform_http_requests_total{{{labels}}} 1.0" in text
     assert "platform_plugins" in text
+
+
+class Gauges:
+    """A plugin adding metrics: one good source, one that raises, one that hangs."""
+
+    @hookimpl
+    def platform_metrics(self):
+        async def good():
+            return "# TYPE gauges_widgets gauge\ngauges_widgets 3.0"
+
+        async def broken():
+            raise RuntimeError("no database")
+
+        async def slow():
+            await asyncio.sleep(5)
+            return b"gauges_never 1.0\n"
+
+        return [
+            MetricsSource("good", good),
+            MetricsSource("broken", broken),
+            MetricsSource("slow", slow, timeout=0.2),
+        ]
+
+
+async def test_plugin_metrics_sources_join_the_core_metrics(platform_factory, caplog):
+    platform = await platform_factory(extra_plugins={"gauges": Gauges()})
+    with caplog.at_level(logging.WARNING, logger="platform.metrics"):
+        r = await platform.client().get("/metrics")
+    assert r.status_code == 200
+    assert "platform_plugins" in r.text  # the core's own
+    assert "\ngauges_widgets 3.0\n" in r.text  # a newline added after the source's text
+    assert "gauges_never" not in r.text  # timed out: left out, the rest still answers
+    failed = " ".join(rec.getMessage() for rec in caplog.records)
+    assert "gauges.broken failed: RuntimeError: no database" in failed
+    assert "gauges.slow failed: TimeoutError" in failed
 
 
 async def test_metrics_can_be_restricted_to_admins(platform_factory):

@@ -12,6 +12,7 @@ from platform_core import (
     DeliveredEvent,
     HealthCheck,
     JobSpec,
+    MetricsSource,
     Models,
     NotificationRule,
     Permission,
@@ -104,6 +105,18 @@ def platform_cli(cli: typer.Typer) -> None:
     from platform_deployments.cli import register
 
     register(cli)
+
+
+@hookimpl
+def platform_metrics(ctx: PlatformContext) -> list[MetricsSource]:
+    """Gauges on the core's ``/metrics``: apps by state, per-user requests, MongoDB storage."""
+    from platform_deployments.service.metrics import exposition
+
+    async def collect() -> bytes:
+        async with ctx.db.session() as session:
+            return await exposition(session)
+
+    return [MetricsSource("apps", collect)]
 
 
 @hookimpl

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from platform_core import NO_CONTENT, Caller, DbSession, IdPath, requires_scopes
 from platform_deployments.routes.deps import EnvDep
 from platform_deployments.schemas.apps import AppPage
 from platform_deployments.schemas.quotas import QuotaIn, QuotaList, QuotaOut, Totals
-from platform_deployments.service import admin, metrics, mongo, quotas
+from platform_deployments.service import admin, mongo, quotas
 from platform_deployments.service import apps as apps_service
 
 router = APIRouter(tags=["deployments: quotas and admin"])
@@ -64,15 +64,3 @@ async def force_delete(session: DbSession, caller: Caller, app_id: IdPath) -> No
 async def drop_database(session: DbSession, env: EnvDep, user_id: IdPath) -> None:
     """Drop a user's MongoDB user and database (admins)."""
     await mongo.drop(session, env, user_id)
-
-
-@router.get(
-    "/admin/metrics",
-    openapi_extra=ADMIN,
-    response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-)
-async def prometheus_metrics(session: DbSession) -> Response:
-    """Prometheus gauges: apps by state, per-user requests, MongoDB storage (admins)."""
-    body = await metrics.exposition(session)
-    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,7 +1,7 @@
 """Prometheus gauges of the deployments plugin, computed from the database at scrape time.
 
-The core's ``/metrics`` registry is not part of the plugin API, so these are served by the
-plugin itself (``GET /api/deployments/admin/metrics``, admins) in the text exposition format.
+Appended to the core's ``/metrics`` through the ``platform_metrics`` hook, in the text
+exposition format.
 """
 
 from __future__ import annotations
