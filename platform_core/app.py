@@ -373,8 +373,11 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         from platform_core.auth import invalidation
         from platform_core.shared import close_clients
 
+        from platform_core.notifications import live
+
         stop_listening = asyncio.Event()
         listener = asyncio.create_task(invalidation.listen(ctx, stop_listening))
+        live_listener = asyncio.create_task(live.listen(ctx, stop_listening))
         background = None
         if ctx.config.core.background:
             from platform_core.background import Background
@@ -397,7 +400,9 @@ def create_app(ctx: PlatformContext) -> FastAPI:
                 await background.stop()
             stop_listening.set()
             await listener
+            await live_listener
             await invalidation.flush(ctx)
+            await live.flush(ctx)
             await ctx.plugins.acall("platform_shutdown", ctx=ctx, reverse=True, isolate=False)
             await close_clients(ctx)
             await ctx.db.dispose()
