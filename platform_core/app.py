@@ -371,9 +371,8 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         await warn_leftover_tables(ctx.db, ctx.plugins.owners())
         _set_plugin_gauge(ctx, metrics)
         from platform_core.auth import invalidation
-        from platform_core.shared import close_clients
-
         from platform_core.notifications import live
+        from platform_core.shared import close_clients
 
         stop_listening = asyncio.Event()
         listener = asyncio.create_task(invalidation.listen(ctx, stop_listening))

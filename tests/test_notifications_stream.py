@@ -1,6 +1,6 @@
 """``GET /api/core/notifications/stream``: the caller's notifications live, as server-sent
-events (in process, on both databases; the cross-process test is in
-``test_notifications_stream_processes.py``).
+events: in process on both databases, and across two real ``platformctl serve`` processes
+on PostgreSQL and Redis (the last test).
 
 The app is driven through ASGI directly (httpx's ASGI transport buffers whole responses),
 so a stream is read event by event while the test creates notifications.
@@ -9,13 +9,19 @@ so a stream is read event by event while the test creates notifications.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
+import uuid
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from platform_core import NotificationRule, hookimpl
 from platform_core.events.outbox import publish
+from platform_core.testing import fresh_database, prepared, served
 
 HEARTBEAT = 0.3
 CAP = 2
@@ -101,10 +107,8 @@ class SseClient:
     async def __aexit__(self, *exc: object) -> None:
         self._gone.set()
         assert self._task is not None
-        try:
+        with contextlib.suppress(OSError, TimeoutError):
             await asyncio.wait_for(self._task, 5)
-        except (OSError, TimeoutError):
-            pass
 
     async def next(self, timeout: float = 5.0) -> dict[str, Any]:
         """The next event: ``{"ping": True}`` for a heartbeat, else id/event/data."""
@@ -336,3 +340,95 @@ async def test_streams_beyond_the_cap_are_429_until_one_closes(shop):
             assert someone_else.status == 200
     async with _stream(shop, token) as again:  # closed streams free their places
         assert again.status == 200
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _process_config(directory: Path, url: str, prefix: str, *, background: bool) -> Path:
+    config = directory / f"plugins-{'worker' if background else 'api'}.toml"
+    config.write_text(
+        f"""
+[core]
+database_url = "{url}"
+secret_key = "stream-test-secret-{"x" * 32}"
+log_format = "text"
+log_level = "WARNING"
+background = {"true" if background else "false"}
+
+[core.notifications]
+heartbeat_seconds = 30
+
+[core.redis]
+url = "{REDIS}"
+prefix = "{prefix}"
+
+[plugins]
+enabled = ["example"]
+"""
+    )
+    return config
+
+
+async def _read_events(response: httpx.Response, into: list[dict[str, str]]) -> None:
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if "data" in fields:
+                into.append(fields)
+            fields = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(": ")
+            fields[key] = value
+
+
+async def test_a_stream_on_one_process_receives_a_notification_created_by_another(tmp_path):
+    """Two real ``serve`` processes on PostgreSQL and Redis: A serves the streams and
+    dispatches nothing (``background = false``), B takes the note and turns its event into
+    notifications; A's streams get them over Redis, long before a heartbeat (30 s)."""
+    async with fresh_database("postgresql", tmp_path) as url:
+        prefix = f"test-{uuid.uuid4().hex[:8]}"
+        api = _process_config(tmp_path, url, prefix, background=False)
+        worker = _process_config(tmp_path, url, prefix, background=True)
+        async with prepared(worker) as platform:
+            admin = await platform.user("admin")
+            admin_token = await platform.token(user=admin)
+            member_token = await platform.token("member")
+            poster_token = await platform.token("admin")
+        async with (
+            served(api) as a,
+            served(worker) as b,
+            httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as client,
+        ):
+            path = "/api/core/notifications/stream"
+            mine: list[dict[str, str]] = []
+            theirs: list[dict[str, str]] = []
+            async with (
+                client.stream("GET", a + path, headers=_bearer(admin_token)) as admin_stream,
+                client.stream("GET", a + path, headers=_bearer(member_token)) as member_stream,
+            ):
+                assert admin_stream.status_code == member_stream.status_code == 200
+                readers = [
+                    asyncio.create_task(_read_events(admin_stream, mine)),
+                    asyncio.create_task(_read_events(member_stream, theirs)),
+                ]
+                await asyncio.sleep(0.5)  # A has subscribed to Redis at startup; streams open
+                created = await client.post(
+                    b + "/api/example/notes",
+                    json={"title": "hello from B"},
+                    headers=_bearer(poster_token),
+                )
+                assert created.status_code == 201, created.text
+                deadline = time.monotonic() + 10
+                while not mine and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)
+                for reader in readers:
+                    reader.cancel()
+            assert [json.loads(e["data"])["title"] for e in mine] == ["New note: hello from B"]
+            assert mine[0]["id"] == str(json.loads(mine[0]["data"])["id"])
+            assert theirs == []  # a member is no recipient of the note rule
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -119,9 +119,7 @@ async def serialize(ctx: PlatformContext, session: AsyncSession) -> None:
     track(ctx, session)
     info = session.info.setdefault(_INFO, {"locked": False, "new": []})
     if ctx.db.dialect == "postgresql" and not info["locked"]:
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": LOCK_NAMESPACE}
-        )
+        await session.execute(text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": LOCK_NAMESPACE})
         info["locked"] = True
 
 

@@ -110,7 +110,9 @@ def _resume_from(header: str | None, query: int | None) -> int | None:
         return None
     value = header.strip()
     if not value.isdigit() or len(value) > 18:
-        raise invalid("Last-Event-ID", "must be a notification id (an integer >= 0)", location="header")
+        raise invalid(
+            "Last-Event-ID", "must be a notification id (an integer >= 0)", location="header"
+        )
     return int(value)
 
 
@@ -156,7 +158,9 @@ async def notification_stream(
     kinds = list(kind or [])
     for pattern in kinds:
         if len(pattern) > 200 or not valid_pattern(pattern):
-            raise invalid("kind", f"{pattern[:200]!r} is not an event name pattern", location="query")
+            raise invalid(
+                "kind", f"{pattern[:200]!r} is not an event name pattern", location="query"
+            )
     after = _resume_from(last_event_id_header, last_event_id)
     ctx = get_context(request)
     settings = ctx.config.core.notifications
