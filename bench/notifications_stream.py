@@ -20,11 +20,16 @@ import asyncio
 import json
 import os
 import random
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +37,7 @@ from _common import BENCH_SECRET, DEFAULT_PG_SERVER, PG_SERVER_ENV
 
 from platform_core.notifications import live, service
 from platform_core.shared import close_clients
-from platform_core.testing import TEST_DATABASE_ENV, fresh_database, prepared, served
+from platform_core.testing import TEST_DATABASE_ENV, fresh_database, prepared
 
 CLIENTS = int(os.environ.get("CLIENTS", "1000"))
 NOTES = int(os.environ.get("NOTES", "1000"))
@@ -65,6 +70,40 @@ enabled = []
 """
     )
     return config
+
+
+@asynccontextmanager
+async def serving(config: Path, log: Path) -> AsyncIterator[str]:
+    """``platformctl serve`` on a free port, its output in ``log`` (a pipe would fill up)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "platformctl"), "serve", "--port", str(port)],
+            env={**os.environ, "PLATFORM_CONFIG": str(config)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"serve exited: {log.read_text()[-2000:]}") from None
+                    await asyncio.sleep(0.2)
+            yield base
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 class Client:
@@ -132,9 +171,16 @@ async def main() -> None:
                 print(f"{CLIENTS} users with tokens in {time.monotonic() - started:.1f} s")
                 async with AsyncExitStack() as stack:
                     bases = await asyncio.gather(
-                        *(stack.enter_async_context(served(config)) for _ in range(PROCESSES))
+                        *(
+                            stack.enter_async_context(serving(config, directory / f"serve-{i}.log"))
+                            for i in range(PROCESSES)
+                        )
                     )
                     await run(platform, users, list(bases))
+                for i in range(PROCESSES):
+                    lines = (directory / f"serve-{i}.log").read_text().splitlines()
+                    if lines:
+                        print(f"serve {i} logged {len(lines)} lines, the last: {lines[-1][:200]}")
                 await live.flush(platform.ctx)
                 await close_clients(platform.ctx)
 
