@@ -4,16 +4,20 @@
 order (the replay), then each new one as it commits, and ``None`` for a heartbeat every
 ``[core.notifications] heartbeat_seconds``. At each heartbeat the credential is resolved
 again (through the credential cache, which revocations invalidate in every process): a
-revoked token, a deactivated user or a process that is stopping ends the stream.
+revoked token, a deactivated user, a check the database cannot answer or a process that is
+stopping ends the stream. A failed read of new notifications is retried at the next hint
+or heartbeat (the cursor stays where it was, so nothing is skipped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from platform_core.auth.service import resolve_credential
 from platform_core.context import PlatformContext
@@ -21,6 +25,10 @@ from platform_core.events.patterns import matches
 from platform_core.notifications.live import Subscription
 from platform_core.notifications.models import Notification
 
+log = logging.getLogger("platform_core.notifications")
+
+DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+"""What a database that is down or out of pooled connections raises."""
 BATCH = 200
 """Notifications read from the database at a time."""
 TICK = 1.0
@@ -79,7 +87,11 @@ async def notifications(
     while True:
         sub.wake.clear()  # before reading: a hint arriving during the read wakes us again
         while True:
-            batch = await _after(ctx, sub.user_id, cursor)
+            try:
+                batch = await _after(ctx, sub.user_id, cursor)
+            except DB_ERRORS as exc:  # read again at the next hint or heartbeat
+                log.warning("notification stream: database read failed, retrying: %s", exc)
+                break
             for note in batch:
                 cursor = note.id
                 if not kinds or any(matches(k, note.kind) for k in kinds):
@@ -100,6 +112,11 @@ async def notifications(
             except TimeoutError:
                 continue
         if not woken:
-            if not await still_allowed(ctx, credential, sub.user_id):
+            try:
+                allowed = await still_allowed(ctx, credential, sub.user_id)
+            except DB_ERRORS as exc:  # unverifiable: end it; the client reconnects and resumes
+                log.warning("notification stream: credential check failed, closing: %s", exc)
+                return
+            if not allowed:
                 return
             yield None
