@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -178,10 +179,13 @@ async def main() -> None:
                         )
                     )
                     await run(platform, users, list(bases))
+                kinds: Counter[str] = Counter()
                 for i in range(PROCESSES):
-                    lines = (directory / f"serve-{i}.log").read_text().splitlines()
-                    if lines:
-                        print(f"serve {i} logged {len(lines)} lines, the last: {lines[-1][:200]}")
+                    for line in (directory / f"serve-{i}.log").read_text().splitlines():
+                        if " ERROR " in line or " WARNING " in line:
+                            kinds[line[9:130]] += 1
+                for text, count in kinds.most_common(6):
+                    print(f"servers logged {count}x: {text}")
                 await live.flush(platform.ctx)
                 await close_clients(platform.ctx)
 

@@ -357,7 +357,7 @@ log_level = "WARNING"
 background = {"true" if background else "false"}
 
 [core.notifications]
-heartbeat_seconds = 30
+heartbeat_seconds = 1
 
 [core.redis]
 url = "{REDIS}"
@@ -385,7 +385,8 @@ async def _read_events(response: httpx.Response, into: list[dict[str, str]]) -> 
 async def test_a_stream_on_one_process_receives_a_notification_created_by_another(tmp_path):
     """Two real ``serve`` processes on PostgreSQL and Redis: A serves the streams and
     dispatches nothing (``background = false``), B takes the note and turns its event into
-    notifications; A's streams get them over Redis, long before a heartbeat (30 s)."""
+    notifications; A's streams get them over Redis (subscribed, A's streams do not poll the
+    database at heartbeats). A token revoked through B then ends its stream on A."""
     async with fresh_database("postgresql", tmp_path) as url:
         prefix = f"test-{uuid.uuid4().hex[:8]}"
         api = _process_config(tmp_path, url, prefix, background=False)
@@ -423,11 +424,20 @@ async def test_a_stream_on_one_process_receives_a_notification_created_by_anothe
                 while not mine and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(0.5)
-                for reader in readers:
-                    reader.cancel()
-            assert [json.loads(e["data"])["title"] for e in mine] == ["New note: hello from B"]
-            assert mine[0]["id"] == str(json.loads(mine[0]["data"])["id"])
-            assert theirs == []  # a member is no recipient of the note rule
+                assert [json.loads(e["data"])["title"] for e in mine] == ["New note: hello from B"]
+                assert mine[0]["id"] == str(json.loads(mine[0]["data"])["id"])
+                assert theirs == []  # a member is no recipient of the note rule
+
+                (token,) = (
+                    await client.get(b + "/api/core/tokens", headers=_bearer(admin_token))
+                ).json()
+                revoked = await client.delete(
+                    f"{b}/api/core/tokens/{token['id']}", headers=_bearer(admin_token)
+                )
+                assert revoked.status_code == 204
+                await asyncio.wait_for(readers[0], 5)  # A ends the revoked token's stream
+                assert not readers[1].done()  # and only that one
+                readers[1].cancel()
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -3,9 +3,11 @@ their user, across processes over Redis pub/sub.
 
 The database is the source of truth; an announcement is only a hint "user U has a
 notification with id N". A stream (:mod:`platform_core.notifications.stream`) reads the
-user's notifications with an id above its cursor whenever a hint above the cursor arrives,
-and at every heartbeat, so a lost hint delays a notification by at most one heartbeat and
-never loses it.
+user's notifications with an id above its cursor whenever a hint above the cursor arrives.
+While this process is subscribed to the shared Redis, streams also read at least every
+:data:`POLL_SECONDS` (an announcement its publisher failed to send), and every stream
+reads after each (re)subscription; otherwise (no Redis, or Redis unreachable) they read
+at every heartbeat. A lost hint therefore delays a notification, never loses it.
 
 No gap, no duplicate: the stream's cursor only moves forward over committed rows, so one
 user's notifications must commit in id order. On PostgreSQL, a transaction takes a
@@ -43,11 +45,15 @@ log = logging.getLogger("platform_core.notifications")
 
 LOCK_NAMESPACE = 0x4E4F5449
 """First key of the advisory lock serializing notification inserts (``'NOTI'``)."""
+POLL_SECONDS = 60.0
+"""While announcements are received, the longest a stream goes without reading the
+database (or re-checking its credential there)."""
 RECONNECT_DELAY = 1.0
 """Seconds between two attempts to subscribe while Redis is unreachable."""
 _HUB = "notification_hub"
 _PENDING = "notification_publishes"
 _INFO = "live_notifications"
+_SUBSCRIBED = "live_notifications_subscribed"
 
 
 class Subscription:
@@ -58,6 +64,10 @@ class Subscription:
         self.latest = 0
         """The highest notification id announced to this stream."""
         self.wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """Wake the stream to read the database (announcements may have been missed)."""
+        self.wake.set()
 
     def hint(self, notification_id: int) -> None:
         """Note that ``notification_id`` exists (wakes the stream when it is new)."""
@@ -93,6 +103,12 @@ class Hub:
         """How many streams ``user_id`` has open in this process."""
         return len(self._streams.get(user_id, ()))
 
+    def poke_all(self) -> None:
+        """Wake every stream of this process to read the database."""
+        for streams in list(self._streams.values()):
+            for sub in list(streams):
+                sub.poke()
+
     def announce(self, user_id: int, notification_id: int) -> None:
         """Hint every stream of ``user_id`` in this process."""
         for sub in list(self._streams.get(user_id, ())):
@@ -105,6 +121,12 @@ def hub(ctx: PlatformContext) -> Hub:
     if found is None:
         found = ctx.state[_HUB] = Hub()
     return found
+
+
+def reliable(ctx: PlatformContext) -> bool:
+    """True while this process receives every process's announcements (subscribed to the
+    shared Redis): streams then need not poll the database at each heartbeat."""
+    return bool(ctx.state.get(_SUBSCRIBED))
 
 
 def channel(ctx: PlatformContext) -> str:
@@ -214,6 +236,7 @@ async def listen(ctx: PlatformContext, stop: asyncio.Event) -> None:
                 log.warning("live notifications: Redis unreachable, heartbeats only: %s", exc)
             failures += 1
         finally:
+            ctx.state[_SUBSCRIBED] = False
             with contextlib.suppress(Exception):
                 await redis.aclose()
         if not stop.is_set():
@@ -227,7 +250,13 @@ async def _subscribed(ctx: PlatformContext, redis: Any, stop: asyncio.Event) -> 
         await pubsub.subscribe(channel(ctx))
         while not stop.is_set():
             message = await pubsub.get_message(timeout=0.5)
-            if message is None or message.get("type") != "message":
+            if message is None:
+                continue
+            if message.get("type") == "subscribe":
+                ctx.state[_SUBSCRIBED] = True
+                local.poke_all()  # anything may have been announced while unsubscribed
+                continue
+            if message.get("type") != "message":
                 continue
             try:
                 notes = json.loads(message["data"])

@@ -172,6 +172,7 @@ async def notification_stream(
             "at once; close one first",
             retry_after=int(settings.heartbeat_seconds) or 1,
         )
+    fresh = after is None
     try:
         if after is None:
             after = await stream.latest_id(ctx, caller.user_id)  # subscribed first: no gap
@@ -184,7 +185,7 @@ async def notification_stream(
         try:
             yield b"retry: 2000\n\n"
             async for note in stream.notifications(
-                ctx, sub, credential=credential, after=after, kinds=kinds
+                ctx, sub, credential=credential, after=after, kinds=kinds, fresh=fresh
             ):
                 yield b": ping\n\n" if note is None else _frame(note)
         finally:
