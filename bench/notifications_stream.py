@@ -50,7 +50,9 @@ REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def write_config(directory: Path, url: str) -> Path:
-    """A ``plugins.toml`` for the servers: no plugins, the shared Redis, 15 s heartbeats."""
+    """A ``plugins.toml`` for the servers: no plugins, the shared Redis, 15 s heartbeats;
+    requests wait up to 30 s for a pooled connection (connecting 1000 streams on a busy
+    2-core machine queues their credential lookups)."""
     config = directory / "plugins.toml"
     config.write_text(
         f"""
@@ -59,6 +61,9 @@ database_url = "{url}"
 secret_key = "{BENCH_SECRET}"
 log_format = "text"
 log_level = "WARNING"
+
+[core.database]
+pool_timeout_seconds = 30
 
 [core.notifications]
 heartbeat_seconds = 15
