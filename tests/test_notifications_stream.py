@@ -21,6 +21,7 @@ import pytest
 
 from platform_core import NotificationRule, hookimpl
 from platform_core.events.outbox import publish
+from platform_core.notifications import service
 from platform_core.testing import fresh_database, prepared, served
 
 HEARTBEAT = 0.3
@@ -252,6 +253,15 @@ async def test_concurrent_notifications_and_a_resume_lose_and_repeat_nothing(sho
             received.append(int((await stream.next_notification())["id"]))
         assert (await stream.next(timeout=HEARTBEAT * 4)) == {"ping": True}
     assert received == await _inbox_ids(shop, token)  # all, in order, each once
+
+
+async def test_notifications_not_tied_to_an_event_are_live_too(shop):
+    alice, token = await _user(shop)
+    async with _stream(shop, token) as stream:
+        async with shop.ctx.db.session() as session:
+            await service.notify(session, [alice], kind="core.notice", title="Hi", ctx=shop.ctx)
+        event = await stream.next_notification()
+        assert (event["data"]["kind"], event["data"]["title"]) == ("core.notice", "Hi")
 
 
 async def test_kind_filters_and_status_updates_are_live_but_not_unread(shop):

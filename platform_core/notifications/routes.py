@@ -163,6 +163,7 @@ async def notification_stream(
             )
     after = _resume_from(last_event_id_header, last_event_id)
     ctx = get_context(request)
+    verified = stream.Verified(ctx, caller.expires_at)  # the guard's lookup, just now
     settings = ctx.config.core.notifications
     hub = live.hub(ctx)
     sub = hub.open(caller.user_id, settings.max_streams_per_user)
@@ -185,7 +186,13 @@ async def notification_stream(
         try:
             yield b"retry: 2000\n\n"
             async for note in stream.notifications(
-                ctx, sub, credential=credential, after=after, kinds=kinds, fresh=fresh
+                ctx,
+                sub,
+                credential=credential,
+                after=after,
+                kinds=kinds,
+                verified=verified,
+                fresh=fresh,
             ):
                 yield b": ping\n\n" if note is None else _frame(note)
         finally:

@@ -64,10 +64,13 @@ async def _after(ctx: PlatformContext, user_id: int, cursor: int) -> list[Notifi
 class Verified:
     """When a stream's credential was last resolved, and the cache generation then."""
 
-    def __init__(self, ctx: PlatformContext) -> None:
-        self.generation = ctx.credential_cache.generation
-        self.at = float("-inf")  # the first heartbeat resolves it (and learns its expiry)
-        self.expires_at: datetime | None = None
+    def __init__(self, ctx: PlatformContext, expires_at: datetime | None) -> None:
+        """Taken by the route right after its guard resolved the credential (no await
+        between): trusted like a fresh lookup, unless an invalidation is recent."""
+        cache = ctx.credential_cache
+        self.generation = cache.generation
+        self.at = float("-inf") if cache.holding else time.monotonic()
+        self.expires_at = expires_at
 
     def still_good(self, ctx: PlatformContext) -> bool:
         """True when nothing can have revoked the credential since it was resolved: every
@@ -117,6 +120,7 @@ async def notifications(
     credential: str,
     after: int,
     kinds: list[str],
+    verified: Verified,
     fresh: bool = False,
 ) -> AsyncIterator[Notification | None]:
     """The stream of ``sub``'s user (see the module docs); ``kinds`` (event name patterns)
@@ -125,7 +129,6 @@ async def notifications(
     heartbeat = ctx.config.core.notifications.heartbeat_seconds
     cursor = after
     read = not fresh  # fresh: ``after`` was just read, a hint since has set ``sub.wake``
-    verified = Verified(ctx)  # the route's guard has just resolved the credential
     read_at = time.monotonic()
     failed = False
     while True:
