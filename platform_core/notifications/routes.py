@@ -182,6 +182,9 @@ async def notification_stream(
         raise
     credential = request.headers.get("authorization", "").partition(" ")[2].strip()
 
+    async def close() -> None:  # async: a sync task would run in a thread
+        hub.close(sub)
+
     async def frames() -> AsyncIterator[bytes]:
         try:
             yield b"retry: 2000\n\n"
@@ -202,5 +205,5 @@ async def notification_stream(
         frames(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        background=BackgroundTask(hub.close, sub),
+        background=BackgroundTask(close),
     )
