@@ -452,3 +452,13 @@ async def test_a_stream_on_one_process_receives_a_notification_created_by_anothe
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_stopping_process_ends_its_streams(shop):
+    _, token = await _user(shop)
+    async with _stream(shop, token) as stream:
+        shop.ctx.state["draining"] = True  # what SIGTERM sets (platformctl serve)
+        try:
+            await asyncio.wait_for(stream.ended.wait(), 3)
+        finally:
+            shop.ctx.state["draining"] = False
