@@ -378,10 +378,12 @@ def create_app(ctx: PlatformContext) -> FastAPI:
         await warn_leftover_tables(ctx.db, ctx.plugins.owners())
         _set_plugin_gauge(ctx, metrics)
         from platform_core.auth import invalidation
+        from platform_core.notifications import live
         from platform_core.shared import close_clients
 
         stop_listening = asyncio.Event()
         listener = asyncio.create_task(invalidation.listen(ctx, stop_listening))
+        live_listener = asyncio.create_task(live.listen(ctx, stop_listening))
         background = None
         if ctx.config.core.background:
             from platform_core.background import Background
@@ -404,7 +406,9 @@ def create_app(ctx: PlatformContext) -> FastAPI:
                 await background.stop()
             stop_listening.set()
             await listener
+            await live_listener
             await invalidation.flush(ctx)
+            await live.flush(ctx)
             await ctx.plugins.acall("platform_shutdown", ctx=ctx, reverse=True, isolate=False)
             await close_clients(ctx)
             await ctx.db.dispose()

@@ -163,6 +163,18 @@ class RedisSettings(BaseModel):
         return value
 
 
+class NotificationsSettings(BaseModel):
+    """``[core.notifications]``: the live stream ``GET /api/core/notifications/stream``.
+
+    A comment line (``: ping``) is sent every ``heartbeat_seconds``; the credential is checked
+    again then, so a revoked token ends its stream within that time. ``max_streams_per_user``
+    open streams per user and process; one more is answered 429.
+    """
+
+    heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
+    max_streams_per_user: int = Field(default=5, gt=0, le=1000)
+
+
 class ShutdownSettings(BaseModel):
     """``[core.shutdown]``: what ``platformctl serve`` does on SIGTERM.
 
@@ -206,6 +218,7 @@ class CoreSettings(BaseSettings):
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -24,12 +24,14 @@ def run_command(ctx: PlatformContext, coro: Coroutine[Any, Any, T]) -> T:
 
     async def main() -> T:
         from platform_core.auth.invalidation import flush
+        from platform_core.notifications import live
         from platform_core.shared import close_clients
 
         try:
             return await coro
         finally:
             await flush(ctx)  # credential invalidations published by the command
+            await live.flush(ctx)  # and live notifications it created
             await close_clients(ctx)
             await ctx.db.dispose()
 

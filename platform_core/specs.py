@@ -104,12 +104,19 @@ class NotificationRule:
     ``event``, ``session`` (an ``AsyncSession`` in the dispatching transaction) and
     ``ctx``; it returns user ids. ``title`` and ``body`` are format strings over the
     event's payload (``"Booking {booking_id} approved"``) or callables taking the event.
+
+    Every notification reaches its user's live stream (``GET
+    /api/core/notifications/stream``) as it is created: the recipients are who may follow
+    the event live. ``unread=False`` declares a live status update (a booking changing
+    state, a rollout's progress): stored already read, so it is in the inbox and the
+    stream's replay but not in the unread count.
     """
 
     pattern: str
     recipients: Callable[..., Awaitable[Any]]
     title: str | Callable[[Any], str]
     body: str | Callable[[Any], str] = ""
+    unread: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,6 +72,12 @@ class CredentialCache:
             self._entries.clear()
         self._entries[self._key(credential)] = (time.monotonic() + self.ttl, principal)
 
+    @property
+    def holding(self) -> bool:
+        """True within :data:`HOLD_SECONDS` of an invalidation (a credential resolved now
+        may predate the change that caused it)."""
+        return time.monotonic() < self._hold_until
+
     def clear(self) -> None:
         """Forget everything (this process only; see ``ctx.forget_credentials()``)."""
         self._entries.clear()

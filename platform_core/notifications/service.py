@@ -18,6 +18,7 @@ from platform_core.db import utcnow
 from platform_core.errors import NotFound
 from platform_core.events.outbox import DeliveredEvent
 from platform_core.events.patterns import matches
+from platform_core.notifications import live
 from platform_core.notifications.models import Notification
 
 log = logging.getLogger("platform_core.notifications")
@@ -45,7 +46,7 @@ async def apply_rules(ctx: PlatformContext, session: AsyncSession, event: Delive
     is still dispatched), unless it is a database error, which aborts the dispatch so that
     it is retried. One user gets at most one notification per event.
     """
-    wanted: dict[int, tuple[str, str]] = {}
+    wanted: dict[int, tuple[str, str, bool]] = {}
     for plugin, rule in ctx.notification_rules:
         if not matches(rule.pattern, event.name):
             continue
@@ -61,11 +62,14 @@ async def apply_rules(ctx: PlatformContext, session: AsyncSession, event: Delive
             log.exception("notification rule failed", extra={"plugin": plugin, "event": event.name})
             continue
         for user_id in users or []:
-            wanted.setdefault(int(user_id), (title, body))
+            wanted.setdefault(int(user_id), (title, body, rule.unread))
     if not wanted:
         return 0
     existing = set((await session.scalars(select(User.id).where(User.id.in_(wanted)))).all())
-    for user_id, (title, body) in wanted.items():
+    if existing:
+        await live.serialize(ctx, session)  # commit in id order; announce after the commit
+    now = utcnow()
+    for user_id, (title, body, unread) in wanted.items():
         if user_id in existing:
             session.add(
                 Notification(
@@ -74,16 +78,26 @@ async def apply_rules(ctx: PlatformContext, session: AsyncSession, event: Delive
                     kind=event.name,
                     title=title,
                     body=body,
-                    created_at=utcnow(),
+                    created_at=now,
+                    read_at=None if unread else now,
                 )
             )
     return len(existing)
 
 
 async def notify(
-    session: AsyncSession, user_ids: list[int], *, kind: str, title: str, body: str = ""
+    session: AsyncSession,
+    user_ids: list[int],
+    *,
+    kind: str,
+    title: str,
+    body: str = "",
+    ctx: PlatformContext | None = None,
 ) -> None:
-    """Put a notification not tied to an event in users' inboxes."""
+    """Put a notification not tied to an event in users' inboxes (live on their streams
+    after the commit when ``ctx`` is given, else at the streams' next heartbeat)."""
+    if ctx is not None and user_ids:
+        await live.serialize(ctx, session)
     for user_id in user_ids:
         session.add(Notification(user_id=user_id, kind=kind, title=title[:200], body=body))
 
