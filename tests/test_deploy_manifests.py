@@ -169,9 +169,7 @@ def config_file_of(container: dict[str, Any], spec: dict[str, Any]) -> Path:
     """The base's file that the container sees at ``$PLATFORM_CONFIG``, via its ConfigMap."""
     env = {v["name"]: v.get("value") for v in container.get("env", [])}
     config_path = Path(env["PLATFORM_CONFIG"])
-    mount = next(
-        m for m in container["volumeMounts"] if config_path.parent == Path(m["mountPath"])
-    )
+    mount = next(m for m in container["volumeMounts"] if config_path.parent == Path(m["mountPath"]))
     volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
     configmap = objects("ConfigMap")[volume["configMap"]["name"]]
     assert config_path.name in configmap["data"]
@@ -307,8 +305,7 @@ def test_two_schedulers_and_workers_with_disruption_budgets():
         assert selector.items() <= labels.items(), name
         others = [d for n, d in deployments.items() if n != name]
         assert not any(
-            selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
-            for d in others
+            selector.items() <= d["spec"]["template"]["metadata"]["labels"].items() for d in others
         ), f"{name}'s budget selects another workload's pods"
 
 
@@ -433,7 +430,7 @@ def test_peak_database_connections_fit_what_the_docs_say():
         processes += replicas + doc["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
     processes += 1  # the migration Job
     peak = processes * per_process
-    scaling = (ROOT / "docs" / "scaling.md").read_text(encoding="utf-8")
+    scaling = " ".join((ROOT / "docs" / "scaling.md").read_text(encoding="utf-8").split())
     assert f"{processes} processes" in scaling and f"{peak} connections" in scaling
 
 
@@ -476,14 +473,15 @@ async def test_every_manifest_applies_to_the_emulator_and_reads_back(monkeypatch
                 assert doc["metadata"]["name"] in {i.metadata.name for i in listed.items}
             # Applying the same manifests again without deleting them is a conflict, as on a
             # real API server (kubectl apply patches instead).
+            secret = model_of(objects("Secret")["platform-secrets"], client)
             with pytest.raises(client.ApiException) as conflict:
-                secret = model_of(objects("Secret")["platform-secrets"], client)
                 await core.create_namespaced_secret(NAMESPACE, secret)
             assert conflict.value.status == 409
             namespaces = await core.list_namespace()
-            assert NAMESPACE in {n.metadata.name for n in namespaces.items}
-        stored = {(res.plural, ns, name) for res, ns, name in emulator.objects}
-        assert len(stored) == len(DOCS) + 1  # and the namespace
+            assert NAMESPACE in {n.metadata.name for n in namespaces.items if n.metadata}
+        stored = {(ns, name) for _, ns, name in emulator.objects}
+        assert stored == {(NAMESPACE, d["metadata"]["name"]) for d in DOCS} | {(None, NAMESPACE)}
+        assert len(emulator.objects) == len(DOCS) + 1  # and the namespace
 
 
 # -- the example overlay --------------------------------------------------------------------
