@@ -14,17 +14,24 @@ and the result must match.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
 import tomllib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kmock
 import pytest
 import typer
@@ -38,6 +45,7 @@ from platform_core.app import boot
 from platform_core.config import load_config
 from platform_core.errors import ConfigError
 from platform_core.manager import discover
+from platform_core.testing import fresh_database
 from platformctl.main import load_core_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -569,3 +577,124 @@ def test_kubectl_kustomize_renders_what_these_tests_check(tmp_path):
         for c in d["spec"]["template"]["spec"]["containers"]
     }
     assert images == {"registry.example.org/platform:0.1.0"}
+
+
+# -- the manifests' commands, run for real ----------------------------------------------------
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _argv(container: dict[str, Any], port: int | None = None) -> list[str]:
+    """The container's command with this environment's platformctl (and a free port)."""
+    argv = [str(Path(sys.executable).parent / "platformctl"), *container["command"][1:]]
+    if port is not None:
+        argv[argv.index("--port") + 1] = str(port)
+    return argv
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        await asyncio.sleep(0.2)
+
+
+async def test_the_pods_commands_run_on_postgresql_and_redis_and_stop_in_time(tmp_path, clean_env):
+    """The Job, API, worker and scheduler commands with the ConfigMap's plugins.toml and the
+    Secret's variables: serve refuses before the Job migrated, then every process starts,
+    the probes' paths answer, and SIGTERM drains the API and stops all within the pods'
+    terminationGracePeriodSeconds."""
+    specs = dict(pod_templates())
+    mount = tmp_path / "etc-platform"  # the ConfigMap's volume
+    mount.mkdir()
+    (configmap,) = objects("ConfigMap").values()
+    for key, value in configmap["data"].items():
+        (mount / key).write_text(value, encoding="utf-8")
+    run = uuid.uuid4().hex[:10]
+    async with fresh_database("postgresql", tmp_path) as url:
+        values = {
+            "PLATFORM_DATABASE_URL": url,
+            "PLATFORM_SECRET_KEY": secrets.token_urlsafe(48),
+            "PLATFORM_JOBS__BROKER_URL": f"{REDIS}?queue=deploy-test-{run}",
+        }
+
+        def environment(workload: str) -> dict[str, str]:
+            env = pod_environment(the_container(workload), values)
+            env["PLATFORM_CONFIG"] = str(mount / Path(env["PLATFORM_CONFIG"]).name)
+            # Shared test Redis: this run's keys and channels only (not a pod setting).
+            env["PLATFORM_REDIS__PREFIX"] = f"deploy-test-{run}"
+            return {**os.environ, **env}
+
+        def start(workload: str, port: int | None = None) -> subprocess.Popen[bytes]:
+            log = (tmp_path / f"{workload}.log").open("wb")
+            return subprocess.Popen(
+                _argv(the_container(workload), port),
+                env=environment(workload),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        def output(workload: str) -> str:
+            return (tmp_path / f"{workload}.log").read_text(encoding="utf-8", errors="replace")
+
+        # Before the migration Job: serve refuses to start (the pod restarts until it ran).
+        early = start("platform-api", _free_port())
+        assert early.wait(120) != 0
+        assert "pending migrations" in output("platform-api")
+
+        job = start("platform-migrate")
+        assert job.wait(300) == 0, output("platform-migrate")
+
+        port = _free_port()
+        api = the_container("platform-api")
+        base = f"http://127.0.0.1:{port}"
+        processes = {
+            "platform-api": start("platform-api", port),
+            "platform-worker": start("platform-worker"),
+            "platform-scheduler": start("platform-scheduler"),
+        }
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+
+                async def ready() -> bool:
+                    for name, proc in processes.items():
+                        assert proc.poll() is None, output(name)
+                    try:
+                        probe = await http.get(base + api["readinessProbe"]["httpGet"]["path"])
+                    except httpx.TransportError:
+                        return False
+                    return probe.status_code == 200 and all(
+                        " started" in output(n) for n in ("platform-worker", "platform-scheduler")
+                    )
+
+                await _wait_for(ready, 120, "the pods did not become ready")
+                live = await http.get(base + api["livenessProbe"]["httpGet"]["path"])
+                assert live.status_code == 200
+                started = time.monotonic()
+                for proc in processes.values():
+                    proc.send_signal(signal.SIGTERM)
+                draining = await http.get(base + api["readinessProbe"]["httpGet"]["path"])
+                assert draining.status_code == 503
+                assert draining.json()["status"] == "draining"
+                for name, proc in processes.items():
+                    allowed = specs[name]["terminationGracePeriodSeconds"]
+                    left = allowed - (time.monotonic() - started)
+                    assert proc.wait(max(left, 0.1)) == 0, output(name)
+        finally:
+            for proc in processes.values():
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+            import redis.asyncio as aioredis
+
+            async with aioredis.from_url(REDIS) as r:
+                keys = [k async for k in r.scan_iter(f"deploy-test-{run}*")]
+                if keys:
+                    await r.delete(*keys)
