@@ -606,7 +606,7 @@ async def _wait_for(predicate: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_the_pods_commands_run_on_postgresql_and_redis_and_stop_in_time(tmp_path, clean_env):
+async def test_the_pods_commands_run_on_postgresql_and_redis_and_stop_in_time(tmp_path):
     """The Job, API, worker and scheduler commands with the ConfigMap's plugins.toml and the
     Secret's variables: serve refuses before the Job migrated, then every process starts,
     the probes' paths answer, and SIGTERM drains the API and stops all within the pods'
@@ -630,7 +630,9 @@ async def test_the_pods_commands_run_on_postgresql_and_redis_and_stop_in_time(tm
             env["PLATFORM_CONFIG"] = str(mount / Path(env["PLATFORM_CONFIG"]).name)
             # Shared test Redis: this run's keys and channels only (not a pod setting).
             env["PLATFORM_REDIS__PREFIX"] = f"deploy-test-{run}"
-            return {**os.environ, **env}
+            # Nothing of the test run's own PLATFORM_* settings reaches the pods.
+            inherited = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORM_")}
+            return {**inherited, **env}
 
         def start(workload: str, port: int | None = None) -> subprocess.Popen[bytes]:
             log = (tmp_path / f"{workload}.log").open("wb")
@@ -683,6 +685,9 @@ async def test_the_pods_commands_run_on_postgresql_and_redis_and_stop_in_time(tm
                 draining = await http.get(base + api["readinessProbe"]["httpGet"]["path"])
                 assert draining.status_code == 503
                 assert draining.json()["status"] == "draining"
+                # Still serving meanwhile: what a preStop sleep would otherwise provide.
+                live = await http.get(base + api["livenessProbe"]["httpGet"]["path"])
+                assert live.status_code == 200
                 for name, proc in processes.items():
                     allowed = specs[name]["terminationGracePeriodSeconds"]
                     left = allowed - (time.monotonic() - started)
