@@ -2,9 +2,10 @@
 
 One fresh PostgreSQL database and Redis (a Redis stream and key prefix of this test's
 own). A load driver sends a mix of writes (inventory devices, scheduler bookings, pricing
-reports) round-robin through the three API processes for ``LOAD_SECONDS``; meanwhile the
-worker running ``jobstest.slow`` and one API process are killed with SIGKILL and started
-again. Afterwards:
+reports) round-robin through the three API processes for ``LOAD_SECONDS``, and on until
+the restarted API process has acknowledged writes of it; meanwhile the worker running
+``jobstest.slow`` and one API process are killed with SIGKILL and started again.
+Afterwards:
 
 - every write acknowledged with a 2xx is in the database (by name, id and report id);
 - no answer is a 5xx (or any other error status), and the only requests without an answer
@@ -13,6 +14,7 @@ again. Afterwards:
   attempt declared lost;
 - the slow job's attempt on the killed worker was declared lost and its retry ran to
   success on another worker;
+- after the load, each kind of write goes through each process (the restarted one too);
 - every process that was not killed (and both restarted ones) stops cleanly on SIGTERM.
 
 The processes are started with ``Cluster`` of ``tests/test_jobs_distributed.py`` (the
@@ -63,7 +65,7 @@ stream = _jobs.stream  # a Redis stream of this test's own, deleted afterwards
 REDIS_URL = _jobs.REDIS_URL
 
 LOAD_SECONDS = 12.0  # and on until the killed API process has served again for a while
-MAX_LOAD_SECONDS = 40.0
+MAX_LOAD_SECONDS = 120.0  # a safety net only: on a busy machine a restart takes long
 WRITERS = 6  # concurrent writers, each sending its requests to the three processes in turn
 PAUSE = 0.05  # seconds between a writer's writes: load, not a CPU hog delaying the restarts
 SLOW_SECONDS = 4
@@ -121,6 +123,11 @@ log_level = "WARNING"
 broker_url = "{broker}"
 lease_seconds = 5
 poll_seconds = 0.2
+
+[core.database]  # generous: this test is about killed processes, not a slow database
+connect_timeout_seconds = 30
+pool_timeout_seconds = 30
+statement_timeout_seconds = 30
 
 [core.redis]
 url = "{REDIS_URL}"
@@ -398,20 +405,33 @@ async def _chaos(cluster: Any, engine: AsyncEngine, admin: str, member: str) -> 
         cluster.procs["serve1"].wait(5)
         cluster.start(f"{victim_worker}-again", "worker", "--grace", "5")
         cluster.start("serve1-again", "serve", "--port", str(ports[1]))
-        await _until(lambda: _healthy(client, bases[1]), 60, "serve1 to serve again", cluster)
+        await _until(lambda: _healthy(client, bases[1]), 90, "serve1 to serve again", cluster)
         back_at = time.monotonic()
         phase("serve1 back")
-        await asyncio.sleep(2.0)  # the load goes on through the restarted process
+
+        async def restarted_took_writes() -> bool:
+            return any(
+                o.process == 1 and o.status is not None and o.ended > back_at
+                for o in driver.outcomes
+            )
+
+        # The load goes on until the restarted process has acknowledged writes of it.
+        await _until(restarted_took_writes, 60, "writes through the restarted serve1", cluster)
+        await asyncio.sleep(1.0)
         served_again.set()
         await load
         phase("load done")
 
-        # After the load: every process (the restarted one too) takes writes.
+        # After the load: every process (the restarted one too) takes every kind of write.
         after = len(driver.outcomes)
-        for _ in range(6):
-            await driver.write(client, "device")
+        for kind in ("device", "booking", "report"):
+            for _ in range(3):  # the per-kind round-robin: once through each process
+                await driver.write(client, kind)
         late = driver.outcomes[after:]
-        assert [o.status for o in late] == [201] * 6, late
+        assert [o.status for o in late] == [201] * 9, late
+        assert {(o.kind, o.process) for o in late} == {
+            (k, p) for k in ("device", "booking", "report") for p in (0, 1, 2)
+        }
 
         slow_sql = (
             "SELECT attempt, state, trigger, worker, error FROM core_job_runs "
@@ -422,17 +442,20 @@ async def _chaos(cluster: Any, engine: AsyncEngine, admin: str, member: str) -> 
             rows = await _rows(engine, slow_sql)
             return rows if any(r.state == "succeeded" for r in rows) else []
 
-        slow_runs = await _until(slow_rerun, 40, "the killed slow run to run again", cluster)
+        slow_runs = await _until(slow_rerun, 60, "the killed slow run to run again", cluster)
         await asyncio.sleep(1.0)  # a few more periodic slots after the chaos
         phase("slow job rerun")
         alive = {name: proc.poll() is None for name, proc in cluster.procs.items()}
         codes = cluster.stop_all()
         phase("stopped")
 
+    print(
+        f"\nchaos: {len(driver.outcomes)} writes in {driver.seconds:.1f} s, "
+        f"{sum(o.status is None for o in driver.outcomes)} unanswered (killed process), "
+        f"slowest answer {max(o.took for o in driver.outcomes):.2f} s, "
+        f"serve1 down {back_at - killed_at:.1f} s; {', '.join(phases)}"
+    )
     _check_writes(driver, killed_at, back_at)
-    restarted = [o for o in driver.outcomes[:after] if o.process == 1 and o.ended > back_at]
-    assert any(o.status is not None for o in restarted), "the restarted process took no writes"
-
     await _check_stored(engine, driver)
     await _check_slots(engine, cluster)
     _check_slow(slow_runs, cluster, victim_pid)
@@ -443,12 +466,6 @@ async def _chaos(cluster: Any, engine: AsyncEngine, admin: str, member: str) -> 
     assert {n: c for n, c in codes.items() if n not in killed} == {
         n: 0 for n in codes if n not in killed
     }, {n: cluster.log(n)[-2000:] for n in codes}
-    print(
-        f"\nchaos: {len(driver.outcomes)} writes in {driver.seconds:.1f} s, "
-        f"{sum(o.status is None for o in driver.outcomes)} unanswered (killed process), "
-        f"slowest answer {max(o.took for o in driver.outcomes):.2f} s, "
-        f"serve1 down {back_at - killed_at:.1f} s; {', '.join(phases)}"
-    )
 
 
 async def _scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
@@ -471,8 +488,8 @@ def _check_writes(driver: LoadDriver, killed_at: float, back_at: float) -> None:
     assert {o.process for o in unanswered} <= {1}, unanswered[:5]
     assert all(o.ended >= killed_at for o in unanswered), unanswered[:5]
     assert all(o.ended <= back_at + 1.0 for o in unanswered), unanswered[:5]
-    for kind in ("device", "booking", "report"):  # every kind went through every process
-        assert {o.process for o in answered if o.kind == kind} == {0, 1, 2}, kind
+    for kind in ("device", "booking", "report"):  # each kind went through the survivors
+        assert {o.process for o in answered if o.kind == kind} >= {0, 2}, kind
 
 
 async def _check_stored(engine: AsyncEngine, driver: LoadDriver) -> None:
@@ -519,11 +536,18 @@ async def _check_slots(engine: AsyncEngine, cluster: Any) -> None:
 
 
 def _check_slow(slow_runs: list[Any], cluster: Any, victim_pid: int) -> None:
-    """The attempt on the killed worker was lost; its retry succeeded elsewhere."""
-    assert [tuple(r[:3]) for r in slow_runs] == [(1, "lost", "manual"), (2, "succeeded", "retry")]
-    assert _worker_pid(slow_runs[0].worker) == victim_pid
-    assert "lease expired" in slow_runs[0].error
-    assert _worker_pid(slow_runs[1].worker) != victim_pid
+    """The attempt on the killed worker was lost; a retry ran to success elsewhere.
+
+    Attempts between the two may have been lost too (a worker starved of CPU past its lease
+    on a busy machine); each of them is declared lost, never left running."""
+    first, last = slow_runs[0], slow_runs[-1]
+    assert tuple(first[:3]) == (1, "lost", "manual")
+    assert _worker_pid(first.worker) == victim_pid
+    assert "lease expired" in first.error
+    assert tuple(last[1:3]) == ("succeeded", "retry")
+    assert _worker_pid(last.worker) != victim_pid
+    assert [r.state for r in slow_runs[1:-1]] == ["lost"] * (len(slow_runs) - 2)
+    assert [r.attempt for r in slow_runs] == list(range(1, len(slow_runs) + 1))
     slow = [(r[0], r[3]) for r in cluster.records() if r[0].startswith("slow")]
     assert ("slow-start", "1") in slow and ("slow-end", "1") not in slow
-    assert ("slow-start", "2") in slow and ("slow-end", "2") in slow
+    assert ("slow-end", str(last.attempt)) in slow
