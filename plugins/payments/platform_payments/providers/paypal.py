@@ -41,7 +41,12 @@ CAPTURE_OUTCOMES = {
     "PARTIALLY_REFUNDED": "completed",
     "REFUNDED": "completed",
 }
-REFUND_OUTCOMES = {"COMPLETED": "completed", "PENDING": "pending", "FAILED": "failed"}
+REFUND_OUTCOMES = {
+    "COMPLETED": "completed",
+    "PENDING": "pending",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+}
 DECLINES = {"INSTRUMENT_DECLINED", "TRANSACTION_REFUSED", "PAYER_CANNOT_PAY", "CARD_DECLINED"}
 WEBHOOK_ACTIONS = {
     "PAYMENT.CAPTURE.COMPLETED": "captured",
@@ -169,6 +174,21 @@ class PayPalProvider:
             raise _provider_error(exc) from None
         outcome = REFUND_OUTCOMES.get(str(answer.get("status")), "failed")
         return ProviderResult(outcome, str(answer.get("id")), amount_minor, answer)  # type: ignore[arg-type]
+
+    async def fetch_refund(self, order: ProviderOrder, refund_ref: str) -> ProviderResult:
+        """``GET /v2/payments/refunds/{id}``: the refund's status now (polled while pending)."""
+        try:
+            answer = await self.client.get_refund(refund_ref)
+        except PayPalError as exc:
+            raise _provider_error(exc) from None
+        status = str(answer.get("status"))
+        outcome = REFUND_OUTCOMES.get(status, "pending")
+        amount = _amount_minor(answer.get("amount"), order.currency) or 0
+        details = answer.get("status_details")
+        reason = None
+        if isinstance(details, Mapping):
+            reason = str(details.get("reason") or "") or None
+        return ProviderResult(outcome, refund_ref, amount, answer, reason)  # type: ignore[arg-type]
 
     async def fetch_status(self, order: ProviderOrder) -> StatusResult:
         """The PayPal order's state: awaiting approval, approved, captured (or pending)."""
@@ -356,11 +376,13 @@ def _parse_event(delivery_id: str, event: dict[str, Any]) -> WebhookEvent:
     provider_order_id = related.get("order_id")
     capture_ref = None
     refund_ref = None
+    refund_status = None
     if event_type.startswith("PAYMENT.CAPTURE.") and action != "refunded":
         capture_ref = resource.get("id")
     elif action == "refunded":
         refund_ref = resource.get("id")
         capture_ref = _up_capture(resource)
+        refund_status = REFUND_OUTCOMES.get(str(resource.get("status") or "COMPLETED"))
     elif event_type.startswith("CHECKOUT."):
         provider_order_id = resource.get("order_id") or resource.get("id")
     return WebhookEvent(
@@ -373,4 +395,5 @@ def _parse_event(delivery_id: str, event: dict[str, Any]) -> WebhookEvent:
         amount_minor=minor,
         currency=str(currency) if currency else None,
         payload=event,
+        refund_status=refund_status,
     )

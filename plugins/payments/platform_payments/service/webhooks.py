@@ -35,7 +35,7 @@ from platform_payments.providers.base import (
 from platform_payments.service.common import emit, record
 from platform_payments.service.orders import apply_capture
 from platform_payments.service.providers import get_provider
-from platform_payments.service.refunds import apply_refund
+from platform_payments.service.refunds import apply_refund, pending_refund, refundable, settle
 
 log = logging.getLogger("platform_payments.webhooks")
 ACTOR = "webhook"
@@ -192,9 +192,17 @@ async def _already(session: AsyncSession, order_id: int, provider: str, ref: str
 
 
 async def _refunded(session: AsyncSession, order: Order, provider: str, e: WebhookEvent) -> str:
+    status = e.refund_status or "completed"
+    if e.refund_ref:
+        pending = await pending_refund(session, order.id, e.refund_ref)
+        if pending is not None:  # our own refund, accepted as pending: it ends now
+            outcome = await settle(session, order, pending, status, ACTOR, answer=_resource(e))
+            return "no_change" if outcome == "pending" else "applied"
     if await _already(session, order.id, provider, e.refund_ref):
         return "no_change"  # our own refund call recorded it
-    return await _money_back(session, order, provider, e, "refund", e.refund_ref)
+    if status != "completed" and status != "pending":
+        return "ignored"  # a refund made elsewhere that failed: nothing moved
+    return await _money_back(session, order, provider, e, "refund", e.refund_ref, status)
 
 
 async def _reversed(session: AsyncSession, order: Order, provider: str, e: WebhookEvent) -> str:
@@ -211,11 +219,12 @@ async def _money_back(
     e: WebhookEvent,
     kind: str,
     ref: str | None,
+    status: str = "completed",
 ) -> str:
     if order.status in states.OPEN:
         # the capture has not reached us yet: let the provider deliver this again later
         raise ServiceUnavailable(f"order {order.id} is not paid here yet; deliver again later")
-    left = order.captured_minor - order.refunded_minor
+    left = refundable(order)
     minor = left if kind == "reversal" else (e.amount_minor or 0)
     if minor <= 0 or minor > left or order.status == states.REFUNDED:
         return "illegal"
@@ -226,7 +235,7 @@ async def _money_back(
         session,
         order,
         kind=kind,
-        status="completed",
+        status=status,
         amount_minor=minor,
         provider=provider,
         provider_ref=ref,
@@ -234,7 +243,11 @@ async def _money_back(
         reason=reason,
         actor=ACTOR,
     )
-    apply_refund(session, order, minor, reason, ACTOR)
+    if status == "pending":
+        order.refund_pending_minor += minor  # reserved until it completes
+        order.updated_at = utcnow()
+    else:
+        apply_refund(session, order, minor, reason, ACTOR)
     return "applied"
 
 
