@@ -11,6 +11,7 @@ import pytest
 from platform_payments.models import Order, Transaction
 from sqlalchemy import select, update
 
+from platform_core import utcnow
 from platform_core.testing import EventRecord
 
 URL = "/api/payments/webhooks/paypal"
@@ -253,3 +254,46 @@ async def test_a_poll_failing_at_paypal_keeps_the_refund_pending(shop, paypal, p
     assert counts.get("provider_error") == 1, counts
     assert (await _order(shop, paid["id"]))["refund_pending"] == "5.00"
     assert (await _reconcile(platform)).get("refund_completed") == 1
+
+
+async def test_the_migration_moves_pending_refunds_out_of_refunded(shop, paypal, platform):
+    """Rows written under payments_0001 counted a pending refund as refunded; upgrading
+    moves it to the reservation and the order back to ``paid``; downgrading restores it."""
+    from sqlalchemy import text
+
+    paid = await shop.paid_paypal(paypal)
+    await platform.migrate("payments", "payments_0001")
+    async with platform.ctx.db.session() as s:
+        await s.execute(
+            text(
+                "UPDATE payments_orders SET refunded_minor = 500, status = 'partially_refunded'"
+                " WHERE id = :id"
+            ),
+            {"id": paid["id"]},
+        )
+        s.add(  # the transactions table is the same at both revisions
+            Transaction(
+                order_id=paid["id"],
+                kind="refund",
+                status="pending",
+                amount_minor=500,
+                provider="paypal",
+                provider_ref="1ROLD",
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+    await platform.migrate("payments", "heads")
+    got = await _order(shop, paid["id"])
+    assert (got["status"], got["refunded"], got["refund_pending"]) == ("paid", "0.00", "5.00")
+    assert await _ledger(platform) == {"discrepancies": 0}
+    await platform.migrate("payments", "payments_0001")
+    async with platform.ctx.db.session() as s:
+        row = (
+            await s.execute(
+                text("SELECT status, refunded_minor FROM payments_orders WHERE id = :id"),
+                {"id": paid["id"]},
+            )
+        ).one()
+    assert tuple(row) == ("partially_refunded", 500)
+    await platform.migrate("payments", "heads")
