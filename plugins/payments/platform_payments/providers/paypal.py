@@ -71,7 +71,7 @@ class PayPalProvider:
     def __init__(self, settings: PayPalSettings) -> None:
         self.settings = settings
         self._client: PayPalClient | None = None
-        self._certs: dict[str, Any] = {}
+        self._certs: dict[str, _SigningKey] = {}
 
     def problem(self) -> str | None:
         """Not configured until both client id and secret are set (settings or environment)."""
@@ -262,13 +262,9 @@ class PayPalProvider:
             raise WebhookRejected("PayPal did not verify the signature")
 
     async def _verify_locally(self, values: dict[str, str], webhook_id: str, body: bytes) -> None:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
         if values["auth-algo"] and values["auth-algo"].upper() != "SHA256WITHRSA":
             raise WebhookRejected("unsupported PAYPAL-AUTH-ALGO")
-        key = await self._certificate_key(values["cert-url"])
+        signer = await self._signing_key(values["cert-url"])
         message = "|".join(
             [
                 values["transmission-id"],
@@ -281,16 +277,11 @@ class PayPalProvider:
             signature = base64.b64decode(values["transmission-sig"], validate=True)
         except (binascii.Error, ValueError):
             raise WebhookRejected("PAYPAL-TRANSMISSION-SIG is not base64") from None
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise WebhookRejected("the certificate does not hold an RSA key")
-        try:
-            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
-            raise WebhookRejected("the signature does not match") from None
+        signer.verify(signature, message)
 
-    async def _certificate_key(self, url: str) -> Any:
-        from cryptography import x509
-
+    async def _signing_key(self, url: str) -> _SigningKey:
+        """The certificate at ``url`` as a ready public key: fetched once per URL (only from
+        ``cert_url_prefixes``), parsed once; its validity dates are checked on every use."""
         if not url or not any(url.startswith(p) for p in self.settings.cert_url_prefixes):
             raise WebhookRejected("PAYPAL-CERT-URL is not a PayPal certificate URL")
         if ".." in url or "@" in url:
@@ -301,16 +292,52 @@ class PayPalProvider:
                 async with httpx.AsyncClient(timeout=self.settings.timeout_seconds) as http:
                     r = await http.get(url)
                 r.raise_for_status()
-                cached = x509.load_pem_x509_certificate(r.content)
+                cached = _SigningKey.load(r.content)
             except (httpx.HTTPError, ValueError):
                 raise ProviderError(
                     "could not fetch PayPal's signing certificate", transient=True
                 ) from None
             self._certs[url] = cached
-        now = datetime.now(UTC)
-        if not (cached.not_valid_before_utc <= now <= cached.not_valid_after_utc):
+        if not (cached.not_before <= datetime.now(UTC) <= cached.not_after):
             raise WebhookRejected("the signing certificate is not valid now")
-        return cached.public_key()
+        return cached
+
+
+class _SigningKey:
+    """A webhook signing certificate parsed once: its RSA public key and validity dates
+    (parsing the certificate and extracting the key on every delivery cost more than the
+    signature check itself)."""
+
+    def __init__(self, key: Any, not_before: datetime, not_after: datetime) -> None:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        self.key = key
+        self.not_before = not_before
+        self.not_after = not_after
+        self._invalid = InvalidSignature
+        self._padding = padding.PKCS1v15()
+        self._hash = hashes.SHA256()
+
+    @classmethod
+    def load(cls, pem: bytes) -> _SigningKey:
+        """Parse a PEM certificate; ``WebhookRejected`` unless it holds an RSA key."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        cert = x509.load_pem_x509_certificate(pem)
+        key = cert.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise WebhookRejected("the certificate does not hold an RSA key")
+        return cls(key, cert.not_valid_before_utc, cert.not_valid_after_utc)
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        """RSA-SHA256 (PKCS#1 v1.5) check; ``WebhookRejected`` when it does not match."""
+        try:
+            self.key.verify(signature, message, self._padding, self._hash)
+        except self._invalid:
+            raise WebhookRejected("the signature does not match") from None
 
 
 def _body(exc: PayPalError) -> dict[str, Any]:

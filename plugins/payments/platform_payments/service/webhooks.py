@@ -20,6 +20,7 @@ from platform_core import (
     BadRequest,
     PlatformContext,
     ServiceUnavailable,
+    dialect_of,
     insert_ignoring,
     lock_row,
     utcnow,
@@ -63,17 +64,16 @@ async def receive(
     except ProviderError as exc:
         raise ServiceUnavailable(f"cannot verify the webhook now: {exc}") from None
     inserted = await session.execute(
-        insert_ignoring(session, WebhookDelivery, index_elements=["provider", "delivery_id"])
-        .values(
-            provider=provider_name,
-            delivery_id=event.delivery_id[:128],
-            event_type=event.event_type[:128],
-            resource_id=(event.capture_ref or event.provider_order_id or None),
-            outcome="ignored" if event.action == "ignored" else "received",
-            payload=dict(event.payload),
-            received_at=utcnow(),
-        )
-        .returning(WebhookDelivery.id)
+        _insert_delivery(session),
+        {
+            "provider": provider_name,
+            "delivery_id": event.delivery_id[:128],
+            "event_type": event.event_type[:128],
+            "resource_id": (event.capture_ref or event.provider_order_id or None),
+            "outcome": "ignored" if event.action == "ignored" else "received",
+            "payload": dict(event.payload),
+            "received_at": utcnow(),
+        },
     )
     delivery_id = inserted.scalar()
     if delivery_id is None:
@@ -89,9 +89,35 @@ async def receive(
     return event.delivery_id, outcome
 
 
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_delivery(session: AsyncSession) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a delivery, built once per
+    dialect (building it per delivery cost more than sending it); values bound at execute."""
+    dialect = dialect_of(session)
+    stmt = _INSERTS.get(dialect)
+    if stmt is None:
+        stmt = insert_ignoring(
+            session, WebhookDelivery, index_elements=["provider", "delivery_id"]
+        ).returning(WebhookDelivery.id)
+        _INSERTS[dialect] = stmt
+    return stmt
+
+
 async def _find_order(session: AsyncSession, provider: str, event: WebhookEvent) -> Order | None:
     order_id = None
-    if event.provider_order_id:
+    if event.provider_order_id and dialect_of(session) == "postgresql":
+        # find and lock in one statement (SELECT ... FOR UPDATE, the current row)
+        found: Order | None = await session.scalar(
+            select(Order)
+            .where(Order.provider == provider, Order.provider_order_id == event.provider_order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if found is not None:
+            return found
+    elif event.provider_order_id:
         order_id = await session.scalar(
             select(Order.id).where(
                 Order.provider == provider, Order.provider_order_id == event.provider_order_id
