@@ -114,6 +114,9 @@ async def test_a_full_pending_refund_refunds_the_order_when_completed(shop, payp
     assert (await _order(shop, paid["id"]))["refundable"] == "0.00"
     again = await shop.refund(paid["id"], "0.01")
     assert again.status_code == 409
+    rest = await shop.refund(paid["id"])  # "all that is left" is nothing: never a 0 refund
+    assert rest.status_code == 409 and "nothing is left" in rest.json()["detail"], rest.text
+    assert paypal.calls["refund"] == 1
     paypal.complete_refund(refund_id)
     await _reconcile(platform)
     got = await _order(shop, paid["id"])

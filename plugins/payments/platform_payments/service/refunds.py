@@ -103,6 +103,12 @@ async def refund(
     order = await locked_order(session, order_id, caller)
     states.check(order, states.REFUNDED)
     left = refundable(order)
+    if left <= 0:
+        raise Conflict(
+            f"nothing is left to refund on order {order.id} "
+            f"({amount(order, order.refund_pending_minor)} {order.currency} pending)",
+            current_state=order.status,
+        )
     minor = (
         left if amount_text is None else check_amount_text(amount_text, order.currency, "amount")
     )
