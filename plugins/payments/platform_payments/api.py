@@ -7,7 +7,7 @@ transaction and subscribes to ``payments.order.paid`` (and ``.refunded``, ``.fai
     from platform_payments.api import Item, Subject, create_order
 
     order = await create_order(
-        session, buyer_id=user_id, subject=Subject("shop", "cart", "42"),
+        session, ctx=ctx, buyer_id=user_id, subject=Subject("shop", "cart", "42"),
         currency="EUR", items=[Item("2 mugs", 2, "7.50")],
     )
     # send the buyer to POST /api/payments/orders/{order.id}/pay
@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from platform_core import PlatformContext
 from platform_payments.models import Order
 from platform_payments.money import from_minor
 from platform_payments.service import orders as _orders
@@ -58,6 +59,7 @@ class OrderState:
     total: Decimal
     captured: Decimal
     refunded: Decimal
+    refund_pending: Decimal
     provider: str | None
     approval_url: str | None
 
@@ -73,6 +75,7 @@ def _state(order: Order) -> OrderState:
         total=from_minor(order.total_minor, c),
         captured=from_minor(order.captured_minor, c),
         refunded=from_minor(order.refunded_minor, c),
+        refund_pending=from_minor(order.refund_pending_minor, c),
         provider=order.provider,
         approval_url=order.approval_url,
     )
@@ -81,6 +84,7 @@ def _state(order: Order) -> OrderState:
 async def create_order(
     session: AsyncSession,
     *,
+    ctx: PlatformContext,
     buyer_id: int,
     subject: Subject,
     currency: str,
@@ -89,7 +93,10 @@ async def create_order(
 ) -> OrderState:
     """Create an order (``created``) in the caller's transaction.
 
-    Raises ``ValidationFailed`` naming the field for an unknown currency or a bad amount.
+    ``ctx`` is the running platform (the hook's or job's ``ctx``, ``get_context(request)``
+    in a route): its ``[plugins.payments]`` settings limit the line items (``max_items``).
+    Raises ``ValidationFailed`` naming the field for an unknown currency, a bad amount or
+    too many items.
     """
     new = _orders.NewOrder(
         currency=currency,
@@ -102,7 +109,7 @@ async def create_order(
         session,
         buyer_id,
         new,
-        max_items=PaymentsSettings().max_items,
+        max_items=ctx.settings_for("payments", PaymentsSettings).max_items,
         actor=actor or subject.plugin,
     )
     return _state(order)

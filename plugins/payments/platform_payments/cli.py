@@ -2,11 +2,14 @@
 
 Commands act as the platform itself, directly on the database (no HTTP): they see every
 buyer's orders. A refund passes its ``--idempotency-key`` (default: a new one) to the
-provider, so re-running it with the same key never refunds twice at PayPal.
+provider, so re-running it with the same key never refunds twice at PayPal, and is recorded
+with the actor ``platformctl:<os user>`` (as the core's ``platformctl users`` commands do),
+or ``--actor``.
 """
 
 from __future__ import annotations
 
+import getpass
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,6 +33,15 @@ def _run(ctx: typer.Context, work: Any) -> Any:
     except PlatformError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc.detail}")
         raise typer.Exit(1) from None
+
+
+def cli_actor() -> str:
+    """Who a command acts as: ``platformctl:<os user>``, like the core's ``users`` commands."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers with a bare uid)
+        who = "unknown"
+    return f"platformctl:{who}"
 
 
 def _amount(minor: int, currency: str) -> str:
@@ -105,17 +117,15 @@ def show_order(ctx: typer.Context, order_id: Annotated[int, typer.Argument(min=1
     out.print(escape(f"subject: {order.subject_plugin}/{order.subject_kind}/{order.subject_id}"))
     out.print(
         f"total {_amount(order.total_minor, c)}, captured {_amount(order.captured_minor, c)}, "
-        f"refunded {_amount(order.refunded_minor, c)}"
+        f"refunded {_amount(order.refunded_minor, c)}, "
+        f"refund pending {_amount(order.refund_pending_minor, c)}"
     )
     for item in items:
         out.print(escape(f"  {item.quantity} x {item.description} @ {_amount(item.unit_minor, c)}"))
     for tx in txs:
-        out.print(
-            escape(
-                f"  #{tx.id} {tx.kind} {tx.status} {_amount(tx.amount_minor, c)} "
-                f"{tx.provider} {tx.provider_ref or ''} {tx.reason or ''}".rstrip()
-            )
-        )
+        parts = [f"#{tx.id}", tx.kind, tx.status, _amount(tx.amount_minor, c), tx.provider]
+        parts += [p for p in (tx.provider_ref, tx.reason) if p]
+        out.print(escape("  " + " ".join(parts) + f" (by {tx.actor or '-'})"))
 
 
 @orders_cli.command("refund")
@@ -128,6 +138,10 @@ def refund_order(
     ] = None,
     reference: Annotated[str | None, typer.Option(help="Reference of a manual refund.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Passed on to the provider.")] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(help="Who refunds, as recorded (default: platformctl:<os user>)."),
+    ] = None,
 ) -> None:
     """Refund all or part of a paid order."""
     from rich.console import Console
@@ -135,8 +149,9 @@ def refund_order(
     from platform_core import text_error
     from platform_payments.service import refunds
 
-    for name, value in (("--reason", reason), ("--reference", reference)):
-        if value is not None and (not value or text_error(value) or len(value) > 255):
+    checks = (("--reason", reason, 255), ("--reference", reference, 255), ("--actor", actor, 128))
+    for name, value, longest in checks:
+        if value is not None and (not value or text_error(value) or len(value) > longest):
             Console(stderr=True).print(f"[red]error:[/] {name} must be one line of text")
             raise typer.Exit(2)
 
@@ -151,12 +166,20 @@ def refund_order(
                 reference=reference,
                 caller=None,
                 request_id=idempotency_key or uuid.uuid4().hex,
+                actor=actor or cli_actor(),
             )
 
     order, tx = _run(ctx, work)
+    c = order.currency
+    if tx.status == "pending":
+        Console().print(
+            f"refund of {_amount(tx.amount_minor, c)} of order {order.id} is pending at "
+            f"{tx.provider} ({tx.provider_ref}): still {order.status} until it completes"
+        )
+        return
     Console().print(
-        f"refunded {_amount(tx.amount_minor, order.currency)} of order {order.id}: "
-        f"now {order.status}, {_amount(order.refunded_minor, order.currency)} refunded in all"
+        f"refunded {_amount(tx.amount_minor, c)} of order {order.id}: "
+        f"now {order.status}, {_amount(order.refunded_minor, c)} refunded in all"
     )
 
 

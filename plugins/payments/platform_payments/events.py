@@ -49,6 +49,17 @@ class OrderRefunded(OrderEvent):
     reason: str
 
 
+class OrderRefundFailed(OrderEvent):
+    """A refund the provider had accepted as pending failed or was cancelled: its amount is
+    refundable again and nothing went back to the buyer."""
+
+    event_name: ClassVar[str] = "payments.order.refund_failed"
+    amount: str
+    status: str
+    refund_ref: str | None = None
+    reason: str
+
+
 class OrderFailed(OrderEvent):
     """The payment was declined, reversed before capture, or failed for good."""
 

@@ -9,6 +9,8 @@ serves webhook signing certificates. Failures are injected per operation::
     with FakePayPal() as paypal:
         paypal.fail_next("capture", "500")      # or "timeout", "pending", "declined"
         paypal.approve(order_id)                # the payer approves at the payer-action link
+        paypal.fail_next("refund", "pending")   # the refund comes back PENDING ...
+        paypal.complete_refund(refund_id)       # ... then COMPLETED (or fail_refund: FAILED)
 
 Endpoints: ``POST /v1/oauth2/token``, ``POST /v2/checkout/orders``, ``GET`` it,
 ``POST /v2/checkout/orders/{id}/capture``, ``POST /v2/payments/captures/{id}/refund``,
@@ -62,8 +64,9 @@ class FakePayPal:
 
     def fail_next(self, operation: str, kind: str, times: int = 1) -> None:
         """Make the next ``times`` calls of ``operation`` (``token``, ``create``, ``capture``,
-        ``refund``, ``get``, ``verify``) fail: ``500``, ``timeout`` (the work is done, the
-        answer comes late), ``pending`` or ``declined`` (captures)."""
+        ``refund``, ``get``, ``get_refund``, ``verify``) fail: ``500``, ``timeout`` (the work is
+        done, the answer comes late), ``pending`` (captures and refunds) or ``declined``
+        (captures)."""
         self.failures.setdefault(operation, []).extend([kind] * times)
 
     def approve(self, order_id: str) -> None:
@@ -73,6 +76,24 @@ class FakePayPal:
     def complete_capture(self, capture_id: str) -> None:
         """A pending capture completes (what PayPal then reports by webhook)."""
         self.captures[capture_id]["status"] = "COMPLETED"
+
+    def complete_refund(self, refund_id: str) -> None:
+        """A pending refund completes (PENDING -> COMPLETED)."""
+        refund = self.refunds[refund_id]
+        assert refund["status"] == "PENDING", refund["status"]
+        refund["status"] = "COMPLETED"
+        refund.pop("status_details", None)
+
+    def fail_refund(self, refund_id: str, status: str = "FAILED") -> None:
+        """A pending refund ends ``FAILED`` (or ``CANCELLED``): its amount is refundable again."""
+        refund = self.refunds[refund_id]
+        assert refund["status"] == "PENDING", refund["status"]
+        refund["status"] = status
+        refund["status_details"] = {"reason": "ECHECK"} if status == "FAILED" else {}
+        capture = self.captures[refund["capture_id"]]
+        refunded = Decimal(capture["refunded"]) - Decimal(refund["amount"]["value"])
+        capture["refunded"] = str(refunded)
+        capture["status"] = "PARTIALLY_REFUNDED" if refunded else "COMPLETED"
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):08d}FAKE"
@@ -170,8 +191,7 @@ class FakePayPal:
         ):
             return self._once("refund", request_id, lambda: self._refund(parts[3], data))
         if method == "GET" and parts[:3] == ["v2", "payments", "refunds"] and len(parts) == 4:
-            refund = self.refunds.get(parts[3])
-            return (200, refund, 0.0) if refund else (404, _error("RESOURCE_NOT_FOUND"), 0.0)
+            return self._plain("get_refund", lambda: self._get_refund(parts[3]))
         if method == "POST" and path == "/v1/notifications/verify-webhook-signature":
             return self._plain("verify", lambda: self._verify(data))
         return 404, {"name": "NOT_FOUND"}, 0.0
@@ -315,15 +335,24 @@ class FakePayPal:
         capture["refunded"] = str(Decimal(capture["refunded"]) + value)
         capture["status"] = "REFUNDED" if value == left else "PARTIALLY_REFUNDED"
         refund_id = self._id("1R")
-        refund = {
+        refund: dict[str, Any] = {
             "id": refund_id,
-            "status": "COMPLETED",
+            "status": "PENDING" if self._pending_kind == "pending" else "COMPLETED",
             "amount": amount,
             "note_to_payer": data.get("note_to_payer"),
+            "capture_id": capture_id,
             "links": [{"href": f"{self.url}/v2/payments/captures/{capture_id}", "rel": "up"}],
         }
+        if refund["status"] == "PENDING":
+            refund["status_details"] = {"reason": "ECHECK"}
         self.refunds[refund_id] = refund
-        return 201, refund
+        return 201, _refund_view(refund)
+
+    def _get_refund(self, refund_id: str) -> Answer:
+        refund = self.refunds.get(refund_id)
+        if refund is None:
+            return 404, _error("RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID")
+        return 200, _refund_view(refund)
 
     def _verify(self, data: dict[str, Any]) -> Answer:
         self.verify_payloads.append(data)
@@ -335,6 +364,10 @@ def _error(name: str, issue: str | None = None) -> dict[str, Any]:
     if issue:
         body["details"] = [{"issue": issue, "description": issue.lower()}]
     return body
+
+
+def _refund_view(refund: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps({k: v for k, v in refund.items() if k != "capture_id"}))
 
 
 def _public(order: dict[str, Any]) -> dict[str, Any]:

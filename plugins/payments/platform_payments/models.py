@@ -50,6 +50,8 @@ class Order(PaymentsBase):
     total_minor: Mapped[int] = mapped_column(BigInteger)
     captured_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    refund_pending_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Refunds the provider has accepted but not completed: reserved, not yet refunded."""
     status: Mapped[str] = mapped_column(String(24), default="created")
     provider: Mapped[str | None] = mapped_column(String(40))
     provider_order_id: Mapped[str | None] = mapped_column(String(128))
@@ -79,8 +81,10 @@ class Transaction(PaymentsBase):
     approve), ``authorize``, ``capture``, ``void``, ``refund``, or ``reversal`` (reported by
     the provider's webhook).
 
-    ``status``: ``completed``, ``pending``, ``declined``, ``failed`` (refused for good) or
-    ``error`` (a transient failure: network, timeout, 5xx; retried by the reconcile job).
+    ``status``: ``completed``, ``pending``, ``declined``, ``failed`` (refused for good),
+    ``cancelled`` (a pending refund the provider cancelled) or ``error`` (a transient
+    failure: network, timeout, 5xx; retried by the reconcile job). A ``pending`` refund
+    reserves its amount (``Order.refund_pending_minor``) until it completes or fails.
     """
 
     __tablename__ = "payments_transactions"

@@ -16,6 +16,7 @@ async def test_another_plugin_sells_through_an_order(platform, shop):
     async with platform.ctx.db.session() as session:
         state = await create_order(
             session,
+            ctx=platform.ctx,
             buyer_id=buyer.id,
             subject=Subject("tickets", "seat", "A-12"),
             currency="JPY",
@@ -33,6 +34,7 @@ async def test_the_api_refuses_bad_money_naming_the_field(platform):
         with pytest.raises(ValidationFailed) as bad:
             await create_order(
                 session,
+                ctx=platform.ctx,
                 buyer_id=1,
                 subject=Subject("t", "s", "1"),
                 currency="USD",
@@ -42,6 +44,35 @@ async def test_the_api_refuses_bad_money_naming_the_field(platform):
     async with platform.ctx.db.session() as session:
         with pytest.raises(NotFound):
             await order_state(session, 999)
+
+
+@pytest.mark.parametrize("platform_settings", [{"payments": {"max_items": 2}}])
+async def test_the_api_limits_line_items_to_the_configured_max_items(platform):
+    """``[plugins.payments] max_items`` applies to other plugins' orders too, not the
+    default of 100: 3 items are refused naming ``items``, 2 are fine."""
+    subject = Subject("tickets", "seat", "B-1")
+    async with platform.ctx.db.session() as session:
+        with pytest.raises(ValidationFailed) as bad:
+            await create_order(
+                session,
+                ctx=platform.ctx,
+                buyer_id=1,
+                subject=subject,
+                currency="USD",
+                items=[Item(f"seat {i}", 1, "1.00") for i in range(3)],
+            )
+    assert bad.value.extra["errors"][0]["field"] == "items"
+    assert "at most 2" in bad.value.extra["errors"][0]["message"]
+    async with platform.ctx.db.session() as session:
+        ok = await create_order(
+            session,
+            ctx=platform.ctx,
+            buyer_id=1,
+            subject=subject,
+            currency="USD",
+            items=[Item(f"seat {i}", 1, "1.00") for i in range(2)],
+        )
+    assert ok.total == Decimal("2.00") and ok.refund_pending == Decimal("0.00")
 
 
 async def test_paypal_credentials_may_come_from_the_environment(platform_factory, monkeypatch):

@@ -91,3 +91,37 @@ async def test_providers_list_shows_why_paypal_is_not_configured(
     result = await PlatformCli(p, tmp_path, monkeypatch)("payments", "providers", "list")
     assert result.exit_code == 0, result.output
     assert "set [plugins.payments.paypal] client_id" in " ".join(result.stdout.split())
+
+
+async def _refund_actors(shop, order_id):
+    r = await shop.admin.get(f"/api/payments/orders/{order_id}/transactions")
+    return [t["actor"] for t in r.json() if t["kind"] == "refund"]
+
+
+async def test_a_cli_refund_records_the_os_user_like_the_core_cli(cli, shop, monkeypatch):
+    """Without ``--actor`` a refund is recorded as ``platformctl:<os user>`` (what the core's
+    ``platformctl users`` commands record), not as an anonymous ``system``."""
+    monkeypatch.setenv("LOGNAME", "alice-ops")
+    paid = await shop.paid_manual()
+    result = await cli("orders", "refund", str(paid["id"]), "--amount", "1.00", "--reason", "x")
+    assert result.exit_code == 0, result.output
+    assert await _refund_actors(shop, paid["id"]) == ["platformctl:alice-ops"]
+    shown = await cli("orders", "show", str(paid["id"]))
+    assert "(by platformctl:alice-ops)" in shown.stdout
+
+
+async def test_a_cli_refund_records_an_explicit_actor(cli, shop):
+    paid = await shop.paid_manual()
+    result = await cli(
+        "orders", "refund", str(paid["id"]), "--reason", "x", "--actor", "support:bob"
+    )
+    assert result.exit_code == 0, result.output
+    assert "now refunded" in result.stdout
+    assert await _refund_actors(shop, paid["id"]) == ["support:bob"]
+
+
+async def test_a_cli_refund_refuses_a_bad_actor(cli, shop):
+    paid = await shop.paid_manual()
+    result = await cli("orders", "refund", str(paid["id"]), "--reason", "x", "--actor", "a\nb")
+    assert result.exit_code == 2 and "--actor" in result.stderr
+    assert await _refund_actors(shop, paid["id"]) == []

@@ -1,6 +1,7 @@
 """Races at a running ``platformctl serve`` (SQLite and PostgreSQL) with PayPal on the fake:
 
-- 20 concurrent refunds that together exceed the captured amount refund at most it;
+- 20 concurrent refunds that together exceed the captured amount refund at most it, also
+  when PayPal answers them PENDING (the reservations never exceed it);
 - 20 concurrent captures of one order capture once (at PayPal too);
 - concurrent duplicates with one Idempotency-Key reach PayPal once.
 """
@@ -126,6 +127,38 @@ async def test_concurrent_refunds_never_exceed_the_captured_amount(server):
     assert got["status"] == "refunded" and got["refunded"] == "15.00"
     [capture] = fake.captures.values()
     assert capture["refunded"] == "15.00" and fake.calls["refund"] == 15
+    ledger = (await admin.get("/api/payments/ledger")).json()
+    assert ledger["ok"], ledger
+
+
+async def test_concurrent_pending_refunds_never_reserve_more_than_captured(server):
+    admin, member, fake = server["clients"]["admin"], server["clients"]["member"], server["paypal"]
+    order = await _approved(member, fake)
+    assert (await _capture(member, order["id"], uuid.uuid4().hex)).status_code == 200
+    fake.fail_next("refund", "pending", times=N)
+    answers = await asyncio.gather(
+        *(
+            admin.post(
+                f"/api/payments/orders/{order['id']}/refunds",
+                json={"amount": "1.00", "reason": f"race {i}"},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+            for i in range(N)
+        )
+    )
+    codes = Counter(r.status_code for r in answers)
+    assert codes == {201: 15, 409: 5}, [r.text for r in answers if r.status_code >= 500]
+    assert {r.json()["transaction"]["status"] for r in answers if r.status_code == 201} == {
+        "pending"
+    }
+    got = (await member.get(f"/api/payments/orders/{order['id']}")).json()
+    assert (got["status"], got["refunded"], got["refund_pending"], got["refundable"]) == (
+        "paid",
+        "0.00",
+        "15.00",
+        "0.00",
+    )
+    assert fake.calls["refund"] == 15
     ledger = (await admin.get("/api/payments/ledger")).json()
     assert ledger["ok"], ledger
 

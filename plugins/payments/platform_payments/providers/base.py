@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Outcome = Literal["completed", "pending", "declined", "failed"]
+Outcome = Literal["completed", "pending", "declined", "failed", "cancelled"]
 
 
 class ProviderError(Exception):
@@ -112,6 +112,9 @@ class WebhookEvent:
     amount_minor: int | None = None
     currency: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
+    refund_status: str | None = None
+    """For ``refunded``: the refund's status (``completed``, ``pending``, ``failed``,
+    ``cancelled``); ``None`` means completed."""
 
 
 @runtime_checkable
@@ -150,6 +153,18 @@ class PaymentProvider(Protocol):
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         """Verify an incoming webhook and parse it; ``WebhookRejected`` when it is not genuine."""
+
+
+@runtime_checkable
+class RefundStatusProvider(Protocol):
+    """Optional: a provider whose refunds may come back ``pending`` also tells how they end.
+
+    The reconcile job polls each pending refund through ``fetch_refund`` (a provider
+    without it leaves its pending refunds to its webhooks)."""
+
+    async def fetch_refund(self, order: ProviderOrder, refund_ref: str) -> ProviderResult:
+        """The refund ``refund_ref`` now: ``pending``, ``completed``, ``failed`` or
+        ``cancelled``."""
 
 
 REDACTED = "[redacted]"

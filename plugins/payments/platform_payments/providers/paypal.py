@@ -41,7 +41,12 @@ CAPTURE_OUTCOMES = {
     "PARTIALLY_REFUNDED": "completed",
     "REFUNDED": "completed",
 }
-REFUND_OUTCOMES = {"COMPLETED": "completed", "PENDING": "pending", "FAILED": "failed"}
+REFUND_OUTCOMES = {
+    "COMPLETED": "completed",
+    "PENDING": "pending",
+    "FAILED": "failed",
+    "CANCELLED": "cancelled",
+}
 DECLINES = {"INSTRUMENT_DECLINED", "TRANSACTION_REFUSED", "PAYER_CANNOT_PAY", "CARD_DECLINED"}
 WEBHOOK_ACTIONS = {
     "PAYMENT.CAPTURE.COMPLETED": "captured",
@@ -66,7 +71,7 @@ class PayPalProvider:
     def __init__(self, settings: PayPalSettings) -> None:
         self.settings = settings
         self._client: PayPalClient | None = None
-        self._certs: dict[str, Any] = {}
+        self._certs: dict[str, _SigningKey] = {}
 
     def problem(self) -> str | None:
         """Not configured until both client id and secret are set (settings or environment)."""
@@ -170,6 +175,21 @@ class PayPalProvider:
         outcome = REFUND_OUTCOMES.get(str(answer.get("status")), "failed")
         return ProviderResult(outcome, str(answer.get("id")), amount_minor, answer)  # type: ignore[arg-type]
 
+    async def fetch_refund(self, order: ProviderOrder, refund_ref: str) -> ProviderResult:
+        """``GET /v2/payments/refunds/{id}``: the refund's status now (polled while pending)."""
+        try:
+            answer = await self.client.get_refund(refund_ref)
+        except PayPalError as exc:
+            raise _provider_error(exc) from None
+        status = str(answer.get("status"))
+        outcome = REFUND_OUTCOMES.get(status, "pending")
+        amount = _amount_minor(answer.get("amount"), order.currency) or 0
+        details = answer.get("status_details")
+        reason = None
+        if isinstance(details, Mapping):
+            reason = str(details.get("reason") or "") or None
+        return ProviderResult(outcome, refund_ref, amount, answer, reason)  # type: ignore[arg-type]
+
     async def fetch_status(self, order: ProviderOrder) -> StatusResult:
         """The PayPal order's state: awaiting approval, approved, captured (or pending)."""
         if not order.provider_order_id:
@@ -242,13 +262,9 @@ class PayPalProvider:
             raise WebhookRejected("PayPal did not verify the signature")
 
     async def _verify_locally(self, values: dict[str, str], webhook_id: str, body: bytes) -> None:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
         if values["auth-algo"] and values["auth-algo"].upper() != "SHA256WITHRSA":
             raise WebhookRejected("unsupported PAYPAL-AUTH-ALGO")
-        key = await self._certificate_key(values["cert-url"])
+        signer = await self._signing_key(values["cert-url"])
         message = "|".join(
             [
                 values["transmission-id"],
@@ -261,16 +277,11 @@ class PayPalProvider:
             signature = base64.b64decode(values["transmission-sig"], validate=True)
         except (binascii.Error, ValueError):
             raise WebhookRejected("PAYPAL-TRANSMISSION-SIG is not base64") from None
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise WebhookRejected("the certificate does not hold an RSA key")
-        try:
-            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
-            raise WebhookRejected("the signature does not match") from None
+        signer.verify(signature, message)
 
-    async def _certificate_key(self, url: str) -> Any:
-        from cryptography import x509
-
+    async def _signing_key(self, url: str) -> _SigningKey:
+        """The certificate at ``url`` as a ready public key: fetched once per URL (only from
+        ``cert_url_prefixes``), parsed once; its validity dates are checked on every use."""
         if not url or not any(url.startswith(p) for p in self.settings.cert_url_prefixes):
             raise WebhookRejected("PAYPAL-CERT-URL is not a PayPal certificate URL")
         if ".." in url or "@" in url:
@@ -281,16 +292,52 @@ class PayPalProvider:
                 async with httpx.AsyncClient(timeout=self.settings.timeout_seconds) as http:
                     r = await http.get(url)
                 r.raise_for_status()
-                cached = x509.load_pem_x509_certificate(r.content)
+                cached = _SigningKey.load(r.content)
             except (httpx.HTTPError, ValueError):
                 raise ProviderError(
                     "could not fetch PayPal's signing certificate", transient=True
                 ) from None
             self._certs[url] = cached
-        now = datetime.now(UTC)
-        if not (cached.not_valid_before_utc <= now <= cached.not_valid_after_utc):
+        if not (cached.not_before <= datetime.now(UTC) <= cached.not_after):
             raise WebhookRejected("the signing certificate is not valid now")
-        return cached.public_key()
+        return cached
+
+
+class _SigningKey:
+    """A webhook signing certificate parsed once: its RSA public key and validity dates
+    (parsing the certificate and extracting the key on every delivery cost more than the
+    signature check itself)."""
+
+    def __init__(self, key: Any, not_before: datetime, not_after: datetime) -> None:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        self.key = key
+        self.not_before = not_before
+        self.not_after = not_after
+        self._invalid = InvalidSignature
+        self._padding = padding.PKCS1v15()
+        self._hash = hashes.SHA256()
+
+    @classmethod
+    def load(cls, pem: bytes) -> _SigningKey:
+        """Parse a PEM certificate; ``WebhookRejected`` unless it holds an RSA key."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        cert = x509.load_pem_x509_certificate(pem)
+        key = cert.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise WebhookRejected("the certificate does not hold an RSA key")
+        return cls(key, cert.not_valid_before_utc, cert.not_valid_after_utc)
+
+    def verify(self, signature: bytes, message: bytes) -> None:
+        """RSA-SHA256 (PKCS#1 v1.5) check; ``WebhookRejected`` when it does not match."""
+        try:
+            self.key.verify(signature, message, self._padding, self._hash)
+        except self._invalid:
+            raise WebhookRejected("the signature does not match") from None
 
 
 def _body(exc: PayPalError) -> dict[str, Any]:
@@ -356,11 +403,13 @@ def _parse_event(delivery_id: str, event: dict[str, Any]) -> WebhookEvent:
     provider_order_id = related.get("order_id")
     capture_ref = None
     refund_ref = None
+    refund_status = None
     if event_type.startswith("PAYMENT.CAPTURE.") and action != "refunded":
         capture_ref = resource.get("id")
     elif action == "refunded":
         refund_ref = resource.get("id")
         capture_ref = _up_capture(resource)
+        refund_status = REFUND_OUTCOMES.get(str(resource.get("status") or "COMPLETED"))
     elif event_type.startswith("CHECKOUT."):
         provider_order_id = resource.get("order_id") or resource.get("id")
     return WebhookEvent(
@@ -373,4 +422,5 @@ def _parse_event(delivery_id: str, event: dict[str, Any]) -> WebhookEvent:
         amount_minor=minor,
         currency=str(currency) if currency else None,
         payload=event,
+        refund_status=refund_status,
     )

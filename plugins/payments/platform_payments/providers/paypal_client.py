@@ -196,6 +196,10 @@ class PayPalClient:
             "POST", f"/v2/payments/captures/{capture_id}/refund", json=body, request_id=request_id
         )
 
+    async def get_refund(self, refund_id: str) -> dict[str, Any]:
+        """``GET /v2/payments/refunds/{id}``."""
+        return await self._call("GET", f"/v2/payments/refunds/{refund_id}")
+
     async def verify_webhook_signature(self, payload: dict[str, Any]) -> bool:
         """``POST /v1/notifications/verify-webhook-signature``: True on ``SUCCESS``."""
         answer = await self._call(

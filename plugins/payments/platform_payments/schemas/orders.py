@@ -117,6 +117,7 @@ class OrderSummary(BaseModel):
     total: str
     captured: str
     refunded: str
+    refund_pending: str
     refundable: str
     status: str
     provider: str | None
@@ -140,7 +141,11 @@ class OrderSummary(BaseModel):
             total=format_amount(order.total_minor, c),
             captured=format_amount(order.captured_minor, c),
             refunded=format_amount(order.refunded_minor, c),
-            refundable=format_amount(max(order.captured_minor - order.refunded_minor, 0), c),
+            refund_pending=format_amount(order.refund_pending_minor, c),
+            refundable=format_amount(
+                max(order.captured_minor - order.refunded_minor - order.refund_pending_minor, 0),
+                c,
+            ),
             status=order.status,
             provider=order.provider,
             provider_order_id=order.provider_order_id,

@@ -107,6 +107,7 @@ async def create_order(
         total_minor=total,
         captured_minor=0,
         refunded_minor=0,
+        refund_pending_minor=0,
         status=states.CREATED,
         capture_attempts=0,
         created_at=now,

@@ -7,6 +7,11 @@ times; an approved order nobody captured within ``capture_approved_after_minutes
 captured; an order never approved expires after ``expire_unapproved_after_minutes`` (manual
 ones after ``manual_expire_after_days``, ``created`` ones too). Each order is handled in its
 own transaction on its locked row; one that moved meanwhile is skipped.
+
+Then every pending refund is polled (providers implementing ``fetch_refund``, PayPal's
+``GET /v2/payments/refunds/{id}``): a completed one moves its order to
+``partially_refunded``/``refunded``, a failed or cancelled one releases its reservation
+(:func:`platform_payments.service.refunds.settle`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from platform_core import PlatformContext, lock_row, utcnow
 from platform_payments import events, states
 from platform_payments.models import Order, Transaction
-from platform_payments.providers.base import ProviderError, ProviderResult
+from platform_payments.providers.base import (
+    ProviderError,
+    ProviderResult,
+    RefundStatusProvider,
+)
+from platform_payments.service import refunds
 from platform_payments.service.common import emit, snapshot
 from platform_payments.service.orders import apply_capture, run_capture
 from platform_payments.service.providers import registry
@@ -50,7 +60,46 @@ async def reconcile(ctx: PlatformContext, settings: PaymentsSettings) -> dict[st
         except Exception as exc:  # one order never stops the pass; reported in the counts
             tally["error"] += 1
             log.warning("reconcile: failed", extra={"order_id": order_id, "why": repr(exc)})
+    await _poll_refunds(ctx, tally)
     return dict(tally)
+
+
+async def _poll_refunds(ctx: PlatformContext, tally: Counter[str]) -> None:
+    async with ctx.db.session() as session:
+        pending = list(
+            await session.execute(
+                select(Transaction.id, Transaction.order_id)
+                .where(Transaction.kind == "refund", Transaction.status == "pending")
+                .order_by(Transaction.id)
+            )
+        )
+    for tx_id, order_id in pending:
+        try:
+            async with ctx.db.session() as session:
+                tally[await _one_refund(ctx, session, tx_id, order_id)] += 1
+        except ProviderError as exc:
+            tally["provider_error"] += 1
+            log.warning("reconcile: refund poll failed", extra={"tx": tx_id, "why": str(exc)})
+        except Exception as exc:  # one refund never stops the pass; reported in the counts
+            tally["error"] += 1
+            log.warning("reconcile: refund failed", extra={"tx": tx_id, "why": repr(exc)})
+
+
+async def _one_refund(
+    ctx: PlatformContext, session: AsyncSession, tx_id: int, order_id: int
+) -> str:
+    order = await lock_row(session, Order, order_id)
+    tx = await session.get(Transaction, tx_id)
+    if order is None or tx is None or tx.status != "pending" or not tx.provider_ref:
+        return "skipped"
+    provider = registry(ctx).get(tx.provider)
+    if not isinstance(provider, RefundStatusProvider):
+        return "refund_unpolled"  # left to the provider's webhooks
+    result = await provider.fetch_refund(await snapshot(session, order), tx.provider_ref)
+    outcome = await refunds.settle(
+        session, order, tx, result.outcome, ACTOR, answer=result.answer, reason=result.reason
+    )
+    return f"refund_{outcome}"
 
 
 def _expire(session: AsyncSession, order: Order) -> str:

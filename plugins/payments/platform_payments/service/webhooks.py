@@ -20,6 +20,7 @@ from platform_core import (
     BadRequest,
     PlatformContext,
     ServiceUnavailable,
+    dialect_of,
     insert_ignoring,
     lock_row,
     utcnow,
@@ -35,7 +36,7 @@ from platform_payments.providers.base import (
 from platform_payments.service.common import emit, record
 from platform_payments.service.orders import apply_capture
 from platform_payments.service.providers import get_provider
-from platform_payments.service.refunds import apply_refund
+from platform_payments.service.refunds import apply_refund, pending_refund, refundable, settle
 
 log = logging.getLogger("platform_payments.webhooks")
 ACTOR = "webhook"
@@ -63,17 +64,16 @@ async def receive(
     except ProviderError as exc:
         raise ServiceUnavailable(f"cannot verify the webhook now: {exc}") from None
     inserted = await session.execute(
-        insert_ignoring(session, WebhookDelivery, index_elements=["provider", "delivery_id"])
-        .values(
-            provider=provider_name,
-            delivery_id=event.delivery_id[:128],
-            event_type=event.event_type[:128],
-            resource_id=(event.capture_ref or event.provider_order_id or None),
-            outcome="ignored" if event.action == "ignored" else "received",
-            payload=dict(event.payload),
-            received_at=utcnow(),
-        )
-        .returning(WebhookDelivery.id)
+        _insert_delivery(session),
+        {
+            "provider": provider_name,
+            "delivery_id": event.delivery_id[:128],
+            "event_type": event.event_type[:128],
+            "resource_id": (event.capture_ref or event.provider_order_id or None),
+            "outcome": "ignored" if event.action == "ignored" else "received",
+            "payload": dict(event.payload),
+            "received_at": utcnow(),
+        },
     )
     delivery_id = inserted.scalar()
     if delivery_id is None:
@@ -89,9 +89,35 @@ async def receive(
     return event.delivery_id, outcome
 
 
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_delivery(session: AsyncSession) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a delivery, built once per
+    dialect (building it per delivery cost more than sending it); values bound at execute."""
+    dialect = dialect_of(session)
+    stmt = _INSERTS.get(dialect)
+    if stmt is None:
+        stmt = insert_ignoring(
+            session, WebhookDelivery, index_elements=["provider", "delivery_id"]
+        ).returning(WebhookDelivery.id)
+        _INSERTS[dialect] = stmt
+    return stmt
+
+
 async def _find_order(session: AsyncSession, provider: str, event: WebhookEvent) -> Order | None:
     order_id = None
-    if event.provider_order_id:
+    if event.provider_order_id and dialect_of(session) == "postgresql":
+        # find and lock in one statement (SELECT ... FOR UPDATE, the current row)
+        found: Order | None = await session.scalar(
+            select(Order)
+            .where(Order.provider == provider, Order.provider_order_id == event.provider_order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if found is not None:
+            return found
+    elif event.provider_order_id:
         order_id = await session.scalar(
             select(Order.id).where(
                 Order.provider == provider, Order.provider_order_id == event.provider_order_id
@@ -192,9 +218,17 @@ async def _already(session: AsyncSession, order_id: int, provider: str, ref: str
 
 
 async def _refunded(session: AsyncSession, order: Order, provider: str, e: WebhookEvent) -> str:
+    status = e.refund_status or "completed"
+    if e.refund_ref:
+        pending = await pending_refund(session, order.id, e.refund_ref)
+        if pending is not None:  # our own refund, accepted as pending: it ends now
+            outcome = await settle(session, order, pending, status, ACTOR, answer=_resource(e))
+            return "no_change" if outcome == "pending" else "applied"
     if await _already(session, order.id, provider, e.refund_ref):
         return "no_change"  # our own refund call recorded it
-    return await _money_back(session, order, provider, e, "refund", e.refund_ref)
+    if status != "completed" and status != "pending":
+        return "ignored"  # a refund made elsewhere that failed: nothing moved
+    return await _money_back(session, order, provider, e, "refund", e.refund_ref, status)
 
 
 async def _reversed(session: AsyncSession, order: Order, provider: str, e: WebhookEvent) -> str:
@@ -211,11 +245,12 @@ async def _money_back(
     e: WebhookEvent,
     kind: str,
     ref: str | None,
+    status: str = "completed",
 ) -> str:
     if order.status in states.OPEN:
         # the capture has not reached us yet: let the provider deliver this again later
         raise ServiceUnavailable(f"order {order.id} is not paid here yet; deliver again later")
-    left = order.captured_minor - order.refunded_minor
+    left = refundable(order)
     minor = left if kind == "reversal" else (e.amount_minor or 0)
     if minor <= 0 or minor > left or order.status == states.REFUNDED:
         return "illegal"
@@ -226,7 +261,7 @@ async def _money_back(
         session,
         order,
         kind=kind,
-        status="completed",
+        status=status,
         amount_minor=minor,
         provider=provider,
         provider_ref=ref,
@@ -234,7 +269,11 @@ async def _money_back(
         reason=reason,
         actor=ACTOR,
     )
-    apply_refund(session, order, minor, reason, ACTOR)
+    if status == "pending":
+        order.refund_pending_minor += minor  # reserved until it completes
+        order.updated_at = utcnow()
+    else:
+        apply_refund(session, order, minor, reason, ACTOR)
     return "applied"
 
 
