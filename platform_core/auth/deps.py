@@ -60,20 +60,21 @@ async def authenticate(request: Request) -> Principal:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
     ctx = get_context(request)
     cache: CredentialCache = ctx.state["credential_cache"]
-    principal = cache.get(credential.strip())
-    if principal is None:
-        generation = cache.generation
+    credential = credential.strip()
+
+    async def resolve() -> Principal | None:
         with replay_safe():  # a token's last use may be recorded twice
             async with ctx.db.session() as session:
-                principal = await resolve_credential(
+                return await resolve_credential(
                     session,
-                    credential.strip(),
+                    credential,
                     secret_key=ctx.secret_key,
                     role_scopes=ctx.state["role_scopes"],
                 )
-        if principal is None:
-            raise Unauthorized("invalid, expired or revoked credentials")
-        cache.put(credential.strip(), principal, generation)
+
+    principal = await cache.get_or_resolve(credential, resolve)
+    if principal is None:
+        raise Unauthorized("invalid, expired or revoked credentials")
     request.state.principal = principal
     return principal
 
