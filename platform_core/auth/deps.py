@@ -27,8 +27,12 @@ def get_context(request: Request) -> PlatformContext:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A database session in a transaction, committed before the response is sent."""
-    async with get_context(request).db.session() as session:
+    """A database session in a transaction, committed before the response is sent.
+
+    What ``ctx.db.session()`` does, written out: one generator layer less on every request.
+    """
+    sessionmaker = request.app.state.platform.db.sessionmaker
+    async with sessionmaker() as session, session.begin():
         yield session
 
 
