@@ -57,10 +57,23 @@ devices = sa.Table(
     _meta,
     *(
         sa.Column(name)
-        for name in (
-            "id name device_type_id manufacturer_id status serial asset_tag location_id "
-            "rack_id position face tags custom_fields created_at updated_at"
-        ).split()
+        for name in [
+            "id",
+            "name",
+            "device_type_id",
+            "manufacturer_id",
+            "status",
+            "serial",
+            "asset_tag",
+            "location_id",
+            "rack_id",
+            "position",
+            "face",
+            "tags",
+            "custom_fields",
+            "created_at",
+            "updated_at",
+        ]
     ),
 )
 tokens = sa.Table(
@@ -149,6 +162,7 @@ def bare_app(database_url: str) -> FastAPI:
     app.get("/healthz")(bare_healthz)
     app.get("/devices/{device_id}")(get_bare_device)
     return app
+
 
 # -- the load generator -----------------------------------------------------------
 

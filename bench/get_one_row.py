@@ -55,8 +55,8 @@ from _common import (
     row,
 )
 
-from platform_core.app import boot
 from platform_core import create_token, create_user
+from platform_core.app import boot
 from platform_core.migrate import upgrade
 
 TARGET_RATIO = 0.9
@@ -315,9 +315,7 @@ def run_database(label: str, database_url: str, directory: Path, args: argparse.
             width=48,
         )
     ratio = rps["platform"] / rps["bare"] if rps["bare"] else 0.0
-    each = [
-        p["rps"] / b["rps"] for p, b in zip(results["platform"], results["bare"], strict=True)
-    ]
+    each = [p["rps"] / b["rps"] for p, b in zip(results["platform"], results["bare"], strict=True)]
     row("per-round ratios", ", ".join(f"{r:.2f}" for r in each), width=48)
     verdict = "within" if ratio >= TARGET_RATIO else "UNDER"
     row("platform / bare", f"{ratio:6.2f}x  ({verdict} target >= {TARGET_RATIO:g}x)", width=48)
