@@ -1,17 +1,20 @@
-"""The two apps ``get_one_row.py`` compares, and its fallback load generator (not a benchmark).
+"""The two servers ``get_one_row.py`` compares, and its load generator (not a benchmark).
 
 Launched by ``bench/get_one_row.py`` as separate processes::
 
-    python bench/_apps.py platform PORT DATABASE_URL DIRECTORY   # the platform + bench plugin
-    python bench/_apps.py bare PORT DATABASE_URL                  # FastAPI + SQLAlchemy only
+    PLATFORM_CONFIG=DIR/plugins.toml platformctl serve --port PORT   # the platform itself
+    python bench/_apps.py bare PORT DATABASE_URL                     # FastAPI + SQLAlchemy
     python bench/_apps.py load PORT PATH_PREFIX MAX_ID TOKEN SECONDS CONCURRENCY
 
-Both servers run uvicorn as ``platformctl serve`` does (``log_config=None``, no ``Server``
-header) with one worker, uvloop, httptools, no access log and logging at WARNING. Both read
-one row of ``bench_items`` by primary key through an ``AsyncSession`` dependency with
-``scope="function"``; the platform's route also goes through its request middleware, the
-plugin guard and token authentication (``/api/bench/public/items/{id}`` is the same route
-declared public, to tell the cost of authentication from the rest).
+The platform answers ``GET /api/inventory/devices/{id}`` (the inventory plugin's route: the
+request middleware, idempotency and transaction-retry layers, the plugin guard with the
+credential cache, the session dependency and the ``DeviceOut`` response model). The bare
+app answers ``GET /devices/{id}`` with the same one-row read of ``inventory_devices``
+through an ``AsyncSession`` dependency with ``scope="function"``, after checking the bearer
+token the same way: its SHA-256 digest looked up in ``core_api_tokens`` (joined with its
+active user), the result cached for 5 s per process. Both run uvicorn with one worker
+(uvloop and httptools, as ``platformctl serve`` picks them when installed), no access log
+and logging at WARNING.
 
 Run without arguments, this module prints its usage and exits 0 (``make bench`` runs every
 ``bench/*.py``).
@@ -20,24 +23,22 @@ Run without arguments, this module prints its usage and exits 0 (``make bench`` 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from platform_core import PUBLIC, Models, NotFound, hookimpl
-from platform_core.auth.deps import get_session
-from platform_core.db import plugin_metadata
+CACHE_SECONDS = 5.0
+"""The bare app's credential cache, as the platform's ``[core.auth] cache_seconds``."""
 
-MIGRATIONS = Path(__file__).resolve().parent / "_bench_migrations"
 SERVER_OPTIONS: dict[str, Any] = {
     "host": "127.0.0.1",
     "workers": 1,
@@ -50,72 +51,74 @@ SERVER_OPTIONS: dict[str, Any] = {
     "lifespan": "on",
 }
 
-metadata = plugin_metadata()
-items = sa.Table(
-    "bench_items",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(100), nullable=False),
-    sa.Column("quantity", sa.Integer, nullable=False),
+_meta = sa.MetaData()
+devices = sa.Table(
+    "inventory_devices",
+    _meta,
+    *(
+        sa.Column(name)
+        for name in [
+            "id",
+            "name",
+            "device_type_id",
+            "manufacturer_id",
+            "status",
+            "serial",
+            "asset_tag",
+            "location_id",
+            "rack_id",
+            "position",
+            "face",
+            "tags",
+            "custom_fields",
+            "created_at",
+            "updated_at",
+        ]
+    ),
 )
-
-
-def item_query(item_id: int) -> sa.Select[Any]:
-    """The one query both apps run."""
-    return sa.select(items.c.id, items.c.name, items.c.quantity).where(items.c.id == item_id)
-
-
-# -- the platform ----------------------------------------------------------------------------
-
-plugin_router = APIRouter()
-
-
-@plugin_router.get("/items/{item_id}")
-async def get_item(
-    item_id: int, session: Annotated[AsyncSession, Depends(get_session, scope="function")]
-) -> dict[str, Any]:
-    """One item (scope ``bench:read``)."""
-    found = (await session.execute(item_query(item_id))).first()
-    if found is None:
-        raise NotFound(f"item {item_id} not found")
-    return dict(found._mapping)
-
-
-@plugin_router.get("/public/items/{item_id}", openapi_extra=PUBLIC)
-async def get_public_item(
-    item_id: int, session: Annotated[AsyncSession, Depends(get_session, scope="function")]
-) -> dict[str, Any]:
-    """The same item on a public route: the platform's cost without authentication."""
-    return await get_item(item_id, session)
-
-
-class BenchPlugin:
-    """The in-process ``bench`` plugin: one table and one route."""
-
-    @hookimpl
-    def platform_models(self) -> Models:
-        """``bench_items`` and its migration."""
-        return Models(metadata, MIGRATIONS)
-
-    @hookimpl
-    def platform_routes(self) -> list[APIRouter]:
-        """``GET /api/bench/items/{item_id}`` and its public twin."""
-        return [plugin_router]
-
-
-def platform_app(database_url: str, directory: Path) -> FastAPI:
-    """The platform with the bench plugin (migrations must already be applied)."""
-    from _common import make_config
-
-    from platform_core.app import boot, create_app
-    from platform_core.observability import configure_logging
-
-    config = make_config(directory, database_url)  # [core] log_level = "WARNING"
-    configure_logging(config.core.log_format, config.core.log_level)
-    return create_app(boot(config, extra_plugins={"bench": BenchPlugin()}))
+tokens = sa.Table(
+    "core_api_tokens",
+    _meta,
+    sa.Column("user_id"),
+    sa.Column("digest"),
+    sa.Column("revoked_at"),
+    sa.Column("expires_at"),
+)
+users = sa.Table("core_users", _meta, sa.Column("id"), sa.Column("is_active"))
 
 
 # -- the bare app --------------------------------------------------------------------------
+
+
+class BareCredentials:
+    """User id by token digest, each entry valid for :data:`CACHE_SECONDS`."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[float, int]] = {}
+
+    async def user_id(self, request: Request) -> int:
+        """The caller's user id, or 401."""
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not credential:
+            raise HTTPException(401, "authentication required")
+        digest = hashlib.sha256(credential.encode()).hexdigest()
+        entry = self.entries.get(digest)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        async with request.app.state.sessions() as session:
+            found = await session.scalar(
+                sa.select(tokens.c.user_id)
+                .join(users, users.c.id == tokens.c.user_id)
+                .where(tokens.c.digest == digest, tokens.c.revoked_at.is_(None))
+                .where(users.c.is_active == sa.true())
+            )
+        if found is None:
+            raise HTTPException(401, "invalid credentials")
+        self.entries[digest] = (time.monotonic() + CACHE_SECONDS, int(found))
+        return int(found)
+
+
+credentials = BareCredentials()
 
 
 async def bare_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -129,18 +132,24 @@ async def bare_healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def get_bare_item(
-    item_id: int, session: Annotated[AsyncSession, Depends(bare_session, scope="function")]
+async def get_bare_device(
+    device_id: int,
+    _user: Annotated[int, Depends(credentials.user_id)],
+    session: Annotated[AsyncSession, Depends(bare_session, scope="function")],
 ) -> dict[str, Any]:
-    """One item, no authentication."""
-    found = (await session.execute(item_query(item_id))).first()
+    """One device row."""
+    found = (await session.execute(sa.select(devices).where(devices.c.id == device_id))).first()
     if found is None:
-        raise HTTPException(404, f"item {item_id} not found")
-    return dict(found._mapping)
+        raise HTTPException(404, f"device {device_id} not found")
+    out = dict(found._mapping)
+    for key in ("tags", "custom_fields"):  # JSON columns, read here as untyped text
+        if isinstance(out[key], str):
+            out[key] = json.loads(out[key])
+    return out
 
 
 def bare_app(database_url: str) -> FastAPI:
-    """FastAPI + SQLAlchemy async, default engine settings, the same query, no auth."""
+    """FastAPI + SQLAlchemy async, default engine settings, a 5 s token cache."""
     engine = create_async_engine(database_url)
 
     @asynccontextmanager
@@ -151,11 +160,11 @@ def bare_app(database_url: str) -> FastAPI:
     app = FastAPI(lifespan=lifespan)
     app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
     app.get("/healthz")(bare_healthz)
-    app.get("/items/{item_id}")(get_bare_item)
+    app.get("/devices/{device_id}")(get_bare_device)
     return app
 
 
-# -- the fallback load generator -----------------------------------------------------------
+# -- the load generator -----------------------------------------------------------
 
 
 async def _worker(
@@ -244,13 +253,10 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     port, database_url = int(argv[1]), argv[2]
-    if kind == "platform":
-        app = platform_app(database_url, Path(argv[3]))
-    elif kind == "bare":
-        app = bare_app(database_url)
-    else:
+    if kind != "bare":
         print(f"unknown app {kind!r}", file=sys.stderr)
         return 2
+    app = bare_app(database_url)
     uvicorn.run(app, port=port, **SERVER_OPTIONS)
     return 0
 

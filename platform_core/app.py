@@ -26,6 +26,7 @@ from platform_core.manager import PlatformPlugins, PluginRecord, PluginState
 from platform_core.migrate import MigrationTarget, warn_leftover_tables
 from platform_core.observability import Metrics, RequestMiddleware, plugin_metrics
 from platform_core.retry import TransactionRetryMiddleware
+from platform_core.routegate import gate_routers
 from platform_core.specs import (
     ROLES,
     EventHandler,
@@ -233,6 +234,7 @@ def _drop_isolated(ctx: PlatformContext) -> None:
 def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> set[str]:
     """Mount every active plugin's routers; the names of the plugins whose routes are in."""
     mounted: set[str] = set()
+    included: list[tuple[APIRouter, str]] = []
     for rec, routers in ctx.plugins.call("platform_routes", ctx=ctx):
         items = routers if isinstance(routers, list | tuple) else [routers]
         if not all(isinstance(r, APIRouter) for r in items):
@@ -250,6 +252,8 @@ def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> set[str]:
                 responses=PROBLEM_RESPONSES,
                 generate_unique_id_function=operation_id(rec.name),
             )
+            included.append((router, prefix))
+    gate_routers(included)  # a request skips the routers its path cannot be under
     return mounted
 
 

@@ -12,12 +12,19 @@ other process's (:mod:`platform_core.auth.invalidation`). An invalidation also h
 cache off for :data:`HOLD_SECONDS`: the change that caused it commits a moment later, and a
 resolution that read the old rows meanwhile must not be cached. Without Redis a change made
 by another process takes effect within ``cache_seconds``.
+
+Concurrent misses for one credential (every connection of a busy client when its entry
+goes stale) run the queries once: :meth:`CredentialCache.get_or_resolve` lets the others
+wait for that resolution and read its result from the cache; when it cached nothing (a
+refused credential, an invalidation meanwhile) each of them resolves on its own, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from platform_core.db import utcnow
@@ -41,6 +48,7 @@ class CredentialCache:
         self.enabled = True
         """False while invalidations from other processes cannot be received."""
         self._hold_until = 0.0
+        self._pending: dict[str, asyncio.Future[None]] = {}
 
     @staticmethod
     def _key(credential: str) -> str:
@@ -50,7 +58,9 @@ class CredentialCache:
         """The cached principal, or None when absent, stale or past the credential's expiry."""
         if self.ttl <= 0 or not self.enabled:
             return None
-        key = self._key(credential)
+        return self._lookup(self._key(credential))
+
+    def _lookup(self, key: str) -> Principal | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -60,6 +70,42 @@ class CredentialCache:
             self._entries.pop(key, None)
             return None
         return principal
+
+    async def get_or_resolve(
+        self, credential: str, resolve: Callable[[], Awaitable[Principal | None]]
+    ) -> Principal | None:
+        """The cached principal, else ``await resolve()``, cached unless an invalidation
+        happened meanwhile (see :meth:`put`).
+
+        While one resolution of a credential runs, other callers for it wait for its end and
+        use the cached result.
+        """
+        if self.ttl <= 0 or not self.enabled:
+            return await resolve()
+        key = self._key(credential)
+        principal = self._lookup(key)
+        if principal is not None:
+            return principal
+        running = self._pending.get(key)
+        if running is not None:
+            await asyncio.shield(running)
+            principal = self._lookup(key) if self.enabled else None
+            if principal is not None:
+                return principal
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        own = key not in self._pending
+        if own:
+            self._pending[key] = done
+        try:
+            generation = self.generation
+            principal = await resolve()
+            if principal is not None:
+                self.put(credential, principal, generation)
+            return principal
+        finally:
+            if own:
+                del self._pending[key]
+                done.set_result(None)
 
     def put(self, credential: str, principal: Principal, generation: int | None = None) -> None:
         """Remember ``principal`` for ``credential``, unless an invalidation happened since

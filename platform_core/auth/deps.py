@@ -27,8 +27,12 @@ def get_context(request: Request) -> PlatformContext:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A database session in a transaction, committed before the response is sent."""
-    async with get_context(request).db.session() as session:
+    """A database session in a transaction, committed before the response is sent.
+
+    What ``ctx.db.session()`` does, written out: one generator layer less on every request.
+    """
+    sessionmaker = request.app.state.platform.db.sessionmaker
+    async with sessionmaker() as session, session.begin():
         yield session
 
 
@@ -60,20 +64,21 @@ async def authenticate(request: Request) -> Principal:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
     ctx = get_context(request)
     cache: CredentialCache = ctx.state["credential_cache"]
-    principal = cache.get(credential.strip())
-    if principal is None:
-        generation = cache.generation
+    credential = credential.strip()
+
+    async def resolve() -> Principal | None:
         with replay_safe():  # a token's last use may be recorded twice
             async with ctx.db.session() as session:
-                principal = await resolve_credential(
+                return await resolve_credential(
                     session,
-                    credential.strip(),
+                    credential,
                     secret_key=ctx.secret_key,
                     role_scopes=ctx.state["role_scopes"],
                 )
-        if principal is None:
-            raise Unauthorized("invalid, expired or revoked credentials")
-        cache.put(credential.strip(), principal, generation)
+
+    principal = await cache.get_or_resolve(credential, resolve)
+    if principal is None:
+        raise Unauthorized("invalid, expired or revoked credentials")
     request.state.principal = principal
     return principal
 
