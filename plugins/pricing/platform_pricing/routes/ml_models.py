@@ -19,6 +19,7 @@ from platform_core import (
     IdCursor,
     Limit,
     Line,
+    Text,
     requires_scopes,
 )
 from platform_pricing import ml
@@ -118,7 +119,7 @@ async def upload_version(
     settings: Settings,
     version: Annotated[str, Form(min_length=1, max_length=64, pattern=VERSION_PATTERN)],
     input_schema: Annotated[
-        str,
+        Text,
         Form(
             min_length=1,
             max_length=65_536,
