@@ -14,13 +14,22 @@ import pytest
 
 @pytest.fixture
 def uvicorn_calls(monkeypatch) -> list[dict]:
-    """Record ``uvicorn.run`` calls instead of serving; logging set-up is recorded too."""
-    import uvicorn
-
+    """Record the server ``serve`` would run instead of serving (its app, host and port);
+    logging set-up is recorded too."""
     from platform_core import observability
+    from platformctl import serve
 
     calls: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+
+    class Recorded:
+        def __init__(self, ctx, config) -> None:
+            self.config = config
+
+        def run(self) -> None:
+            c = self.config
+            calls.append({"app": c.app, "host": c.host, "port": c.port})
+
+    monkeypatch.setattr(serve, "draining_server", Recorded)
     monkeypatch.setattr(
         observability,
         "configure_logging",
@@ -88,5 +97,6 @@ def test_serve_migrate_answers_healthz_and_shuts_down_on_sigterm(config_file):
         proc.terminate()
         _, stderr = proc.communicate(timeout=15)
     assert status == 200, stderr
-    # uvicorn shuts down gracefully, then re-raises SIGTERM as its exit status
+    # uvicorn shuts down gracefully (after the drain), and serve exits 0
     assert "Application shutdown complete" in stderr
+    assert proc.returncode == 0, stderr
