@@ -101,11 +101,15 @@ def gate_routers(routers: list[tuple[APIRouter, str]]) -> None:
         _collect(router, prefix, found)
     for router, prefixes in found.values():
         gate = _common_prefix(prefixes)
-        if type(router) in _gated_classes.values():
+        gated_before = type(router) in _gated_classes.values()
+        if gated_before:
             gate = _common_prefix([gate, getattr(router, GATE_ATTRIBUTE, "")])
         if not gate.startswith("/"):
             gate = ""
-        if not gate and type(router) not in _gated_classes.values():
-            continue
-        router.__class__ = _gated_class(type(router))
+        if not gated_before:
+            if not gate:
+                continue
+            # Once: wrapping a gated class again would add a layer per boot (a process
+            # that builds many apps, a test session, would end in a RecursionError).
+            router.__class__ = _gated_class(type(router))
         setattr(router, GATE_ATTRIBUTE, gate)

@@ -85,3 +85,13 @@ async def test_the_gate_ignores_the_root_path() -> None:
         200,
         {"item": 5},
     )
+
+
+async def test_many_apps_in_one_process_wrap_a_router_once() -> None:
+    """Plugin routers are module-level: every boot of a process gates them again (a test
+    session boots hundreds of platforms). The class is wrapped once, not once per boot,
+    which used to end in a RecursionError after about a thousand boots."""
+    top, items, _ = _routers()
+    apps = [_app(top, "/api/demo") for _ in range(1200)]
+    assert type(items).__mro__[1] is APIRouter  # one gated layer over APIRouter
+    assert await _get(apps[-1], "/api/demo/items/3") == (200, {"item": 3})
