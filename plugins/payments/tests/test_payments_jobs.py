@@ -106,10 +106,12 @@ async def test_ledger_check_reports_a_discrepancy_as_event_and_in_health(shop, p
     # A diagnostic for doctor, not a readiness check: every instance stays in rotation.
     ready = await platform.client().get("/readyz")
     assert ready.status_code == 200 and "payments.ledger" not in ready.text
-    from platform_core.health import run_checks
+    from platform_payments.plugin import platform_health
 
-    ok, checks = await run_checks(platform.ctx)
-    assert not ok and any(c["name"] == "payments.ledger" and not c["ok"] for c in checks)
+    [ledger] = platform_health(platform.ctx)
+    assert ledger.name == "ledger" and ledger.readiness is False  # run by doctor only
+    with pytest.raises(RuntimeError, match="disagree with their transactions"):
+        await ledger.check()
 
 
 async def test_ledger_is_admin_only(shop):
