@@ -22,6 +22,9 @@ reachable (a fresh database, dropped afterwards; server from ``BENCH_PG_URL``, d
 ``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``).
 
 Target: platform requests/s at least 0.9x the bare app's. Figures only: nothing is asserted.
+Each round also reads the server process's CPU time (``/proc/<pid>/stat``): CPU per request
+is the cost of one request, and steadier than requests/s on a shared 2-core machine where
+the load generator and the database compete for the same cores.
 
 Run: ``.venv/bin/python bench/get_one_row.py [--seconds N] [--rounds N] [--concurrency N]
 [--no-wrk] [--database sqlite|postgresql|both]``.
@@ -125,6 +128,15 @@ async def _prepare(database_url: str, directory: Path) -> str:
     finally:
         await ctx.db.dispose()
     return secret
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -299,9 +311,13 @@ def run_database(label: str, database_url: str, directory: Path, args: argparse.
             if status != 200:
                 raise SystemExit(f"{name}: GET {prefix}1 answered {status}: {body[:300]!r}")
             _load(ports[server], prefix, token, args.warmup, directory, args)
+        pids = {"platform": platform.proc.pid, "bare": bare.proc.pid}
         for _ in range(args.rounds):
             for name, (server, prefix) in TARGETS.items():
+                before = _cpu_seconds(pids[server])
                 result = _load(ports[server], prefix, token, args.seconds, directory, args)
+                used = _cpu_seconds(pids[server]) - before
+                result["cpu_ms"] = 1000 * used / max(1, result["requests"])
                 results[name].append(result)
     rps = {}
     for name, rounds in results.items():
@@ -314,6 +330,13 @@ def run_database(label: str, database_url: str, directory: Path, args: argparse.
             f"errors {sum(r['errors'] for r in rounds)}",
             width=48,
         )
+    cpu = {name: median([r["cpu_ms"] for r in rounds]) for name, rounds in results.items()}
+    row(
+        "server CPU per request (median)",
+        f"platform {cpu['platform']:.2f} ms, bare {cpu['bare']:.2f} ms: "
+        f"bare / platform {cpu['bare'] / cpu['platform']:.2f}x",
+        width=48,
+    )
     ratio = rps["platform"] / rps["bare"] if rps["bare"] else 0.0
     each = [p["rps"] / b["rps"] for p, b in zip(results["platform"], results["bare"], strict=True)]
     row("per-round ratios", ", ".join(f"{r:.2f}" for r in each), width=48)

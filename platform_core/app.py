@@ -27,6 +27,7 @@ from platform_core.migrate import MigrationTarget, warn_leftover_tables
 from platform_core.observability import Metrics, RequestMiddleware, plugin_metrics
 from platform_core.retry import TransactionRetryMiddleware
 from platform_core.routegate import gate_routers
+from platform_core.routegroup import expand_groups, flatten_included
 from platform_core.specs import (
     ROLES,
     EventHandler,
@@ -252,7 +253,8 @@ def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> set[str]:
                 responses=PROBLEM_RESPONSES,
                 generate_unique_id_function=operation_id(rec.name),
             )
-            included.append((router, prefix))
+            if not flatten_included(app, prefix):  # one flat group: each route matched once
+                included.append((router, prefix))
     gate_routers(included)  # a request skips the routers its path cannot be under
     return mounted
 
@@ -331,7 +333,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title,
         version=app.version,
-        routes=app.routes,
+        routes=expand_groups(app.routes),
         description=app.description,
         tags=app.openapi_tags,
     )

@@ -10,12 +10,20 @@ bounded by ``connect_timeout`` (asyncpg's ``timeout``), one statement by
 ``command_timeout`` a second later for a server that stopped answering; SQLite's busy
 timeout), and waiting for a pooled connection by ``pool_timeout``. A request that runs
 into one of them answers 503 (see :mod:`platform_core.db_outage`).
+
+A pooled PostgreSQL connection is checked before use, cheaply (see
+:func:`_check_on_checkout`): one the driver already knows is closed (a restarted server
+closes its sockets) is replaced at no cost, and one that sat idle for
+:data:`PING_AFTER_IDLE` seconds or more is pinged first. SQLAlchemy's ``pool_pre_ping``
+would ping on every checkout: with asyncpg that is three round trips (``BEGIN``, ``;``,
+``ROLLBACK``) per request, more than the request's own ``SELECT``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -25,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -43,6 +52,8 @@ POOL_TIMEOUT = 10.0
 """Default seconds to wait for a free pooled connection (``pool_timeout_seconds``)."""
 CLIENT_GRACE = 1.0
 """Seconds the driver waits beyond the server's ``statement_timeout`` before giving up."""
+PING_AFTER_IDLE = 10.0
+"""Seconds a pooled PostgreSQL connection may sit idle before it is pinged at checkout."""
 
 
 class Database:
@@ -82,8 +93,9 @@ class Database:
                 "server_settings": server_settings,
             }
             kwargs["pool_timeout"] = pool_timeout
-            kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if not self.is_sqlite:
+            _check_on_checkout(self.engine, PING_AFTER_IDLE)
         if self.is_sqlite:
             busy_ms = max(1, round(statement_timeout * 1000))
             event.listen(self.engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms))
@@ -149,6 +161,39 @@ def private_sqlite_file(path: Path) -> None:
     if not path.exists():
         with contextlib.suppress(FileExistsError):  # another process created it first
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _check_on_checkout(engine: AsyncEngine, ping_after_idle: float) -> None:
+    """Replace dead pooled connections at checkout, pinging only those that sat idle.
+
+    A connection whose driver saw its socket close (``is_closed()``: the server restarted,
+    or terminated the backend) costs nothing to detect. One idle for ``ping_after_idle``
+    seconds or more may have been dropped silently (a firewall, a failover), so it is
+    pinged. Either way, raising ``DisconnectionError`` makes the pool discard it and hand
+    out a fresh connection (up to three tries) instead of failing the request.
+    """
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["platform_idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("the pooled connection was closed")
+        idle_since = record.info.get("platform_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < ping_after_idle:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):  # type: ignore[arg-type]
+                raise DisconnectionError("the pooled connection did not answer a ping") from exc
+            raise
+
+    event.listen(sync_engine.pool, "checkin", checked_in)
+    event.listen(sync_engine.pool, "checkout", checkout)
 
 
 def _sqlite_pragmas(busy_ms: int, dbapi_conn: Any, _record: Any) -> None:

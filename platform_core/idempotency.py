@@ -28,7 +28,7 @@ import hashlib
 import inspect
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -64,6 +64,7 @@ log = logging.getLogger("platform_core.idempotency")
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+_HEADER_KEY = HEADER.lower().encode("latin-1")
 MAX_KEY_LENGTH = 255
 _STATE_KEY = "idempotency_claim"
 _NOT_STORED_HEADERS = frozenset({b"set-cookie", b"x-request-id", b"date", b"server"})
@@ -384,11 +385,17 @@ class IdempotencyMiddleware:
         self.app = app
         self.ctx = ctx
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Pass requests through; buffer, store, then send the response of claimed ones."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        """Pass requests through; buffer, store, then send the response of claimed ones.
+
+        A request without the header cannot claim a key: it goes straight to the app, and
+        no coroutine of this layer stays on its stack.
+        """
+        if scope["type"] != "http" or not any(k == _HEADER_KEY for k, _ in scope["headers"]):
+            return self.app(scope, receive, send)
+        return self._keyed(scope, receive, send)
+
+    async def _keyed(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         start: dict[str, Any] | None = None
         chunks: list[bytes] = []
         finished = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -145,11 +146,17 @@ class JsonDepthLimit:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Wrap ``receive`` of HTTP requests whose content type is JSON."""
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        """Wrap ``receive`` of HTTP requests whose content type is JSON.
+
+        Other requests go straight to the app: no coroutine of this layer stays on the
+        stack (every await of the request would pass through it).
+        """
         if scope["type"] != "http" or not _is_json(scope):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._checked(scope, receive, send)
+
+    async def _checked(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         chunks: list[bytes] = []
 
         async def checked_receive() -> dict[str, Any]:

@@ -125,6 +125,8 @@ def _on_commit(conn: Any) -> None:
 
 
 def _on_rollback(conn: Any) -> None:
+    if conn.invalidated:  # the connection broke: its info goes with it (and reading it raises)
+        return
     conn.info.pop("platform_wrote", None)
 
 
@@ -137,21 +139,33 @@ class TransactionRetryMiddleware:
         watch(engine)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Run one request, replaying it after a retryable database failure."""
+        """Run one request, replaying it after a retryable database failure.
+
+        A run is: the app, called with a ``receive`` that records the body (and replays it
+        on a later run) and a ``send`` that drops a 5xx answering a retryable failure. It
+        ends ``answered``; or, after a retryable failure before any response was sent, in a
+        replay (nothing committed) or, when a write was committed, in a 503. (Written as
+        one coroutine: every await of the request passes through each frame on its stack.)
+        """
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         recorded: list[dict[str, Any]] = []
         for number in range(1, self.attempts + 1):
             attempt = _Attempt()
+            run = _Run(recorded, receive, send, attempt)
             token = _current.set(attempt)
             try:
-                outcome = await self._run(scope, receive, send, recorded, attempt)
+                await self.app(scope, run.receive, run.send)
+            except Exception:
+                if run.started or attempt.retryable is None:
+                    raise
+                run.swallowed = True
             finally:
                 _current.reset(token)
-            if outcome == "answered":
+            if not run.swallowed:
                 return
-            last = number == self.attempts or outcome == "unrepeatable"
+            last = number == self.attempts or attempt.committed_writes
             log.warning(
                 "transaction failed (%s), %s",
                 type(attempt.retryable).__name__,
@@ -163,48 +177,43 @@ class TransactionRetryMiddleware:
             await asyncio.sleep(random.uniform(0.005, 0.03) * number)
         await _send_unavailable(scope, send)
 
-    async def _run(
-        self,
-        scope: dict[str, Any],
-        receive: Any,
-        send: Any,
-        recorded: list[dict[str, Any]],
-        attempt: _Attempt,
-    ) -> str:
-        """One run: ``answered``; or, after a retryable failure before any response was
-        sent, ``replay`` (nothing committed) or ``unrepeatable`` (a write was committed)."""
-        replayed = list(recorded)
 
-        async def replaying_receive() -> dict[str, Any]:
-            if replayed:
-                return replayed.pop(0)
-            message: dict[str, Any] = await receive()
-            if message["type"] == "http.request":
-                recorded.append(message)
-            return message
+class _Run:
+    """One run of a request: its ``receive`` (recording, then replaying, the body) and its
+    ``send`` (dropping a 5xx that answers a retryable failure)."""
 
-        started = swallowed = False
+    __slots__ = ("_receive", "_send", "attempt", "recorded", "replayed", "started", "swallowed")
 
-        async def guarded_send(message: dict[str, Any]) -> None:
-            nonlocal started, swallowed
-            if swallowed:
+    def __init__(
+        self, recorded: list[dict[str, Any]], receive: Any, send: Any, attempt: _Attempt
+    ) -> None:
+        self.recorded = recorded
+        self.replayed = list(recorded)
+        self._receive = receive
+        self._send = send
+        self.attempt = attempt
+        self.started = False
+        self.swallowed = False
+
+    async def receive(self) -> dict[str, Any]:
+        """The recorded body first (on a replay), then the client's messages, recorded."""
+        if self.replayed:
+            return self.replayed.pop(0)
+        message: dict[str, Any] = await self._receive()
+        if message["type"] == "http.request":
+            self.recorded.append(message)
+        return message
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Pass the response on, unless it is the 5xx of a failure that will be replayed."""
+        if self.swallowed:
+            return
+        if message["type"] == "http.response.start" and not self.started:
+            if self.attempt.retryable is not None and message["status"] >= 500:
+                self.swallowed = True  # an exception handler answered the failure: drop it
                 return
-            if message["type"] == "http.response.start" and not started:
-                if attempt.retryable is not None and message["status"] >= 500:
-                    swallowed = True  # an exception handler answered the failure: drop it
-                    return
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, replaying_receive, guarded_send)
-        except Exception:
-            if started or attempt.retryable is None:
-                raise
-            swallowed = True
-        if not swallowed:
-            return "answered"
-        return "unrepeatable" if attempt.committed_writes else "replay"
+            self.started = True
+        await self._send(message)
 
 
 async def _send_unavailable(scope: dict[str, Any], send: Any) -> None:

@@ -18,6 +18,7 @@ includes this relies on, a route without a path) gets no gate and is matched as 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter
@@ -27,7 +28,7 @@ GATE_ATTRIBUTE = "_platform_path_gate"
 _gated_classes: dict[type, type] = {}
 
 
-def _route_path(scope: dict[str, Any]) -> str:
+def route_path(scope: Mapping[str, Any]) -> str:
     """The path the routes match against: ``path`` without ``root_path`` (as Starlette)."""
     path: str = scope["path"]
     root_path: str = scope.get("root_path", "")
@@ -60,7 +61,7 @@ def _gated_class(cls: type) -> type:
 
     def matches(self: Any, scope: dict[str, Any]) -> tuple[Match, dict[str, Any]]:
         gate: str = getattr(self, GATE_ATTRIBUTE, "")
-        if gate and not _route_path(scope).startswith(gate):
+        if gate and not route_path(scope).startswith(gate):
             return Match.NONE, {}
         result: tuple[Match, dict[str, Any]] = cls.matches(self, scope)  # type: ignore[attr-defined]
         return result

@@ -131,6 +131,82 @@ async def test_dropped_postgresql_database_answers_503(platform_factory, tmp_pat
         assert ready.status_code == 503 and "does not exist" in database_check(ready)["error"]
 
 
+def _admin_engine(url: str) -> Any:
+    """An AUTOCOMMIT engine on the server's ``postgres`` database."""
+    server = make_url(url).set(database="postgres")
+    return create_async_engine(
+        server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
+
+
+async def test_pooled_connections_of_terminated_backends_are_replaced(platform_factory, tmp_path):
+    """The server ends every backend (a restart, ``pg_terminate_backend``): the requests that
+    follow answer 200 on fresh connections instead of failing on the dead pooled ones."""
+    async with fresh_database("postgresql", tmp_path) as url:
+        platform = await platform_factory(database_url=url)
+        client = await platform.client_for("admin")
+        pooled = platform.ctx.db.engine.sync_engine.pool
+        held = [await platform.ctx.db.engine.connect() for _ in range(3)]
+        for conn in held:  # three live connections back in the pool
+            await conn.exec_driver_sql("SELECT 1")
+            await conn.close()
+        assert pooled.checkedin() >= 3
+        server = _admin_engine(url)
+        try:
+            async with server.connect() as conn:
+                ended = await conn.scalar(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": make_url(url).database},
+                )
+        finally:
+            await server.dispose()
+        assert ended >= 3
+        await asyncio.sleep(0.2)  # the event loop reads each socket's end
+        statuses = [(await client.get("/api/core/me")).status_code for _ in range(6)]
+        assert statuses == [200] * 6
+
+
+async def test_pooled_connection_is_pinged_only_after_sitting_idle(tmp_path, monkeypatch):
+    """No ping on a busy connection (it would cost three round trips per request with
+    asyncpg); one idle past ``PING_AFTER_IDLE`` is pinged, and replaced when the ping
+    finds it dead."""
+    from platform_core import db as db_module
+
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.3)
+    async with fresh_database("postgresql", tmp_path) as url:
+        database = db_module.Database(url)
+        dialect = database.engine.sync_engine.dialect
+        pings: list[str] = []
+        real_ping = dialect.do_ping
+
+        def counted_ping(dbapi_connection: Any) -> bool:
+            pings.append("ping")
+            if len(pings) == 2:  # the second ping finds the connection dead
+                dbapi_connection.driver_connection.terminate()
+            return bool(real_ping(dbapi_connection))
+
+        monkeypatch.setattr(dialect, "do_ping", counted_ping)
+        try:
+            for _ in range(3):
+                async with database.engine.connect() as conn:
+                    first_pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+            assert pings == []  # checked out again at once: not pinged
+            await asyncio.sleep(0.4)
+            async with database.engine.connect() as conn:
+                assert await conn.scalar(text("SELECT pg_backend_pid()")) == first_pid
+            assert pings == ["ping"]  # idle past the threshold: pinged, alive, kept
+            await asyncio.sleep(0.4)
+            async with database.engine.connect() as conn:
+                replaced_pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+            assert pings == ["ping", "ping"]
+            assert replaced_pid != first_pid  # the ping failed: a fresh connection
+        finally:
+            await database.dispose()
+
+
 async def test_exhausted_pool_answers_503_after_the_pool_timeout(platform_factory):
     platform = await platform_factory(core={"database": {"pool_timeout_seconds": 0.5}})
     client = await platform.client_for("admin")

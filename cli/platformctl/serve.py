@@ -76,6 +76,7 @@ def serve(
         host=host,
         port=port,
         log_config=None,
+        access_log=False,  # RequestMiddleware logs each request (uvicorn's line costs per request)
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=cfg.core.shutdown.grace_seconds,

@@ -1,0 +1,148 @@
+"""Request overhead: where one authenticated one-row GET spends its CPU (a profile).
+
+The same two apps as ``get_one_row.py`` (the platform's ``GET /api/inventory/devices/1``
+built by ``create_app`` as ``platformctl serve`` builds it, and the bare FastAPI +
+SQLAlchemy app of ``_apps.py``), called in-process through a minimal ASGI driver (no HTTP
+server, no client library), one request at a time. It prints this process's CPU time per
+request for each app and their ratio: a steadier figure than requests/s on a loaded
+2-core machine, and one that leaves out the HTTP parsing both apps share. With
+``PROFILE=1`` it then runs the platform under pyinstrument and prints its tree
+(``pip install pyinstrument``). Runs on SQLite, and on PostgreSQL when reachable.
+
+Run: ``.venv/bin/python bench/get_one_row_profile.py [N]`` (N requests per app, 3000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _apps
+from _common import fresh_pg_database, header, make_config, pg_reachable, row
+from get_one_row import _prepare
+
+from platform_core.app import boot, create_app
+
+
+async def _call(app: Any, path: str, token: str) -> int:
+    """One GET through the ASGI interface; the response status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    status = [0]
+    sent = [False]
+
+    async def receive() -> dict[str, Any]:
+        if not sent[0]:
+            sent[0] = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+
+    await app(scope, receive, send)
+    return status[0]
+
+
+class _Lifespan:
+    """Run an ASGI app's lifespan startup and, on exit, its shutdown."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def __aenter__(self) -> _Lifespan:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self.task = asyncio.create_task(self.app(scope, self.queue.get, self.events.put))
+        await self.queue.put({"type": "lifespan.startup"})
+        message = await self.events.get()
+        if message["type"] != "lifespan.startup.complete":
+            raise SystemExit(f"startup failed: {message}")
+        self.state = scope["state"]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.queue.put({"type": "lifespan.shutdown"})
+        await self.events.get()
+        await self.task
+
+
+async def _measure(app: Any, path: str, token: str, n: int) -> float:
+    """CPU ms per request over ``n`` sequential requests (after a warm-up)."""
+    for _ in range(50):
+        status = await _call(app, path, token)
+        if status != 200:
+            raise SystemExit(f"{path} answered {status}")
+    cpu = time.process_time()
+    for _ in range(n):
+        await _call(app, path, token)
+    return 1000 * (time.process_time() - cpu) / n
+
+
+async def run(label: str, database_url: str, directory: Path, n: int) -> None:
+    """Prepare, then measure both apps alternately (three rounds each) and print."""
+    token = await _prepare(database_url, directory)
+    os.environ["PLATFORM_CONFIG"] = str(directory / "plugins.toml")
+    ctx = boot(make_config(directory, database_url, enabled=["inventory"]))
+    platform = create_app(ctx)
+    bare = _apps.bare_app(database_url)
+    figures: dict[str, list[float]] = {"platform": [], "bare": []}
+    async with _Lifespan(platform), _Lifespan(bare):
+        for _ in range(3):
+            figures["platform"].append(
+                await _measure(platform, "/api/inventory/devices/1", token, n // 3)
+            )
+            figures["bare"].append(await _measure(bare, "/devices/1", token, n // 3))
+        header(f"{label}: CPU per request, in-process, sequential ({n} per app)")
+        best = {name: min(values) for name, values in figures.items()}
+        for name, values in figures.items():
+            each = ", ".join(f"{v:.3f}" for v in values)
+            row(f"{name} (rounds: {each})", f"{best[name]:.3f} ms", width=48)
+        row("bare / platform (throughput ratio)", f"{best['bare'] / best['platform']:.2f}x", 48)
+        if os.environ.get("PROFILE") == "1":
+            from pyinstrument import Profiler
+
+            profiler = Profiler(async_mode="disabled", interval=0.0002)
+            with profiler:
+                for _ in range(n):
+                    await _call(platform, "/api/inventory/devices/1", token)
+            print(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def main() -> None:
+    """SQLite, then PostgreSQL when reachable."""
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        asyncio.run(run("SQLite", f"sqlite+aiosqlite:///{directory / 'p.db'}", directory, n))
+    if pg_reachable() and os.environ.get("SQLITE_ONLY") != "1":
+        with tempfile.TemporaryDirectory() as tmp, fresh_pg_database() as url:
+            asyncio.run(run("PostgreSQL", url, Path(tmp), n))
+
+
+if __name__ == "__main__":
+    main()
