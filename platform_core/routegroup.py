@@ -6,14 +6,15 @@ includes) to find its route, then matched through every level again to run it, a
 level recomputes its routes' version by walking the routers below it. For a one-row read
 that was about a tenth of the platform's CPU per request.
 
-:func:`flatten_included` turns the router FastAPI just included into a :class:`RouteGroup`
-of plain ``APIRoute`` objects, built with ``add_api_route`` from FastAPI's own merged view
-of each route (its full path, the inclusion's dependencies, tags, responses and
-operation-id function together with the route's own settings): the routes FastAPI
-itself would build for them, as it did before lazy includes. The group answers "no
-match" at once for paths outside its prefix and, inside it, asks only the routes whose
-literal path part the request path starts with. Matching and running happen once, on
-the route itself.
+:func:`flatten_included` turns the router FastAPI just included into a :class:`RouteGroup`:
+the plain ``APIRoute`` of each route, built with ``add_api_route`` from FastAPI's own
+merged view of it (its full path, the inclusions' dependencies, tags, responses and
+operation-id function together with the route's own settings), which is what FastAPI
+itself built before lazy includes. The group answers "no match" at once for paths outside
+its prefix and, inside it, tries only the routes whose literal path part the request path
+starts with and whose pattern matches. Matching and running happen once, on the route
+itself. A route is built the first time it matches, not at boot: as with FastAPI's lazy
+includes, booting an app (a test session boots hundreds) stays cheap.
 
 A router that holds anything but ``APIRoute`` (a WebSocket route, a mount) is left as
 FastAPI included it (and gated, see :mod:`platform_core.routegate`). The OpenAPI document
@@ -26,20 +27,50 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from fastapi.routing import APIRoute, APIRouter
+from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path
 from starlette.types import Scope
 
 from platform_core.routegate import route_path
 
 
-class RouteGroup(BaseRoute):
-    """Routes under one path prefix, matched in order; the matched route handles."""
+class _Entry:
+    """One route of a group: how to match it cheaply, and its flat ``APIRoute`` once built."""
 
-    def __init__(self, prefix: str, routes: list[APIRoute]) -> None:
+    __slots__ = ("branch", "literal", "original", "regex", "route")
+
+    def __init__(self, branch: Any, original: APIRoute) -> None:
+        self.branch = branch  # FastAPI's included router (with its merged include context)
+        self.original = original
+        path = branch.include_context.path_for(original)
+        self.literal = path.split("{", 1)[0]
+        self.regex = compile_path(path)[0]
+        self.route: APIRoute | None = None
+
+
+class RouteGroup(BaseRoute):
+    """Routes under one path prefix, matched in order; the matched route handles.
+
+    Each flat ``APIRoute`` is built the first time a request's path matches its pattern
+    (or when the OpenAPI document or ``url_path_for`` needs it): building one costs about
+    what FastAPI's lazy include spends on it at its first request, and a platform that
+    boots many apps (a test session) must not build every route of every plugin up front.
+    """
+
+    def __init__(self, prefix: str, entries: list[_Entry], overrides_provider: Any) -> None:
         self.prefix = prefix
-        self.routes = routes
-        self._candidates = [(route.path.split("{", 1)[0], route) for route in routes]
+        self._entries = entries
+        self._router = APIRouter(dependency_overrides_provider=overrides_provider)
+
+    @property
+    def routes(self) -> list[APIRoute]:
+        """Every route of the group, built."""
+        return [self._built(entry) for entry in self._entries]
+
+    def _built(self, entry: _Entry) -> APIRoute:
+        if entry.route is None:
+            entry.route = _flat_route(self._router, entry.branch, entry.original)
+        return entry.route
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """The first full match of a route under the prefix, else the first partial one
@@ -48,10 +79,10 @@ class RouteGroup(BaseRoute):
         if not path.startswith(self.prefix):
             return Match.NONE, {}
         partial: Scope | None = None
-        for literal, route in self._candidates:
-            if not path.startswith(literal):
+        for entry in self._entries:
+            if not path.startswith(entry.literal) or entry.regex.match(path) is None:
                 continue
-            match, child_scope = route.matches(scope)
+            match, child_scope = self._built(entry).matches(scope)
             if match is Match.FULL:
                 return match, child_scope
             if match is Match.PARTIAL and partial is None:
@@ -76,6 +107,64 @@ class RouteGroup(BaseRoute):
         raise NoMatchFound(name, path_params)
 
 
+def _leaves(branch: Any, out: list[_Entry]) -> bool:
+    """Collect the routes under FastAPI's included router ``branch`` in matching order;
+    False when one is not an ``APIRoute``."""
+    for route in branch.original_router.routes:
+        nested = getattr(route, "include_context", None)
+        if nested is not None and hasattr(route, "original_router"):
+            child = type(branch)(
+                original_router=route.original_router,
+                include_context=branch.include_context.combine(nested),
+            )
+            if not _leaves(child, out):
+                return False
+        elif isinstance(route, APIRoute):
+            out.append(_Entry(branch, route))
+        else:
+            return False
+    return not getattr(branch.original_router, "_low_priority_routes", None)
+
+
+def _flat_route(router: APIRouter, branch: Any, route: APIRoute) -> APIRoute:
+    """The plain ``APIRoute`` FastAPI's include makes of ``route`` (its merged view of the
+    route and the inclusions above it), built by ``add_api_route`` on ``router``."""
+    c = branch._build_effective_context(route)
+    router.add_api_route(
+        c.path,
+        c.endpoint,
+        response_model=route.response_model,
+        status_code=c.status_code,
+        tags=c.tags,
+        dependencies=c.dependencies,
+        summary=c.summary,
+        description=c.description,
+        response_description=c.response_description,
+        responses=c.responses,
+        deprecated=c.deprecated,
+        methods=c.methods,
+        operation_id=c.operation_id,
+        response_model_include=c.response_model_include,
+        response_model_exclude=c.response_model_exclude,
+        response_model_by_alias=c.response_model_by_alias,
+        response_model_exclude_unset=c.response_model_exclude_unset,
+        response_model_exclude_defaults=c.response_model_exclude_defaults,
+        response_model_exclude_none=c.response_model_exclude_none,
+        include_in_schema=c.include_in_schema,
+        response_class=c.response_class,
+        name=c.name,
+        route_class_override=type(route),
+        callbacks=c.callbacks,
+        openapi_extra=c.openapi_extra,
+        generate_unique_id_function=c.generate_unique_id_function,
+        strict_content_type=c.strict_content_type,
+        max_body_size=c.max_body_size,
+    )
+    built = router.routes.pop()
+    assert isinstance(built, APIRoute)
+    return built
+
+
 def flatten_included(app: FastAPI, prefix: str) -> bool:
     """Replace the router ``app.include_router`` just appended with a :class:`RouteGroup`.
 
@@ -83,49 +172,12 @@ def flatten_included(app: FastAPI, prefix: str) -> bool:
     kind this relies on or holds a route that is not an ``APIRoute``.
     """
     included = app.router.routes[-1] if app.router.routes else None
-    contexts_of = getattr(included, "effective_route_contexts", None)
-    if contexts_of is None:
+    if not hasattr(included, "include_context") or not hasattr(included, "original_router"):
         return False
-    contexts = list(contexts_of())
-    if not all(isinstance(c.original_route, APIRoute) for c in contexts):
+    entries: list[_Entry] = []
+    if not _leaves(included, entries):
         return False
-    routes: list[APIRoute] = []
-    for c in contexts:
-        route: APIRoute = c.original_route
-        app.router.add_api_route(
-            c.path,
-            c.endpoint,
-            response_model=route.response_model,
-            status_code=c.status_code,
-            tags=c.tags,
-            dependencies=c.dependencies,
-            summary=c.summary,
-            description=c.description,
-            response_description=c.response_description,
-            responses=c.responses,
-            deprecated=c.deprecated,
-            methods=c.methods,
-            operation_id=c.operation_id,
-            response_model_include=c.response_model_include,
-            response_model_exclude=c.response_model_exclude,
-            response_model_by_alias=c.response_model_by_alias,
-            response_model_exclude_unset=c.response_model_exclude_unset,
-            response_model_exclude_defaults=c.response_model_exclude_defaults,
-            response_model_exclude_none=c.response_model_exclude_none,
-            include_in_schema=c.include_in_schema,
-            response_class=c.response_class,
-            name=c.name,
-            route_class_override=type(route),
-            callbacks=c.callbacks,
-            openapi_extra=c.openapi_extra,
-            generate_unique_id_function=c.generate_unique_id_function,
-            strict_content_type=c.strict_content_type,
-            max_body_size=c.max_body_size,
-        )
-        added = app.router.routes.pop()
-        assert isinstance(added, APIRoute)
-        routes.append(added)
-    app.router.routes[-1] = RouteGroup(prefix, routes)
+    app.router.routes[-1] = RouteGroup(prefix, entries, app)
     return True
 
 
