@@ -172,7 +172,8 @@ def flatten_included(app: FastAPI, prefix: str) -> bool:
     kind this relies on or holds a route that is not an ``APIRoute``.
     """
     included = app.router.routes[-1] if app.router.routes else None
-    if not hasattr(included, "include_context") or not hasattr(included, "original_router"):
+    needed = ("include_context", "original_router", "_build_effective_context")
+    if not all(hasattr(included, name) for name in needed):  # another FastAPI: as included
         return False
     entries: list[_Entry] = []
     if not _leaves(included, entries):
