@@ -37,7 +37,9 @@ def platform_settings(kube: Any, deploy_settings: dict[str, Any]) -> dict[str, d
         "base_domain": "apps.test",
         "retry_base_seconds": 0.01,
         "retry_max_seconds": 0.05,
-        "request_timeout_seconds": 3,
+        # generous: an emulator answering late on a loaded machine must not read as a cluster
+        # that is down (tests of a down cluster stop it: refused at once, no timeout)
+        "request_timeout_seconds": 15,
     }
     return {"deployments": base | deploy_settings}
 
