@@ -9,7 +9,8 @@ request for each app and their ratio: a steadier figure than requests/s on a loa
 ``PROFILE=1`` it then runs the platform under pyinstrument and prints its tree
 (``pip install pyinstrument``). Runs on SQLite, and on PostgreSQL when reachable.
 
-Run: ``.venv/bin/python bench/get_one_row_profile.py [N]`` (N requests per app, 3000).
+Run: ``.venv/bin/python bench/get_one_row_profile.py [N]`` (N requests per app, 3000;
+``SQLITE_ONLY=1`` skips PostgreSQL).
 """
 
 from __future__ import annotations
@@ -67,30 +68,6 @@ async def _call(app: Any, path: str, token: str) -> int:
     return status[0]
 
 
-class _Lifespan:
-    """Run an ASGI app's lifespan startup and, on exit, its shutdown."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def __aenter__(self) -> _Lifespan:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        self.task = asyncio.create_task(self.app(scope, self.queue.get, self.events.put))
-        await self.queue.put({"type": "lifespan.startup"})
-        message = await self.events.get()
-        if message["type"] != "lifespan.startup.complete":
-            raise SystemExit(f"startup failed: {message}")
-        self.state = scope["state"]
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.queue.put({"type": "lifespan.shutdown"})
-        await self.events.get()
-        await self.task
-
-
 async def _measure(app: Any, path: str, token: str, n: int) -> float:
     """CPU ms per request over ``n`` sequential requests (after a warm-up)."""
     for _ in range(50):
@@ -106,12 +83,11 @@ async def _measure(app: Any, path: str, token: str, n: int) -> float:
 async def run(label: str, database_url: str, directory: Path, n: int) -> None:
     """Prepare, then measure both apps alternately (three rounds each) and print."""
     token = await _prepare(database_url, directory)
-    os.environ["PLATFORM_CONFIG"] = str(directory / "plugins.toml")
     ctx = boot(make_config(directory, database_url, enabled=["inventory"]))
     platform = create_app(ctx)
     bare = _apps.bare_app(database_url)
     figures: dict[str, list[float]] = {"platform": [], "bare": []}
-    async with _Lifespan(platform), _Lifespan(bare):
+    async with platform.router.lifespan_context(platform), bare.router.lifespan_context(bare):
         for _ in range(3):
             figures["platform"].append(
                 await _measure(platform, "/api/inventory/devices/1", token, n // 3)

@@ -94,8 +94,6 @@ class Database:
             }
             kwargs["pool_timeout"] = pool_timeout
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
-        if not self.is_sqlite:
-            _check_on_checkout(self.engine, PING_AFTER_IDLE)
         if self.is_sqlite:
             busy_ms = max(1, round(statement_timeout * 1000))
             event.listen(self.engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms))
@@ -105,6 +103,8 @@ class Database:
                 event.listen(
                     self.engine.sync_engine, "do_connect", lambda *_: private_sqlite_file(path)
                 )
+        else:
+            _check_on_checkout(self.engine, PING_AFTER_IDLE)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
