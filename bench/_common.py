@@ -132,3 +132,77 @@ def fresh_pg_database(prefix: str = "platform_bench") -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         asyncio.run(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# -- a lean HTTP/1.1 load client ---------------------------------------------------------
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length, chunked = 0, False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if not chunked:
+        return int(head[9:12]), await reader.readexactly(length)
+    body = b""
+    while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+        body += (await reader.readexactly(size + 2))[:-2]
+    await reader.readuntil(b"\r\n")
+    return int(head[9:12]), body
+
+
+def http_request(
+    method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
+    """The bytes of one keep-alive HTTP/1.1 request, built ahead so sending costs nothing."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body or method in {"POST", "PUT", "PATCH"}:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def send_all(
+    base_url: str, requests: Sequence[bytes], concurrency: int
+) -> list[tuple[int, bytes]]:
+    """Send prebuilt ``requests`` (see :func:`http_request`) over ``concurrency`` keep-alive
+    connections, each taking the next unsent one; returns (status, body) in request order.
+
+    A raw asyncio client: an HTTP client library such as httpx spends about a millisecond
+    of CPU per request, which on a 2-core machine caps the load below what a server serves.
+    """
+    host, port = base_url.removeprefix("http://").split(":")
+    results: list[tuple[int, bytes]] = [(0, b"")] * len(requests)
+    cursor = iter(range(len(requests)))
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for i in cursor:
+                writer.write(requests[i])
+                results[i] = await _read_response(reader)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return results
+
+
+def children_cpu_seconds() -> float:
+    """User plus system CPU seconds this process's live child processes (such as the
+    ``platformctl serve`` of :func:`platform_core.testing.served`) have used so far; Linux
+    ``/proc`` only (0 elsewhere)."""
+    total = 0.0
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total

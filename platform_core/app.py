@@ -89,6 +89,8 @@ def boot(
         connect_timeout=timeouts.connect_timeout_seconds,
         statement_timeout=timeouts.statement_timeout_seconds,
         pool_timeout=timeouts.pool_timeout_seconds,
+        pool_size=timeouts.pool_size,
+        max_overflow=timeouts.max_overflow,
     )
     ctx = PlatformContext(config=config, db=db, plugins=plugins, secret_key=secret_key(config))
     ctx.state["credential_cache"] = CredentialCache(config.core.auth.cache_seconds)

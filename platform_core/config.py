@@ -95,11 +95,14 @@ class JobsSettings(BaseModel):
 
 
 class DatabaseSettings(BaseModel):
-    """``[core.database]``: how long to wait for the database before answering 503."""
+    """``[core.database]``: how long to wait for the database before answering 503, and how
+    many connections one process keeps."""
 
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     statement_timeout_seconds: float = Field(default=10.0, gt=0, le=86400)
     pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    pool_size: int = Field(default=10, ge=1, le=1000)
+    max_overflow: int = Field(default=5, ge=0, le=1000)
 
 
 class EventsSettings(BaseModel):

@@ -50,6 +50,10 @@ STATEMENT_TIMEOUT = 10.0
 """Default seconds one statement may run or wait (``statement_timeout_seconds``)."""
 POOL_TIMEOUT = 10.0
 """Default seconds to wait for a free pooled connection (``pool_timeout_seconds``)."""
+POOL_SIZE = 10
+"""Default connections a process keeps open (``pool_size``)."""
+MAX_OVERFLOW = 5
+"""Default connections opened beyond ``pool_size`` under load, closed when returned."""
 CLIENT_GRACE = 1.0
 """Seconds the driver waits beyond the server's ``statement_timeout`` before giving up."""
 PING_AFTER_IDLE = 10.0
@@ -68,6 +72,8 @@ class Database:
         connect_timeout: float = CONNECT_TIMEOUT,
         statement_timeout: float = STATEMENT_TIMEOUT,
         pool_timeout: float = POOL_TIMEOUT,
+        pool_size: int = POOL_SIZE,
+        max_overflow: int = MAX_OVERFLOW,
     ) -> None:
         self.url = make_url(url)
         self.schema = schema
@@ -82,7 +88,9 @@ class Database:
             if database in (None, "", ":memory:"):
                 kwargs["poolclass"] = NullPool
             else:
-                kwargs["pool_timeout"] = pool_timeout
+                kwargs.update(
+                    pool_timeout=pool_timeout, pool_size=pool_size, max_overflow=max_overflow
+                )
         else:
             server_settings = {"statement_timeout": str(max(1, round(statement_timeout * 1000)))}
             if schema:
@@ -92,7 +100,7 @@ class Database:
                 "command_timeout": statement_timeout + CLIENT_GRACE,
                 "server_settings": server_settings,
             }
-            kwargs["pool_timeout"] = pool_timeout
+            kwargs.update(pool_timeout=pool_timeout, pool_size=pool_size, max_overflow=max_overflow)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             busy_ms = max(1, round(statement_timeout * 1000))

@@ -225,6 +225,21 @@ async def test_exhausted_pool_answers_503_after_the_pool_timeout(platform_factor
     assert (await client.get("/api/core/me")).status_code == 200
 
 
+async def test_pool_keeps_pool_size_connections_and_opens_max_overflow_more(platform_factory):
+    platform = await platform_factory(
+        core={"database": {"pool_size": 2, "max_overflow": 1, "pool_timeout_seconds": 0.5}}
+    )
+    engine = platform.ctx.db.engine
+    held = [await engine.connect() for _ in range(3)]
+    try:
+        with pytest.raises(sa_exc.TimeoutError):  # 2 + 1 in use: a fourth waits, then fails
+            await engine.connect()
+    finally:
+        for conn in held:
+            await conn.close()
+    assert engine.pool.checkedin() == 2  # the overflow connection was closed when returned
+
+
 async def test_statement_waiting_past_the_statement_timeout_answers_503(platform_factory):
     platform = await platform_factory(core={"database": {"statement_timeout_seconds": 1}})
     client = await platform.client_for("admin")
@@ -277,6 +292,12 @@ def test_database_timeouts_are_validated_naming_the_key(tmp_path):
         load_config(config)
     config.write_text("[core.database]\nstatement_timeout_seconds = 2.5\n")
     assert load_config(config).core.database.statement_timeout_seconds == 2.5
+    config.write_text("[core.database]\npool_size = 0\n")
+    with pytest.raises(ConfigError, match=r"\[core\] key 'database.pool_size'"):
+        load_config(config)
+    config.write_text("[core.database]\nmax_overflow = -1\n")
+    with pytest.raises(ConfigError, match=r"\[core\] key 'database.max_overflow'"):
+        load_config(config)
 
 
 # --- a real `platformctl serve` ------------------------------------------------------------

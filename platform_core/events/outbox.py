@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from platform_core._deprecation import moved_names
 from platform_core.db import utcnow
@@ -78,7 +79,17 @@ def register_waiter(wake: asyncio.Event) -> None:
     _waiters[wake] = asyncio.get_running_loop()
 
 
-def _wake_all(_session: Any) -> None:
+_PUBLISHED = "platform_core.events.published"
+"""``Session.info`` key: this session's transaction added events to the outbox."""
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _wake_all(session: Session) -> None:
+    """After a commit that published events, wake this process's dispatchers. One listener
+    for every session, not one registered per publishing session: registering cost more
+    than publishing. (A flag left by a rolled-back transaction costs one spurious wake.)"""
+    if not session.info.pop(_PUBLISHED, False):
+        return
     for wake, loop in list(_waiters.items()):
         if not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)
@@ -116,9 +127,7 @@ def publish(
             occurred_at=utcnow(),
         )
     )
-    sync = session.sync_session
-    if not sa_event.contains(sync, "after_commit", _wake_all):
-        sa_event.listen(sync, "after_commit", _wake_all)
+    session.sync_session.info[_PUBLISHED] = True
     return uid
 
 

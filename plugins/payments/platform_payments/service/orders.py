@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import (
@@ -234,6 +234,13 @@ async def start_payment(
     return order, started.instructions
 
 
+_CAPTURE_BY_REF = select(Transaction).where(  # built once: building it cost as much as running it
+    Transaction.order_id == bindparam("order_id"),
+    Transaction.kind == "capture",
+    Transaction.provider_ref == bindparam("provider_ref"),
+)
+
+
 async def apply_capture(
     session: AsyncSession,
     order: Order,
@@ -250,11 +257,7 @@ async def apply_capture(
     existing = None
     if result.provider_ref:
         existing = await session.scalar(
-            select(Transaction).where(
-                Transaction.order_id == order.id,
-                Transaction.kind == "capture",
-                Transaction.provider_ref == result.provider_ref,
-            )
+            _CAPTURE_BY_REF, {"order_id": order.id, "provider_ref": result.provider_ref}
         )
     if existing is not None and existing.status == "completed":
         return

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import (
@@ -82,25 +82,41 @@ async def receive(
         return event.delivery_id, "ignored"
     order_id, outcome = await _apply(session, provider_name, event)
     await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id)
-        .values(outcome=outcome, order_id=order_id)
+        _SET_OUTCOME, {"row_id": delivery_id, "new_outcome": outcome, "new_order_id": order_id}
     )
     return event.delivery_id, outcome
 
 
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
 _INSERTS: dict[str, Any] = {}
+# Statements a delivery runs, built once: building one per delivery cost about as much as
+# sending it. Core statements on the table, not ORM ones: the ORM's bulk insert and update
+# paths cost more than the statements themselves. Values are bound at execute.
+_SET_OUTCOME = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("row_id"))
+    .values(outcome=bindparam("new_outcome"), order_id=bindparam("new_order_id"))
+)
+_LOCK_ORDER_BY_PROVIDER_ID = (  # PostgreSQL: find and lock in one statement
+    select(Order)
+    .where(
+        Order.provider == bindparam("provider"),
+        Order.provider_order_id == bindparam("provider_order_id"),
+    )
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def _insert_delivery(session: AsyncSession) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` of a delivery, built once per
-    dialect (building it per delivery cost more than sending it); values bound at execute."""
+    dialect; values bound at execute."""
     dialect = dialect_of(session)
     stmt = _INSERTS.get(dialect)
     if stmt is None:
         stmt = insert_ignoring(
-            session, WebhookDelivery, index_elements=["provider", "delivery_id"]
-        ).returning(WebhookDelivery.id)
+            session, _DELIVERIES, index_elements=["provider", "delivery_id"]
+        ).returning(_DELIVERIES.c.id)
         _INSERTS[dialect] = stmt
     return stmt
 
@@ -110,10 +126,8 @@ async def _find_order(session: AsyncSession, provider: str, event: WebhookEvent)
     if event.provider_order_id and dialect_of(session) == "postgresql":
         # find and lock in one statement (SELECT ... FOR UPDATE, the current row)
         found: Order | None = await session.scalar(
-            select(Order)
-            .where(Order.provider == provider, Order.provider_order_id == event.provider_order_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            _LOCK_ORDER_BY_PROVIDER_ID,
+            {"provider": provider, "provider_order_id": event.provider_order_id},
         )
         if found is not None:
             return found
