@@ -137,7 +137,8 @@ def fresh_pg_database(prefix: str = "platform_bench") -> Iterator[str]:
 # -- a lean HTTP/1.1 load client ---------------------------------------------------------
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bytes]:
+    """One response: its status, its head (status line and headers) and its body."""
     head = await reader.readuntil(b"\r\n\r\n")
     length, chunked = 0, False
     for line in head.split(b"\r\n")[1:]:
@@ -148,12 +149,12 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
         elif name == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
     if not chunked:
-        return int(head[9:12]), await reader.readexactly(length)
+        return int(head[9:12]), head, await reader.readexactly(length)
     body = b""
     while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
         body += (await reader.readexactly(size + 2))[:-2]
     await reader.readuntil(b"\r\n")
-    return int(head[9:12]), body
+    return int(head[9:12]), head, body
 
 
 def http_request(
@@ -185,7 +186,8 @@ async def send_all(
         try:
             for i in cursor:
                 writer.write(requests[i])
-                results[i] = await _read_response(reader)
+                status, _head, body = await _read_response(reader)
+                results[i] = (status, body)
         finally:
             writer.close()
 
@@ -206,3 +208,22 @@ def children_cpu_seconds() -> float:
                 continue
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+async def timed_one_by_one(
+    base_url: str, request: bytes, count: int
+) -> list[tuple[float, int, bytes]]:
+    """Send one prebuilt request ``count`` times in a row on one keep-alive connection;
+    each answer's latency in milliseconds (write to last byte read), status and head."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    out = []
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            writer.write(request)
+            status, head, _body = await _read_response(reader)
+            out.append(((time.perf_counter() - start) * 1000, status, head))
+    finally:
+        writer.close()
+    return out

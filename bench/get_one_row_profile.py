@@ -3,11 +3,11 @@
 The same two apps as ``get_one_row.py`` (the platform's ``GET /api/inventory/devices/1``
 built by ``create_app`` as ``platformctl serve`` builds it, and the bare FastAPI +
 SQLAlchemy app of ``_apps.py``), called in-process through a minimal ASGI driver (no HTTP
-server, no client library), one request at a time. It prints this process's CPU time per
-request for each app and their ratio: a steadier figure than requests/s on a loaded
-2-core machine, and one that leaves out the HTTP parsing both apps share. With
-``PROFILE=1`` it then runs the platform under pyinstrument and prints its tree
-(``pip install pyinstrument``). Runs on SQLite, and on PostgreSQL when reachable.
+server, no client library), one request at a time (``CONCURRENCY=N``: N at a time). It
+prints this process's CPU time per request for each app and their ratio: a steadier
+figure than requests/s on a loaded 2-core machine, and one that leaves out the HTTP
+parsing both apps share. With ``PROFILE=1`` it then runs the platform under pyinstrument
+and prints its tree (``pip install pyinstrument``). Runs on SQLite, and on PostgreSQL when reachable.
 
 Run: ``.venv/bin/python bench/get_one_row_profile.py [N]`` (N requests per app, 3000;
 ``SQLITE_ONLY=1`` skips PostgreSQL).
@@ -68,15 +68,25 @@ async def _call(app: Any, path: str, token: str) -> int:
     return status[0]
 
 
+CONCURRENCY = int(os.environ.get("CONCURRENCY", "1"))
+
+
 async def _measure(app: Any, path: str, token: str, n: int) -> float:
-    """CPU ms per request over ``n`` sequential requests (after a warm-up)."""
+    """CPU ms per request over ``n`` requests, :data:`CONCURRENCY` at a time (after a
+    warm-up)."""
     for _ in range(50):
         status = await _call(app, path, token)
         if status != 200:
             raise SystemExit(f"{path} answered {status}")
+    left = list(range(n))
+
+    async def caller() -> None:
+        while left:
+            left.pop()
+            await _call(app, path, token)
+
     cpu = time.process_time()
-    for _ in range(n):
-        await _call(app, path, token)
+    await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
     return 1000 * (time.process_time() - cpu) / n
 
 
@@ -93,7 +103,7 @@ async def run(label: str, database_url: str, directory: Path, n: int) -> None:
                 await _measure(platform, "/api/inventory/devices/1", token, n // 3)
             )
             figures["bare"].append(await _measure(bare, "/devices/1", token, n // 3))
-        header(f"{label}: CPU per request, in-process, sequential ({n} per app)")
+        header(f"{label}: CPU per request, in-process, {CONCURRENCY} at a time ({n} per app)")
         best = {name: min(values) for name, values in figures.items()}
         for name, values in figures.items():
             each = ", ".join(f"{v:.3f}" for v in values)
