@@ -7,7 +7,8 @@ server, no client library), one request at a time (``CONCURRENCY=N``: N at a tim
 prints this process's CPU time per request for each app and their ratio: a steadier
 figure than requests/s on a loaded 2-core machine, and one that leaves out the HTTP
 parsing both apps share. With ``PROFILE=1`` it then runs the platform under pyinstrument
-and prints its tree (``pip install pyinstrument``). Runs on SQLite, and on PostgreSQL when reachable.
+and prints its tree (``pip install pyinstrument``). Runs on SQLite, and on PostgreSQL
+when reachable.
 
 Run: ``.venv/bin/python bench/get_one_row_profile.py [N]`` (N requests per app, 3000;
 ``SQLITE_ONLY=1`` skips PostgreSQL).
