@@ -6,8 +6,9 @@ detected) or that cannot be serialized (``40001``); SQLite reports a stale snaps
 again succeeds. :class:`TransactionRetryMiddleware` does that for every route of the core
 and of every plugin, in one place:
 
-- It records the request body as the app reads it, and watches the database engine
-  (SQLAlchemy events) for errors and commits made on behalf of this request.
+- It records the request body as the app reads it, and watches the database engine (its
+  dialect's statement, commit and rollback methods: :func:`watch`) for errors and commits
+  made on behalf of this request.
 - When a retryable error was raised by the database and the request failed before any
   response was sent (the exception escaped, or an exception handler answered 5xx), it
   runs the whole request again: a fresh session, the same body, up to ``attempts`` times
@@ -37,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from platform_core.errors import exception_chain
@@ -86,25 +87,116 @@ _safe: contextvars.ContextVar[bool] = contextvars.ContextVar("platform_replay_sa
 
 def watch(engine: AsyncEngine) -> None:
     """Report the engine's retryable errors and committed writes to the running request
-    (idempotent: listeners are added once per engine)."""
-    sync = engine.sync_engine
-    if event.contains(sync, "handle_error", _on_error):
+    (idempotent).
+
+    The engine's dialect is given a subclass (:class:`_WatchingDialect`) whose statement,
+    commit and rollback methods do the reporting, instead of SQLAlchemy event listeners:
+    a connection-level listener on an engine makes every ``Connection`` join the engine's
+    event dispatcher and build a listener collection per event it fires, which was the
+    largest single cost the platform added to a one-row request (see docs/scaling.md).
+    """
+    dialect = engine.sync_engine.dialect
+    if isinstance(dialect, _WatchingDialect):
         return
-    event.listen(sync, "handle_error", _on_error)
-    event.listen(sync, "before_cursor_execute", _on_execute)
-    event.listen(sync, "commit", _on_commit)
-    event.listen(sync, "rollback", _on_rollback)
+    cls = type(dialect)
+    watching = _watching_classes.get(cls)
+    if watching is None:
+        # SQLAlchemy caches compiled statements only for a dialect class that says so itself
+        own = {"supports_statement_cache": cls.__dict__.get("supports_statement_cache")}
+        watching = type(f"Watching{cls.__name__}", (_WatchingDialect, cls), own)
+        _watching_classes[cls] = watching
+    dialect.__class__ = watching
 
 
-def _on_error(context: Any) -> None:
+_WROTE = "platform_wrote"
+"""Key in a pooled connection's ``info``: its open transaction wrote, on behalf of a request."""
+
+
+def _note_error(exc: BaseException) -> None:
     attempt = _current.get()
-    if attempt is not None and is_retryable(context.original_exception):
-        attempt.retryable = context.original_exception
+    if attempt is not None and is_retryable(exc):
+        attempt.retryable = exc
 
 
-def _on_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-    if _current.get() is not None and not _safe.get() and not _READ_ONLY.match(statement):
-        conn.info["platform_wrote"] = True
+def _note_statement(statement: str, context: Any) -> None:
+    if (
+        _current.get() is not None
+        and context is not None  # SQLAlchemy's own statements (a sequence's next value)
+        and not _safe.get()
+        and not _READ_ONLY.match(statement)
+    ):
+        context.root_connection.info[_WROTE] = True
+
+
+class _WatchingDialect(DefaultDialect):
+    """Mixed in before an engine's own dialect class by :func:`watch`: every statement, commit
+    and rollback of the engine passes through these methods (as it would through SQLAlchemy's
+    ``before_cursor_execute``, ``handle_error``, ``commit`` and ``rollback`` events).
+
+    - A statement that writes, run for a request outside :func:`replay_safe`, marks its
+      connection (``info``, which lives as long as the driver's connection).
+    - A commit of a marked connection tells the request that a write is committed (a replay
+      would repeat it); a rollback clears the mark.
+    - A retryable error raised by a statement or a commit is reported to the request.
+    """
+
+    def do_execute(self, cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        """Run one statement (see the class)."""
+        _note_statement(statement, context)
+        try:
+            super().do_execute(cursor, statement, parameters, context)
+        except Exception as exc:
+            _note_error(exc)
+            raise
+
+    def do_executemany(
+        self, cursor: Any, statement: str, parameters: Any, context: Any = None
+    ) -> None:
+        """Run one statement with many parameter sets (see the class)."""
+        _note_statement(statement, context)
+        try:
+            super().do_executemany(cursor, statement, parameters, context)
+        except Exception as exc:
+            _note_error(exc)
+            raise
+
+    def do_execute_no_params(self, cursor: Any, statement: str, context: Any = None) -> None:
+        """Run one statement without parameters (see the class)."""
+        _note_statement(statement, context)
+        try:
+            super().do_execute_no_params(cursor, statement, context)
+        except Exception as exc:
+            _note_error(exc)
+            raise
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        """Commit (see the class); ``dbapi_connection`` is the pool's proxy, with ``info``."""
+        try:
+            super().do_commit(dbapi_connection)
+        except Exception as exc:
+            _note_error(exc)
+            raise
+        finally:
+            wrote = _pop_wrote(dbapi_connection)
+        attempt = _current.get()
+        if wrote and attempt is not None:
+            attempt.committed_writes = True
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        """Roll back (see the class): the transaction's writes are gone."""
+        _pop_wrote(dbapi_connection)
+        super().do_rollback(dbapi_connection)
+
+
+def _pop_wrote(dbapi_connection: Any) -> bool:
+    try:  # the pool's proxy (a detached one's info is a fresh dict)
+        info = dbapi_connection.info
+    except (AttributeError, NotImplementedError):  # the pool's first-connect adapter
+        return False
+    return bool(info.pop(_WROTE, False)) if isinstance(info, dict) else False
+
+
+_watching_classes: dict[type, type] = {}
 
 
 @contextmanager
@@ -116,18 +208,6 @@ def replay_safe() -> Iterator[None]:
         yield
     finally:
         _safe.reset(token)
-
-
-def _on_commit(conn: Any) -> None:
-    attempt = _current.get()
-    if conn.info.pop("platform_wrote", False) and attempt is not None:
-        attempt.committed_writes = True
-
-
-def _on_rollback(conn: Any) -> None:
-    if conn.invalidated:  # the connection broke: its info goes with it (and reading it raises)
-        return
-    conn.info.pop("platform_wrote", None)
 
 
 class TransactionRetryMiddleware:

@@ -9,6 +9,7 @@ never a 500. SQLite's stale-snapshot error is recognised as retryable too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,8 @@ from sqlalchemy import text
 
 from platform_core import hookimpl
 from platform_core.auth.deps import DbSession, get_context
-from platform_core.retry import ATTEMPTS, is_retryable
+from platform_core.db import Database
+from platform_core.retry import ATTEMPTS, _Attempt, _current, is_retryable, replay_safe, watch
 from platform_core.testing import fresh_database
 
 
@@ -203,3 +205,46 @@ def test_sqlite_stale_snapshot_is_retryable(tmp_path: Path):
     assert not is_retryable(other.value)
     a.close()
     b.close()
+
+
+async def test_watched_engine_reports_only_committed_writes_of_the_request(platform_factory):
+    """Both databases: the engine's dialect reports a commit that wrote, and nothing else."""
+    platform = await platform_factory()
+    # a pool of one connection of its own: every step below runs on the same connection
+    db = Database(
+        platform.ctx.db.url.render_as_string(hide_password=False),
+        schema=platform.ctx.db.schema,
+        pool_size=1,
+        max_overflow=0,
+    )
+    watch(db.engine)
+    watch(db.engine)  # idempotent: the class is swapped once
+    dialect = db.engine.sync_engine.dialect
+    assert type(dialect).__mro__[1].__name__ == "_WatchingDialect"
+    assert dialect._supports_statement_cache  # SQLAlchemy still caches compiled statements
+    write = text("UPDATE core_users SET is_active = is_active WHERE id = -1")
+
+    async def attempt_of(*statements: Any, commit: bool = True, safe: bool = False) -> _Attempt:
+        attempt = _Attempt()
+        token = _current.set(attempt)
+        try:
+            async with db.sessionmaker() as session:
+                with replay_safe() if safe else contextlib.nullcontext():
+                    for statement in statements:
+                        await session.execute(statement)
+                await (session.commit() if commit else session.rollback())
+        finally:
+            _current.reset(token)
+        return attempt
+
+    assert not (await attempt_of(text("SELECT 1"))).committed_writes
+    assert (await attempt_of(write)).committed_writes
+    assert not (await attempt_of(write, commit=False)).committed_writes
+    # the rollback cleared the mark: the same (only) connection commits a read as a read
+    assert not (await attempt_of(text("SELECT 1"))).committed_writes
+    assert not (await attempt_of(write, safe=True)).committed_writes
+    async with db.sessionmaker() as session:  # outside any request: not watched
+        await session.execute(write)
+        await session.commit()
+    assert not (await attempt_of(text("SELECT 1"))).committed_writes
+    await db.dispose()
