@@ -11,10 +11,12 @@ the plain ``APIRoute`` of each route, built with ``add_api_route`` from FastAPI'
 merged view of it (its full path, the inclusions' dependencies, tags, responses and
 operation-id function together with the route's own settings), which is what FastAPI
 itself built before lazy includes. The group answers "no match" at once for paths outside
-its prefix and, inside it, tries only the routes whose literal path part the request path
-starts with and whose pattern matches. Matching and running happen once, on the route
-itself. A route is built the first time it matches, not at boot: as with FastAPI's lazy
-includes, booting an app (a test session boots hundreds) stays cheap.
+its prefix and, inside it, tries only the routes that can match the path's first segment
+after the prefix (an index built at boot, in declaration order) and, of those, only the
+ones whose literal path part the request path starts with and whose pattern matches.
+Matching and running happen once, on the route itself. A route is built the first time
+it matches, not at boot: as with FastAPI's lazy includes, booting an app (a test session
+boots hundreds) stays cheap.
 
 A router that holds anything but ``APIRoute`` (a WebSocket route, a mount) is left as
 FastAPI included it (and gated, see :mod:`platform_core.routegate`). The OpenAPI document
@@ -37,15 +39,26 @@ from platform_core.routegate import route_path
 class _Entry:
     """One route of a group: how to match it cheaply, and its flat ``APIRoute`` once built."""
 
-    __slots__ = ("branch", "literal", "original", "regex", "route")
+    __slots__ = ("branch", "literal", "original", "path", "regex", "route")
 
     def __init__(self, branch: Any, original: APIRoute) -> None:
         self.branch = branch  # FastAPI's included router (with its merged include context)
         self.original = original
-        path = branch.include_context.path_for(original)
-        self.literal = path.split("{", 1)[0]
-        self.regex = compile_path(path)[0]
+        self.path = branch.include_context.path_for(original)
+        self.literal = self.path.split("{", 1)[0]
+        self.regex = compile_path(self.path)[0]
         self.route: APIRoute | None = None
+
+    def first_segment(self, prefix: str) -> str | None:
+        """The path segment right after ``prefix`` every path this route matches has, or
+        None when its pattern leaves that segment open."""
+        rest = self.literal[len(prefix) :]
+        if not self.literal.startswith(prefix) or not rest.startswith("/"):
+            return None
+        segment, slash, _ = rest[1:].partition("/")
+        if slash or self.literal == self.path:  # the segment ends before any parameter
+            return segment
+        return None
 
 
 class RouteGroup(BaseRoute):
@@ -61,6 +74,13 @@ class RouteGroup(BaseRoute):
         self.prefix = prefix
         self._entries = entries
         self._router = APIRouter(dependency_overrides_provider=overrides_provider)
+        # the routes a path can match, by its first segment after the prefix, in order
+        segments = [entry.first_segment(prefix) for entry in entries]
+        self._open = [e for e, seg in zip(entries, segments, strict=True) if seg is None]
+        self._by_segment = {
+            key: [e for e, seg in zip(entries, segments, strict=True) if seg in (key, None)]
+            for key in set(segments) - {None}
+        }
 
     @property
     def routes(self) -> list[APIRoute]:
@@ -76,10 +96,15 @@ class RouteGroup(BaseRoute):
         """The first full match of a route under the prefix, else the first partial one
         (a path that matched with another method: 405), else none."""
         path = route_path(scope)
-        if not path.startswith(self.prefix):
+        prefix = self.prefix
+        if not path.startswith(prefix):
             return Match.NONE, {}
+        rest = path[len(prefix) :]
+        candidates = self._open
+        if rest.startswith("/"):
+            candidates = self._by_segment.get(rest[1:].partition("/")[0], self._open)
         partial: Scope | None = None
-        for entry in self._entries:
+        for entry in candidates:
             if not path.startswith(entry.literal) or entry.regex.match(path) is None:
                 continue
             match, child_scope = self._built(entry).matches(scope)

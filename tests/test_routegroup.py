@@ -121,3 +121,49 @@ async def test_a_router_with_a_websocket_route_stays_included() -> None:
     assert not flatten_included(app, "/api/demo")
     assert app.router.routes == before
     assert (await _call(app, "GET", "/api/demo/items")).json() == [1]
+
+
+async def test_routes_indexed_by_first_segment_still_match_in_declaration_order() -> None:
+    """A route whose first segment is a parameter is tried with every segment's routes, in
+    the order they were declared, so the first declared match still wins."""
+    router = APIRouter()
+
+    @router.get("/{kind}/special")
+    async def any_kind(kind: str) -> dict[str, str]:
+        return {"route": "any", "kind": kind}
+
+    @router.get("/items/special")
+    async def items_special() -> dict[str, str]:
+        return {"route": "items"}
+
+    @router.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, object]:
+        return {"route": "item", "id": item_id}
+
+    @router.get("/items")
+    async def items() -> dict[str, str]:
+        return {"route": "items-list"}
+
+    @router.get("/it{rest}")
+    async def it(rest: str) -> dict[str, str]:
+        return {"route": "it", "rest": rest}
+
+    @router.get("")
+    async def root() -> dict[str, str]:
+        return {"route": "root"}
+
+    app = FastAPI()
+    app.include_router(router, prefix="/api/demo")
+    assert flatten_included(app, "/api/demo")
+    for path, expected in [
+        ("/api/demo/items/special", {"route": "any", "kind": "items"}),  # declared first
+        ("/api/demo/tools/special", {"route": "any", "kind": "tools"}),
+        ("/api/demo/items/4", {"route": "item", "id": 4}),
+        ("/api/demo/items", {"route": "items-list"}),
+        ("/api/demo/itself", {"route": "it", "rest": "self"}),
+        ("/api/demo", {"route": "root"}),
+    ]:
+        r = await _call(app, "GET", path)
+        assert (r.status_code, r.json()) == (200, expected), path
+    assert (await _call(app, "GET", "/api/demo/other")).status_code == 404
+    assert (await _call(app, "GET", "/api/demoitems")).status_code == 404
