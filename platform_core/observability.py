@@ -135,6 +135,9 @@ def route_template(scope: dict[str, Any]) -> str:
     route = scope.get("route")
     if route is None and scope.get("endpoint") is None:
         return "(unmatched)"
+    template = getattr(route, "path_format", None)
+    if template and not scope.get("root_path"):  # the route's own, when paths are not mounted
+        return str(template)
     values = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
     path = str(scope["path"])
     if not values:

@@ -103,3 +103,20 @@ def test_json_log_lines_carry_extra_fields():
     assert line["message"] == "request"
     assert line["request_id"] == "abc" and line["status"] == 201
     assert line["level"] == "info"
+
+
+def test_route_template_is_the_route_path_with_parameters_named():
+    from starlette.routing import Route
+
+    from platform_core.observability import route_template
+
+    route = Route("/api/x/items/{item_id:int}/files/{name:path}", lambda r: None)
+    params = {"item_id": 7, "name": "a/b.txt"}
+    derived = {"path": "/api/x/items/7/files/a/b.txt", "path_params": params, "endpoint": 1}
+    expected = "/api/x/items/{item_id}/files/{name}"
+    assert route_template(derived) == expected  # no route object: from the path and params
+    assert route_template({**derived, "route": route}) == expected  # the route's own
+    mounted = {**derived, "route": route, "root_path": "/base", "path": "/base/api/x/items/7"}
+    mounted["path_params"] = {"item_id": 7}
+    assert route_template(mounted) == "/base/api/x/items/{item_id}"  # the path as served
+    assert route_template({"path": "/nowhere"}) == "(unmatched)"
