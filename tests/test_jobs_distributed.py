@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import signal
 import socket
@@ -437,6 +438,10 @@ async def _events_three_processes(tmp_path: Path, site: Path) -> None:
                         publish(
                             session, name="jobstest.thing.happened", payload={"n": batch, "i": i}
                         )
+                # spread over a few poll periods: a server that polls first takes a whole
+                # batch (it claims up to 200), so batches committed at once could all go
+                # to one server and the sharing below would not be shown
+                await asyncio.sleep(random.uniform(0.05, 0.25))
             deadline = time.monotonic() + 60
             done = "SELECT count(*) FROM core_event_deliveries WHERE state = 'succeeded'"
             while True:
