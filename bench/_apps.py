@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import sqlalchemy as sa
+from _common import read_response
 from fastapi import Depends, FastAPI, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -188,16 +189,10 @@ async def _worker(
         while (start := time.perf_counter()) < deadline:
             path = f"{prefix}{rnd.randint(1, max_id)}"
             writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            status, _head, _body = await read_response(reader)
             latencies.append(time.perf_counter() - start)
-            if head[9:12] != b"200":
-                errors.append(int(head[9:12]))
+            if status != 200:
+                errors.append(status)
     finally:
         writer.close()
 

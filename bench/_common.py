@@ -137,8 +137,9 @@ def fresh_pg_database(prefix: str = "platform_bench") -> Iterator[str]:
 # -- a lean HTTP/1.1 load client ---------------------------------------------------------
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bytes]:
-    """One response: its status, its head (status line and headers) and its body."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bytes]:
+    """One HTTP/1.1 response from ``reader``: its status, its head (status line and
+    headers) and its body (``Content-Length`` or chunked)."""
     head = await reader.readuntil(b"\r\n\r\n")
     length, chunked = 0, False
     for line in head.split(b"\r\n")[1:]:
@@ -186,7 +187,7 @@ async def send_all(
         try:
             for i in cursor:
                 writer.write(requests[i])
-                status, _head, body = await _read_response(reader)
+                status, _head, body = await read_response(reader)
                 results[i] = (status, body)
         finally:
             writer.close()
@@ -195,19 +196,24 @@ async def send_all(
     return results
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds process ``pid`` has used so far (Linux ``/proc``; 0
+    elsewhere or once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def children_cpu_seconds() -> float:
-    """User plus system CPU seconds this process's live child processes (such as the
-    ``platformctl serve`` of :func:`platform_core.testing.served`) have used so far; Linux
-    ``/proc`` only (0 elsewhere)."""
-    total = 0.0
-    for children in Path("/proc/self/task").glob("*/children"):
-        for pid in children.read_text().split():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    """CPU seconds (:func:`process_cpu_seconds`) this process's live child processes (such
+    as the ``platformctl serve`` of :func:`platform_core.testing.served`) have used so far."""
+    return sum(
+        process_cpu_seconds(int(pid))
+        for children in Path("/proc/self/task").glob("*/children")
+        for pid in children.read_text().split()
+    )
 
 
 async def timed_one_by_one(
@@ -222,7 +228,7 @@ async def timed_one_by_one(
         for _ in range(count):
             start = time.perf_counter()
             writer.write(request)
-            status, head, _body = await _read_response(reader)
+            status, head, _body = await read_response(reader)
             out.append(((time.perf_counter() - start) * 1000, status, head))
     finally:
         writer.close()

@@ -55,6 +55,7 @@ from _common import (
     make_config,
     median,
     pg_reachable,
+    process_cpu_seconds,
     row,
 )
 
@@ -128,15 +129,6 @@ async def _prepare(database_url: str, directory: Path) -> str:
     finally:
         await ctx.db.dispose()
     return secret
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds a process has used so far (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -314,9 +306,9 @@ def run_database(label: str, database_url: str, directory: Path, args: argparse.
         pids = {"platform": platform.proc.pid, "bare": bare.proc.pid}
         for _ in range(args.rounds):
             for name, (server, prefix) in TARGETS.items():
-                before = _cpu_seconds(pids[server])
+                before = process_cpu_seconds(pids[server])
                 result = _load(ports[server], prefix, token, args.seconds, directory, args)
-                used = _cpu_seconds(pids[server]) - before
+                used = process_cpu_seconds(pids[server]) - before
                 result["cpu_ms"] = 1000 * used / max(1, result["requests"])
                 results[name].append(result)
     rps = {}

@@ -40,7 +40,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _common import BENCH_SECRET, fresh_pg_database, header, median, pg_reachable, row
+from _common import (
+    BENCH_SECRET,
+    fresh_pg_database,
+    header,
+    median,
+    pg_reachable,
+    read_response,
+    row,
+)
 
 DEVICES = 500
 HERE = Path(__file__).resolve()
@@ -73,15 +81,9 @@ async def _connection(
                 request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}\r\n".encode()
                 kind = "reads"
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            status, _head, _body = await read_response(reader)
             out[kind] += 1
-            if head[9:12] not in (b"200", b"201"):
+            if status not in (200, 201):
                 out["errors"] += 1
     finally:
         writer.close()
