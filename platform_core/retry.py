@@ -142,32 +142,17 @@ class _WatchingDialect(DefaultDialect):
 
     def do_execute(self, cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
         """Run one statement (see the class)."""
-        _note_statement(statement, context)
-        try:
-            super().do_execute(cursor, statement, parameters, context)
-        except Exception as exc:
-            _note_error(exc)
-            raise
+        _watched(super().do_execute, statement, context, cursor, statement, parameters, context)
 
     def do_executemany(
         self, cursor: Any, statement: str, parameters: Any, context: Any = None
     ) -> None:
         """Run one statement with many parameter sets (see the class)."""
-        _note_statement(statement, context)
-        try:
-            super().do_executemany(cursor, statement, parameters, context)
-        except Exception as exc:
-            _note_error(exc)
-            raise
+        _watched(super().do_executemany, statement, context, cursor, statement, parameters, context)
 
     def do_execute_no_params(self, cursor: Any, statement: str, context: Any = None) -> None:
         """Run one statement without parameters (see the class)."""
-        _note_statement(statement, context)
-        try:
-            super().do_execute_no_params(cursor, statement, context)
-        except Exception as exc:
-            _note_error(exc)
-            raise
+        _watched(super().do_execute_no_params, statement, context, cursor, statement, context)
 
     def do_commit(self, dbapi_connection: Any) -> None:
         """Commit (see the class); ``dbapi_connection`` is the pool's proxy, with ``info``."""
@@ -186,6 +171,17 @@ class _WatchingDialect(DefaultDialect):
         """Roll back (see the class): the transaction's writes are gone."""
         _pop_wrote(dbapi_connection)
         super().do_rollback(dbapi_connection)
+
+
+def _watched(run: Any, statement: str, context: Any, *args: Any) -> None:
+    """``run(*args)``, the dialect's own way to send ``statement``: noted, and its retryable
+    error reported."""
+    _note_statement(statement, context)
+    try:
+        run(*args)
+    except Exception as exc:
+        _note_error(exc)
+        raise
 
 
 def _pop_wrote(dbapi_connection: Any) -> bool:
