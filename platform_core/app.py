@@ -27,7 +27,7 @@ from platform_core.migrate import MigrationTarget, warn_leftover_tables
 from platform_core.observability import Metrics, RequestMiddleware, plugin_metrics
 from platform_core.retry import TransactionRetryMiddleware
 from platform_core.routegate import gate_routers
-from platform_core.routegroup import expand_groups, flatten_included
+from platform_core.routegroup import expand_groups, flatten_included, index_groups
 from platform_core.specs import (
     ROLES,
     EventHandler,
@@ -258,6 +258,7 @@ def _mount_plugin_routes(app: FastAPI, ctx: PlatformContext) -> set[str]:
             if not flatten_included(app, prefix):  # one flat group: each route matched once
                 included.append((router, prefix))
     gate_routers(included)  # a request skips the routers its path cannot be under
+    index_groups(app)  # a request under /api/<plugin> goes straight to that plugin's groups
     return mounted
 
 

@@ -18,6 +18,12 @@ Matching and running happen once, on the route itself. A route is built the firs
 it matches, not at boot: as with FastAPI's lazy includes, booting an app (a test session
 boots hundreds) stays cheap.
 
+Once every plugin is mounted, :func:`index_groups` puts the app's groups behind one
+:class:`GroupIndex`, first among its routes: a request under ``/api/<plugin>`` goes to that
+plugin's groups by a dictionary lookup, instead of past the platform's own routes
+(``/healthz``, ``/metrics``, ``/docs`` ...) and every other plugin's group (about 5 % of a
+one-row read).
+
 A router that holds anything but ``APIRoute`` (a WebSocket route, a mount) is left as
 FastAPI included it (and gated, see :mod:`platform_core.routegate`). The OpenAPI document
 lists a group's routes (:func:`expand_groups`).
@@ -30,7 +36,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIRouter
-from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path
+from starlette.routing import BaseRoute, Match, Mount, NoMatchFound, Route, compile_path
 from starlette.types import Scope
 
 from platform_core.routegate import route_path
@@ -207,11 +213,95 @@ def flatten_included(app: FastAPI, prefix: str) -> bool:
     return True
 
 
+API_PREFIX = "/api/"
+
+
+class GroupIndex(BaseRoute):
+    """Every route group of an app, found by the path's segment after ``/api/``.
+
+    Put first among the app's routes by :func:`index_groups`: a request under ``/api/``
+    goes straight to the groups of its plugin (in the order they were mounted) instead of
+    being checked against every route before them; any other path is "no match" at once.
+    """
+
+    def __init__(self, groups: list[RouteGroup]) -> None:
+        self.groups = groups
+        self._by_key: dict[str, list[RouteGroup]] = {}
+        for group in groups:
+            key = group.prefix[len(API_PREFIX) :].partition("/")[0]
+            self._by_key.setdefault(key, []).append(group)
+
+    @property
+    def routes(self) -> list[APIRoute]:
+        """Every route of every group, built."""
+        return [route for group in self.groups for route in group.routes]
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """The first full match among the path's plugin's groups, else the first partial."""
+        path = route_path(scope)
+        if not path.startswith(API_PREFIX):
+            return Match.NONE, {}
+        partial: Scope | None = None
+        for group in self._by_key.get(path[len(API_PREFIX) :].partition("/")[0], ()):
+            match, child_scope = group.matches(scope)
+            if match is Match.FULL:
+                return match, child_scope
+            if match is Match.PARTIAL and partial is None:
+                partial = child_scope
+        if partial is not None:
+            return Match.PARTIAL, partial
+        return Match.NONE, {}
+
+    def handle(self, scope: Scope, receive: Any, send: Any) -> Awaitable[None]:  # type: ignore[override]
+        """Run the route :meth:`matches` chose (as :meth:`RouteGroup.handle`)."""
+        route: APIRoute = scope["route"]
+        return route.handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        """The URL of the named route in any group."""
+        for group in self.groups:
+            try:
+                return group.url_path_for(name, **path_params)
+            except NoMatchFound:
+                continue
+        raise NoMatchFound(name, path_params)
+
+
+def _outside_api(route: BaseRoute) -> bool:
+    """True when ``route`` can match no path under ``/api/`` (its literal path part and
+    ``/api/`` part ways); False when it might, or when its kind is not known here."""
+    if not isinstance(route, Route | Mount):
+        return False
+    literal = route.path.split("{", 1)[0]
+    return not literal.startswith(API_PREFIX) and not API_PREFIX.startswith(literal)
+
+
+def index_groups(app: FastAPI) -> bool:
+    """Replace the app's route groups with one :class:`GroupIndex` first among its routes.
+
+    Exact, not a heuristic: done only when every group's prefix is under ``/api/`` and
+    every other route before the last group can match no path under ``/api/`` (the
+    platform's ``/healthz``, ``/metrics``, ``/docs`` ...), so no request is answered by
+    another route than before. Returns False (and changes nothing) otherwise.
+    """
+    routes = app.router.routes
+    groups = [route for route in routes if isinstance(route, RouteGroup)]
+    if not groups or not all(g.prefix.startswith(API_PREFIX) for g in groups):
+        return False
+    before_last = routes[: routes.index(groups[-1])]
+    if not all(isinstance(r, RouteGroup) or _outside_api(r) for r in before_last):
+        return False
+    others = [route for route in routes if not isinstance(route, RouteGroup)]
+    routes[:] = [GroupIndex(groups), *others]
+    return True
+
+
 def expand_groups(routes: Iterable[BaseRoute]) -> list[BaseRoute]:
-    """``routes`` with each :class:`RouteGroup` replaced by its routes (for OpenAPI)."""
+    """``routes`` with each :class:`RouteGroup` or :class:`GroupIndex` replaced by its
+    routes (for OpenAPI)."""
     out: list[BaseRoute] = []
     for route in routes:
-        if isinstance(route, RouteGroup):
+        if isinstance(route, RouteGroup | GroupIndex):
             out.extend(route.routes)
         else:
             out.append(route)

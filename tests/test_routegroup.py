@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import NoMatchFound
 
-from platform_core.routegroup import RouteGroup, expand_groups, flatten_included
+from platform_core.routegroup import (
+    GroupIndex,
+    RouteGroup,
+    expand_groups,
+    flatten_included,
+    index_groups,
+)
 
 
 def _plugin_router() -> APIRouter:
@@ -167,3 +175,90 @@ async def test_routes_indexed_by_first_segment_still_match_in_declaration_order(
         assert (r.status_code, r.json()) == (200, expected), path
     assert (await _call(app, "GET", "/api/demo/other")).status_code == 404
     assert (await _call(app, "GET", "/api/demoitems")).status_code == 404
+
+
+def _indexed_app(*, catch_all_first: bool = False) -> FastAPI:
+    """Two plugins' groups (``demo`` twice, ``other`` once) behind the app's own routes."""
+    app = FastAPI()
+    if catch_all_first:
+
+        @app.get("/{anything:path}")
+        async def anything(anything: str) -> dict[str, str]:
+            return {"route": "catch-all", "path": anything}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"route": "healthz"}
+
+    app.include_router(
+        _plugin_router(), prefix="/api/demo", tags=["demo"], dependencies=[Depends(_guard)]
+    )
+    assert flatten_included(app, "/api/demo")
+    second = APIRouter()
+
+    @second.get("/extra")
+    async def extra() -> dict[str, str]:
+        return {"route": "demo-extra"}
+
+    @second.post("/items/{item_id}")
+    async def post_item(item_id: int) -> dict[str, object]:
+        return {"route": "demo-post", "id": item_id}
+
+    app.include_router(second, prefix="/api/demo")
+    assert flatten_included(app, "/api/demo")
+    other = APIRouter()
+
+    @other.get("/items/{item_id}", name="other_item")
+    async def other_item(item_id: int) -> dict[str, object]:
+        return {"route": "other", "id": item_id}
+
+    app.include_router(other, prefix="/api/other")
+    assert flatten_included(app, "/api/other")
+    return app
+
+
+async def test_one_index_in_front_finds_each_plugins_groups_with_the_same_answers() -> None:
+    app = _indexed_app()
+    assert index_groups(app)
+    assert isinstance(app.router.routes[0], GroupIndex)
+    assert not any(isinstance(r, RouteGroup) for r in app.router.routes)
+    for method, path, expected in [
+        ("GET", "/api/demo/items/7", {"item": 7, "guarded": True}),
+        ("GET", "/api/demo/extra", {"route": "demo-extra"}),  # the plugin's second group
+        ("POST", "/api/demo/items/3", {"route": "demo-post", "id": 3}),
+        ("GET", "/api/other/items/2", {"route": "other", "id": 2}),
+        ("GET", "/healthz", {"route": "healthz"}),  # behind the index, still answered
+    ]:
+        r = await _call(app, method, path)
+        assert (r.status_code, r.json()) == (200, expected), path
+    # a path only the second group has with PUT: 405 naming the first group's methods
+    assert (await _call(app, "PUT", "/api/demo/items/7")).headers["allow"] == "GET"
+    assert (await _call(app, "GET", "/api/nobody/items/1")).status_code == 404
+    assert (await _call(app, "GET", "/api/demoextra")).status_code == 404
+    assert app.url_path_for("other_item", item_id=9) == "/api/other/items/9"
+    paths = get_openapi(title="t", version="1", routes=expand_groups(app.routes))["paths"]
+    assert {"/api/demo/items/{item_id}", "/api/demo/extra", "/api/other/items/{item_id}"} <= set(
+        paths
+    )
+
+
+async def test_no_index_when_an_earlier_route_could_answer_under_api() -> None:
+    """A route before the groups that might match an /api/ path keeps its precedence."""
+    app = _indexed_app(catch_all_first=True)
+    before = list(app.router.routes)
+    assert not index_groups(app)
+    assert app.router.routes == before
+    r = await _call(app, "GET", "/api/demo/items/7")
+    assert r.json() == {"route": "catch-all", "path": "api/demo/items/7"}
+
+
+async def test_the_platform_app_routes_api_paths_through_one_index(tmp_path: Path) -> None:
+    from platform_core.app import boot, create_app
+    from platform_core.config import Config, CoreSettings
+
+    core = CoreSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", secret_key="k" * 40
+    )
+    app = create_app(boot(Config(path=tmp_path / "plugins.toml", core=core, enabled=[])))
+    assert isinstance(app.router.routes[0], GroupIndex)
+    assert "/api/core/auth/token" in app.openapi()["paths"]
