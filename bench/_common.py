@@ -170,19 +170,22 @@ def http_request(
 
 
 async def send_all(
-    base_url: str, requests: Sequence[bytes], concurrency: int
+    base_url: str | Sequence[str], requests: Sequence[bytes], concurrency: int
 ) -> list[tuple[int, bytes]]:
     """Send prebuilt ``requests`` (see :func:`http_request`) over ``concurrency`` keep-alive
     connections, each taking the next unsent one; returns (status, body) in request order.
+    With several base URLs, connection ``i`` goes to the ``i mod n``-th (round robin, as a
+    load balancer spreads connections over processes).
 
     A raw asyncio client: an HTTP client library such as httpx spends about a millisecond
     of CPU per request, which on a 2-core machine caps the load below what a server serves.
     """
-    host, port = base_url.removeprefix("http://").split(":")
+    bases = [base_url] if isinstance(base_url, str) else list(base_url)
     results: list[tuple[int, bytes]] = [(0, b"")] * len(requests)
     cursor = iter(range(len(requests)))
 
-    async def connection() -> None:
+    async def connection(number: int) -> None:
+        host, port = bases[number % len(bases)].removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
             for i in cursor:
@@ -192,7 +195,7 @@ async def send_all(
         finally:
             writer.close()
 
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    await asyncio.gather(*(connection(i) for i in range(concurrency)))
     return results
 
 
@@ -214,6 +217,20 @@ def children_cpu_seconds() -> float:
         for children in Path("/proc/self/task").glob("*/children")
         for pid in children.read_text().split()
     )
+
+
+def named_cpu_seconds(name: str) -> float:
+    """CPU seconds (:func:`process_cpu_seconds`) every live process called ``name`` (its
+    ``/proc/<pid>/comm``, such as ``postgres`` for a local PostgreSQL's server processes)
+    has used so far."""
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == name:
+                total += process_cpu_seconds(int(comm.parent.name))
+        except OSError:  # gone meanwhile
+            continue
+    return total
 
 
 async def timed_one_by_one(

@@ -1,20 +1,25 @@
 """Payments: verified PayPal webhook deliveries processed per second on PostgreSQL.
 
-At a real ``platformctl serve`` on a fresh PostgreSQL database, with local signature
-verification (RSA-SHA256, the certificate served by the fake PayPal and cached): ``ORDERS``
-pending PayPal orders, then ``DELIVERIES`` signed deliveries sent ``CONCURRENCY`` at a time,
-a mix of ``PAYMENT.CAPTURE.COMPLETED`` (one per order: each pays it), repeats of those
-deliveries (duplicates: stored once) and unknown events (stored, ignored). Deliveries are
+Two real ``platformctl serve`` processes on one fresh PostgreSQL database, with local
+signature verification (RSA-SHA256, the certificate served by the fake PayPal and cached).
+Rounds alternate between two configurations, ``ROUNDS`` of each: "1 process" (every
+connection to the first server) and "2 processes" (connections spread round robin over
+both, as a load balancer would; the machine this was written on has 2 cores, see
+docs/scaling.md). Each round has its own ``ORDERS`` pending PayPal orders and sends
+``DELIVERIES`` signed deliveries plus redeliveries, ``CONCURRENCY`` at a time: a
+``PAYMENT.CAPTURE.COMPLETED`` for each order (each pays it), a redelivery of every third
+of those (a duplicate: stored once) and unknown events (stored, ignored). Deliveries are
 signed, and their HTTP requests built, before the clock starts; they go out over
-``CONCURRENCY`` keep-alive connections from a raw asyncio client (``_common.send_all``):
-httpx spent about 2 ms of CPU per request, so on this 2-core machine it, not the server,
-set the pace. The server's ``[core.database] pool_size`` is ``CONCURRENCY``, so no request
-opens a connection of its own (see docs/scaling.md, Sizing).
+keep-alive connections from a raw asyncio client (``_common.send_all``): httpx spent about
+2 ms of CPU per request, so on this 2-core machine it, not the server, set the pace. Each
+server's ``[core.database] pool_size`` is ``CONCURRENCY``, so no request opens a
+connection of its own (see docs/scaling.md, Sizing).
 
-Prints deliveries/s (target: at least 500/s) and the server's CPU time per delivery (from
-``/proc``: steadier than a rate on a shared machine), checks that every order ended paid
-exactly once, and, for scale, the same server's ``GET /healthz`` requests/s with the same
-client and concurrency.
+Prints, per configuration, the deliveries/s of each round and their median (target: at
+least 500/s), and the CPU time per delivery of the servers, of PostgreSQL and of the
+client (from ``/proc``: steadier than a rate on a shared machine, and it shows what the
+machine's two cores were spent on); checks that every order ended paid exactly once; and,
+for scale, one server's ``GET /healthz`` requests/s with the same client and concurrency.
 
 Run: ``.venv/bin/python bench/payments_webhooks.py``; skipped when PostgreSQL is unreachable.
 """
@@ -30,12 +35,22 @@ import time
 import uuid
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import tomlkit
-from _common import children_cpu_seconds, header, http_request, pg_reachable, row, send_all
+from _common import (
+    children_cpu_seconds,
+    header,
+    http_request,
+    median,
+    named_cpu_seconds,
+    pg_reachable,
+    row,
+    send_all,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -45,9 +60,10 @@ from sqlalchemy import func, select
 
 from platform_core.testing import fresh_database, prepared, served
 
-ORDERS = int(os.environ.get("ORDERS", "2000"))
-DELIVERIES = int(os.environ.get("DELIVERIES", "6000"))
+ORDERS = int(os.environ.get("ORDERS", "1500"))  # per round
+DELIVERIES = int(os.environ.get("DELIVERIES", "4500"))  # per round, before redeliveries
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "16"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))  # per configuration
 WEBHOOK_ID = "WH-BENCH"
 
 
@@ -83,15 +99,15 @@ def signed(key: rsa.RSAPrivateKey, cert_url: str, body: bytes, tid: str) -> dict
     }
 
 
-async def seed(config: Path) -> list[str]:
-    """``ORDERS`` pending PayPal orders written directly; returns their PayPal order ids."""
+async def seed(config: Path, count: int) -> list[str]:
+    """``count`` pending PayPal orders written directly; returns their PayPal order ids."""
     from platform_payments.models import Order
 
     from platform_core import utcnow
 
     async with prepared(config) as platform:
         user = await platform.user("member")
-        ids = [f"5OBENCH{i:06d}" for i in range(ORDERS)]
+        ids = [f"5OBENCH{i:06d}" for i in range(count)]
         async with platform.ctx.db.session() as session:
             session.add_all(
                 Order(
@@ -115,9 +131,13 @@ async def seed(config: Path) -> list[str]:
     return ids
 
 
-def deliveries(key: rsa.RSAPrivateKey, cert_url: str, ids: list[str]) -> list[tuple[bytes, dict]]:
+def deliveries(
+    key: rsa.RSAPrivateKey, cert_url: str, ids: list[str], count: int = DELIVERIES
+) -> list[tuple[bytes, dict]]:
+    """``count`` signed deliveries: a capture-completed of each of ``ids`` (one in three),
+    unknown events, and a redelivery of every third capture."""
     out = []
-    for i in range(DELIVERIES):
+    for i in range(count):
         kind = i % 3
         if kind == 0 and ids:
             pid = ids.pop()
@@ -139,6 +159,42 @@ def deliveries(key: rsa.RSAPrivateKey, cert_url: str, ids: list[str]) -> list[tu
         if kind == 0 and i % 9 == 0:
             out.append((body, out[-1][1]))  # a redelivery of the same transmission
     return out
+
+
+@dataclass
+class Round:
+    """One timed round: deliveries/s and the CPU milliseconds per delivery of the servers,
+    of PostgreSQL and of this (the client) process."""
+
+    rate: float
+    server_ms: float
+    postgres_ms: float
+    client_ms: float
+
+
+async def timed_round(bases: list[str], work: list[tuple[bytes, dict]]) -> tuple[Round, Counter]:
+    """Send ``work`` to ``bases`` (connections spread round robin); the round and the
+    deliveries' outcomes."""
+    path = "/api/payments/webhooks/paypal"
+    requests = [http_request("POST", path, body, headers) for body, headers in work]
+    server, database = children_cpu_seconds(), named_cpu_seconds("postgres")
+    client, start = time.process_time(), time.perf_counter()
+    answers = await send_all(bases, requests, CONCURRENCY)
+    elapsed = time.perf_counter() - start
+    per = 1000 / len(work)
+    measured = Round(
+        rate=len(work) / elapsed,
+        server_ms=(children_cpu_seconds() - server) * per,
+        postgres_ms=(named_cpu_seconds("postgres") - database) * per,
+        client_ms=(time.process_time() - client) * per,
+    )
+    outcomes: Counter[str] = Counter(
+        json.loads(body).get("outcome", str(status)) for status, body in answers
+    )
+    return measured, outcomes
+
+
+CONFIGURATIONS = ("1 process", "2 processes")
 
 
 async def run(directory: Path) -> None:
@@ -167,25 +223,29 @@ async def run(directory: Path) -> None:
                 "plugins": {"enabled": ["payments"], "payments": {"paypal": paypal}},
             }
             config.write_text(tomlkit.dumps(doc))
-            ids = await seed(config)
-            work = deliveries(key, cert_url, list(ids))
-            async with served(config) as base, httpx.AsyncClient(base_url=base, timeout=60) as c:
-                path = "/api/payments/webhooks/paypal"
+            total = ORDERS * ROUNDS * len(CONFIGURATIONS)
+            ids = await seed(config, total)
+            rounds: dict[str, list[Round]] = {name: [] for name in CONFIGURATIONS}
+            outcomes: Counter[str] = Counter()
+            async with served(config) as first, served(config) as second:
                 warm = json.dumps({"id": "w", "event_type": "WARM.UP"}).encode()
-                await c.post(path, content=warm, headers=signed(key, cert_url, warm, "warm"))
-                requests = [http_request("POST", path, body, headers) for body, headers in work]
-                cpu, start = children_cpu_seconds(), time.perf_counter()
-                answers = await send_all(base, requests, CONCURRENCY)
-                elapsed = time.perf_counter() - start
-                server_cpu = children_cpu_seconds() - cpu
-                outcomes: Counter[str] = Counter(
-                    json.loads(body).get("outcome", str(status)) for status, body in answers
-                )
-                # the same server and client on /healthz: what this machine allows at all
-                probes = [http_request("GET", "/healthz")] * len(work)
+                async with httpx.AsyncClient(timeout=60) as c:
+                    for base in (first, second):  # the certificate, the pools, imports
+                        headers = signed(key, cert_url, warm, f"warm-{base}")
+                        await c.post(
+                            f"{base}/api/payments/webhooks/paypal", content=warm, headers=headers
+                        )
+                for _ in range(ROUNDS):
+                    for name, bases in zip(CONFIGURATIONS, ([first], [first, second]), strict=True):
+                        batch, ids = ids[:ORDERS], ids[ORDERS:]
+                        measured, seen = await timed_round(bases, deliveries(key, cert_url, batch))
+                        rounds[name].append(measured)
+                        outcomes.update(seen)
+                # the same client on /healthz of one server: what this machine allows at all
+                probes = [http_request("GET", "/healthz")] * (DELIVERIES * 10 // 9)
                 t = time.perf_counter()
-                probed = Counter(status for status, _ in await send_all(base, probes, CONCURRENCY))
-                baseline = len(work) / (time.perf_counter() - t)
+                probed = Counter(status for status, _ in await send_all(first, probes, CONCURRENCY))
+                baseline = len(probes) / (time.perf_counter() - t)
             from sqlalchemy.ext.asyncio import create_async_engine
 
             engine = create_async_engine(url)
@@ -195,13 +255,27 @@ async def run(directory: Path) -> None:
                 )
             await engine.dispose()
             header("payments webhooks on postgresql")
-            row("deliveries (verified, stored, applied)", f"{len(work)} in {elapsed:.2f} s")
-            row("deliveries/s", f"{len(work) / elapsed:.0f}")
-            row("server CPU ms per delivery", f"{server_cpu / len(work) * 1000:.2f}")
-            row("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
-            row("orders paid (each once)", f"{paid} of {ORDERS}")
             row(
-                "baseline: GET /healthz on the same server, req/s",
+                "rounds (alternating)",
+                f"{ROUNDS} per configuration, {CONCURRENCY} connections, "
+                f"{ORDERS} captures + {DELIVERIES - ORDERS} others each",
+            )
+            for name, measured in rounds.items():
+                rates = ", ".join(f"{r.rate:.0f}" for r in measured)
+                row(
+                    f"{name}: deliveries/s (rounds: {rates})",
+                    f"{median([r.rate for r in measured]):.0f}",
+                )
+                cpu = (
+                    f"servers {median([r.server_ms for r in measured]):.2f}, "
+                    f"PostgreSQL {median([r.postgres_ms for r in measured]):.2f}, "
+                    f"client {median([r.client_ms for r in measured]):.2f}"
+                )
+                row(f"{name}: CPU ms per delivery (medians)", cpu)
+            row("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+            row("orders paid (each once)", f"{paid} of {total}")
+            row(
+                "baseline: GET /healthz, one server, req/s",
                 f"{baseline:.0f} ({', '.join(f'{k}: {v}' for k, v in sorted(probed.items()))})",
             )
     finally:
