@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,15 +128,32 @@ async def _flush(session: AsyncSession, message: str) -> None:
         raise Conflict(message) from exc
 
 
+_BY_ID: dict[type, Select[Any]] = {}
+
+
+def _by_id(model: type[T]) -> Select[Any]:
+    """``SELECT`` of ``model`` by its ``id`` (bound as ``obj_id``), built once per model.
+
+    Used instead of ``session.get``: the ORM builds ``get``'s query on every call, which
+    cost 60 to 100 microseconds more than running a prebuilt one, about 5 % of a one-row
+    read (docs/scaling.md). The result is the same object: the session's identity map
+    returns the instance it already holds.
+    """
+    stmt = _BY_ID.get(model)
+    if stmt is None:
+        stmt = _BY_ID[model] = select(model).where(model.id == bindparam("obj_id"))  # type: ignore[attr-defined]
+    return stmt
+
+
 async def _get(session: AsyncSession, model: type[T], obj_id: int, label: str) -> T:
-    obj = await session.get(model, obj_id)
+    obj: T | None = await session.scalar(_by_id(model), {"obj_id": obj_id})
     if obj is None:
         raise NotFound(f"{label} {obj_id} not found")
     return obj
 
 
 async def _ref(session: AsyncSession, model: type[T], obj_id: int, field: str, label: str) -> T:
-    obj = await session.get(model, obj_id)
+    obj: T | None = await session.scalar(_by_id(model), {"obj_id": obj_id})
     if obj is None:
         raise invalid(field, f"{label} {obj_id} does not exist")
     return obj
