@@ -3,14 +3,14 @@
 The same two apps as ``get_one_row.py`` (the platform's ``GET /api/inventory/devices/1``
 built by ``create_app`` as ``platformctl serve`` builds it, and the bare FastAPI +
 SQLAlchemy app of ``_apps.py``), called in-process through a minimal ASGI driver (no HTTP
-server, no client library), one request at a time (``CONCURRENCY=N``: N at a time). It
-prints this process's CPU time per request for each app and their ratio: a steadier
-figure than requests/s on a loaded 2-core machine, and one that leaves out the HTTP
-parsing both apps share. With ``PROFILE=1`` it then runs the platform under pyinstrument
-and prints its tree (``pip install pyinstrument``). Runs on SQLite, and on PostgreSQL
-when reachable.
+server, no client library), one request at a time (``CONCURRENCY=N``: N at a time), in
+``ROUNDS`` (30) alternating rounds. It prints this process's CPU time per request for each
+app and the median of the per-round ratios: a steadier figure than requests/s on a loaded
+2-core machine, and one that leaves out the HTTP parsing both apps share. With
+``PROFILE=1`` it then runs the platform under pyinstrument and prints its tree (``pip
+install pyinstrument``). Runs on SQLite, and on PostgreSQL when reachable.
 
-Run: ``.venv/bin/python bench/get_one_row_profile.py [N]`` (N requests per app, 3000;
+Run: ``.venv/bin/python bench/get_one_row_profile.py [N]`` (N requests per app, 6000;
 ``SQLITE_ONLY=1`` skips PostgreSQL).
 """
 
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
+import statistics
 import sys
 import tempfile
 import time
@@ -72,13 +74,11 @@ async def _call(app: Any, path: str, token: str) -> int:
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "1"))
 
 
+ROUNDS = int(os.environ.get("ROUNDS", "30"))
+
+
 async def _measure(app: Any, path: str, token: str, n: int) -> float:
-    """CPU ms per request over ``n`` requests, :data:`CONCURRENCY` at a time (after a
-    warm-up)."""
-    for _ in range(50):
-        status = await _call(app, path, token)
-        if status != 200:
-            raise SystemExit(f"{path} answered {status}")
+    """CPU ms per request over ``n`` requests, :data:`CONCURRENCY` at a time."""
     left = list(range(n))
 
     async def caller() -> None:
@@ -92,24 +92,36 @@ async def _measure(app: Any, path: str, token: str, n: int) -> float:
 
 
 async def run(label: str, database_url: str, directory: Path, n: int) -> None:
-    """Prepare, then measure both apps alternately (three rounds each) and print."""
+    """Prepare, warm both apps up, then measure them in :data:`ROUNDS` rounds of ``n //
+    ROUNDS`` requests each, in random order within a round; print the median CPU per
+    request of each and the median of the per-round ratios (the two apps of one round ran
+    within a second of each other, so a machine that slows down for a while slows both)."""
     token = await _prepare(database_url, directory)
     ctx = boot(make_config(directory, database_url, enabled=["inventory"]))
     platform = create_app(ctx)
     bare = _apps.bare_app(database_url)
+    apps = {"platform": (platform, "/api/inventory/devices/1"), "bare": (bare, "/devices/1")}
     figures: dict[str, list[float]] = {"platform": [], "bare": []}
     async with platform.router.lifespan_context(platform), bare.router.lifespan_context(bare):
-        for _ in range(3):
-            figures["platform"].append(
-                await _measure(platform, "/api/inventory/devices/1", token, n // 3)
-            )
-            figures["bare"].append(await _measure(bare, "/devices/1", token, n // 3))
+        for app, path in apps.values():
+            for _ in range(100):
+                status = await _call(app, path, token)
+                if status != 200:
+                    raise SystemExit(f"{path} answered {status}")
+        for _ in range(ROUNDS):
+            for name in random.sample(list(apps), len(apps)):
+                app, path = apps[name]
+                figures[name].append(await _measure(app, path, token, max(1, n // ROUNDS)))
         header(f"{label}: CPU per request, in-process, {CONCURRENCY} at a time ({n} per app)")
-        best = {name: min(values) for name, values in figures.items()}
         for name, values in figures.items():
-            each = ", ".join(f"{v:.3f}" for v in values)
-            row(f"{name} (rounds: {each})", f"{best[name]:.3f} ms", width=48)
-        row("bare / platform (throughput ratio)", f"{best['bare'] / best['platform']:.2f}x", 48)
+            row(f"{name} (median of {ROUNDS} rounds)", f"{statistics.median(values):.3f} ms", 48)
+        ratios = [b / p for b, p in zip(figures["bare"], figures["platform"], strict=True)]
+        quartiles = statistics.quantiles(ratios, n=4)
+        row(
+            "bare / platform, median of per-round ratios",
+            f"{quartiles[1]:.2f}x (quartiles {quartiles[0]:.2f}x to {quartiles[2]:.2f}x)",
+            48,
+        )
         if os.environ.get("PROFILE") == "1":
             from pyinstrument import Profiler
 
@@ -122,7 +134,7 @@ async def run(label: str, database_url: str, directory: Path, n: int) -> None:
 
 def main() -> None:
     """SQLite, then PostgreSQL when reachable."""
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 6000
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         asyncio.run(run("SQLite", f"sqlite+aiosqlite:///{directory / 'p.db'}", directory, n))
