@@ -78,6 +78,7 @@ class RouteGroup(BaseRoute):
 
     def __init__(self, prefix: str, entries: list[_Entry], overrides_provider: Any) -> None:
         self.prefix = prefix
+        self.path = prefix  # what code walking ``app.routes`` reads of a route (as a Mount's)
         self._entries = entries
         self._router = APIRouter(dependency_overrides_provider=overrides_provider)
         # the routes a path can match, by its first segment after the prefix, in order
@@ -226,6 +227,7 @@ class GroupIndex(BaseRoute):
 
     def __init__(self, groups: list[RouteGroup]) -> None:
         self.groups = groups
+        self.path = API_PREFIX.rstrip("/")  # what code walking ``app.routes`` reads of a route
         self._by_key: dict[str, list[RouteGroup]] = {}
         for group in groups:
             key = group.prefix[len(API_PREFIX) :].partition("/")[0]

@@ -262,3 +262,5 @@ async def test_the_platform_app_routes_api_paths_through_one_index(tmp_path: Pat
     app = create_app(boot(Config(path=tmp_path / "plugins.toml", core=core, enabled=[])))
     assert isinstance(app.router.routes[0], GroupIndex)
     assert "/api/core/auth/token" in app.openapi()["paths"]
+    # code that walks the routes reads each one's path (the CLI's serve test does)
+    assert [r.path for r in app.routes][:3] == ["/api", "/openapi.json", "/healthz"]
