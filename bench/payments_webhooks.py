@@ -257,8 +257,8 @@ async def run(directory: Path) -> None:
             header("payments webhooks on postgresql")
             row(
                 "rounds (alternating)",
-                f"{ROUNDS} per configuration, {CONCURRENCY} connections, "
-                f"{ORDERS} captures + {DELIVERIES - ORDERS} others each",
+                f"{ROUNDS} per configuration, {CONCURRENCY} connections; each: {ORDERS} "
+                f"captures, {DELIVERIES - ORDERS} unknown events, {ORDERS // 3} redeliveries",
             )
             for name, measured in rounds.items():
                 rates = ", ".join(f"{r.rate:.0f}" for r in measured)
