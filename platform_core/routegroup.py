@@ -67,7 +67,48 @@ class _Entry:
         return None
 
 
-class RouteGroup(BaseRoute):
+class _Dispatch(BaseRoute):
+    """What :class:`RouteGroup` and :class:`GroupIndex` share: they hand a request to the
+    ``APIRoute`` their ``matches`` put in ``scope["route"]``, and look names up in their
+    :attr:`routes`."""
+
+    @property
+    def routes(self) -> list[APIRoute]:  # pragma: no cover - both subclasses override it
+        """Every route behind this one, built."""
+        raise NotImplementedError
+
+    def handle(self, scope: Scope, receive: Any, send: Any) -> Awaitable[None]:  # type: ignore[override]
+        """Run the route :meth:`matches` chose (it put itself in ``scope["route"]``); the
+        route's own coroutine, so that no frame of this one stays on the request's stack."""
+        route: APIRoute = scope["route"]
+        return route.handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        """The URL of the named route."""
+        for route in self.routes:
+            try:
+                return route.url_path_for(name, **path_params)
+            except NoMatchFound:
+                continue
+        raise NoMatchFound(name, path_params)
+
+
+def _first_match(candidates: Iterable[BaseRoute], scope: Scope) -> tuple[Match, Scope]:
+    """The first full match among ``candidates``, else the first partial one (a path that
+    matched with another method: 405), else none."""
+    partial: Scope | None = None
+    for candidate in candidates:
+        match, child_scope = candidate.matches(scope)
+        if match is Match.FULL:
+            return match, child_scope
+        if match is Match.PARTIAL and partial is None:
+            partial = child_scope
+    if partial is not None:
+        return Match.PARTIAL, partial
+    return Match.NONE, {}
+
+
+class RouteGroup(_Dispatch):
     """Routes under one path prefix, matched in order; the matched route handles.
 
     Each flat ``APIRoute`` is built the first time a request's path matches its pattern
@@ -110,33 +151,14 @@ class RouteGroup(BaseRoute):
         candidates = self._open
         if rest.startswith("/"):
             candidates = self._by_segment.get(rest[1:].partition("/")[0], self._open)
-        partial: Scope | None = None
-        for entry in candidates:
-            if not path.startswith(entry.literal) or entry.regex.match(path) is None:
-                continue
-            match, child_scope = self._built(entry).matches(scope)
-            if match is Match.FULL:
-                return match, child_scope
-            if match is Match.PARTIAL and partial is None:
-                partial = child_scope
-        if partial is not None:
-            return Match.PARTIAL, partial
-        return Match.NONE, {}
-
-    def handle(self, scope: Scope, receive: Any, send: Any) -> Awaitable[None]:  # type: ignore[override]
-        """Run the route :meth:`matches` chose (it put itself in ``scope["route"]``); the
-        route's own coroutine, so that no frame of the group stays on the request's stack."""
-        route: APIRoute = scope["route"]
-        return route.handle(scope, receive, send)
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        """The URL of the named route in this group."""
-        for route in self.routes:
-            try:
-                return route.url_path_for(name, **path_params)
-            except NoMatchFound:
-                continue
-        raise NoMatchFound(name, path_params)
+        return _first_match(
+            (
+                self._built(entry)
+                for entry in candidates
+                if path.startswith(entry.literal) and entry.regex.match(path) is not None
+            ),
+            scope,
+        )
 
 
 def _leaves(branch: Any, out: list[_Entry]) -> bool:
@@ -217,7 +239,7 @@ def flatten_included(app: FastAPI, prefix: str) -> bool:
 API_PREFIX = "/api/"
 
 
-class GroupIndex(BaseRoute):
+class GroupIndex(_Dispatch):
     """Every route group of an app, found by the path's segment after ``/api/``.
 
     Put first among the app's routes by :func:`index_groups`: a request under ``/api/``
@@ -243,30 +265,7 @@ class GroupIndex(BaseRoute):
         path = route_path(scope)
         if not path.startswith(API_PREFIX):
             return Match.NONE, {}
-        partial: Scope | None = None
-        for group in self._by_key.get(path[len(API_PREFIX) :].partition("/")[0], ()):
-            match, child_scope = group.matches(scope)
-            if match is Match.FULL:
-                return match, child_scope
-            if match is Match.PARTIAL and partial is None:
-                partial = child_scope
-        if partial is not None:
-            return Match.PARTIAL, partial
-        return Match.NONE, {}
-
-    def handle(self, scope: Scope, receive: Any, send: Any) -> Awaitable[None]:  # type: ignore[override]
-        """Run the route :meth:`matches` chose (as :meth:`RouteGroup.handle`)."""
-        route: APIRoute = scope["route"]
-        return route.handle(scope, receive, send)
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        """The URL of the named route in any group."""
-        for group in self.groups:
-            try:
-                return group.url_path_for(name, **path_params)
-            except NoMatchFound:
-                continue
-        raise NoMatchFound(name, path_params)
+        return _first_match(self._by_key.get(path[len(API_PREFIX) :].partition("/")[0], ()), scope)
 
 
 def _outside_api(route: BaseRoute) -> bool:
