@@ -298,6 +298,30 @@ async def test_second_claim_of_a_run_takes_nothing(platform_factory):
     assert claimed[0].lease_until > utcnow() + timedelta(seconds=4)
 
 
+async def test_claim_after_a_run_finished_starts_after_it_finished(platform_factory, monkeypatch):
+    # A claim reads the clock, then waits its turn (the database's write lock); the run it
+    # waits behind finishes meanwhile. Its start must not read earlier than that finish.
+    async def noop() -> None:
+        return None
+
+    platform = await boot(platform_factory, JobSpec("solo", noop), background=False)
+    first = await service.enqueue(platform.ctx, "demo.solo")
+    second = await service.enqueue(platform.ctx, "demo.solo")
+    running = await service.claim(platform.ctx, first.id, "w1")
+    assert running is not None
+    assert await service.claim(platform.ctx, second.id, "w2") is None  # it does not overlap
+    stale = utcnow()  # the clock as the waiting claim read it, before the first run finished
+    await asyncio.sleep(0.01)
+    await service.finish(platform.ctx, running, "w1", "succeeded")
+    clock = iter([stale])
+    monkeypatch.setattr(service, "utcnow", lambda: next(clock, None) or utcnow())
+    claimed = await service.claim(platform.ctx, second.id, "w2")
+    ended = await service.get_run(platform.ctx, first.id)
+    assert claimed is not None and claimed.started_at is not None
+    assert claimed.started_at >= ended.finished_at > stale
+    assert claimed.lease_until > claimed.started_at + timedelta(seconds=4)
+
+
 async def test_expired_lease_is_marked_lost_and_run_again(platform_factory):
     done = []
 

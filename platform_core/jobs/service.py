@@ -282,7 +282,16 @@ async def claim(
         result = await session.execute(stmt)
         if not result.rowcount:  # type: ignore[attr-defined]
             return None
-        return await session.get(JobRun, run_id)
+        # Stamp the start again now that the claim has seen the state it starts from: ``now``
+        # was read before the claim waited its turn, so a run of this job that finished in
+        # between would otherwise seem to overlap this one (started before it finished).
+        started = utcnow()
+        return await session.scalar(
+            update(JobRun)
+            .where(JobRun.id == run_id)
+            .values(started_at=started, lease_until=started + lease(ctx))
+            .returning(JobRun)
+        )
 
 
 async def start_now(ctx: PlatformContext, name: str, worker: str) -> JobRun:
