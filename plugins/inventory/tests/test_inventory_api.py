@@ -36,6 +36,33 @@ async def test_device_crud_round_trip_for_admin(admin_client, catalogue):
     assert (await admin_client.get(f"{API}/devices/{dev['id']}")).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("path", "key", "label"),
+    [
+        ("manufacturers", "manufacturer", "manufacturer"),
+        ("device-types", "type", "device type"),
+        ("locations", "room", "location"),
+        ("racks", "rack", "rack"),
+        ("devices", None, "device"),
+    ],
+)
+async def test_get_one_answers_what_create_answered_and_404_names_it(
+    admin_client, member_client, catalogue, path, key, label
+):
+    # A GET of one object reads a plain row, not the ORM instance the create returned.
+    if key is None:
+        created = (await _device(admin_client, catalogue, "one", tags=["a"])).json()
+    else:
+        created = catalogue[key]
+    r = await member_client.get(f"{API}/{path}/{created['id']}")
+    assert r.status_code == 200, r.text
+    assert r.json() == created
+    r = await member_client.get(f"{API}/{path}/999999")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith(PROBLEM)
+    assert r.json()["detail"] == f"{label} 999999 not found"
+
+
 async def test_device_creation_is_forbidden_to_member(member_client, catalogue):
     r = await _device(member_client, catalogue, "x")
     assert r.status_code == 403

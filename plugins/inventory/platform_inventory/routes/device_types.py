@@ -49,7 +49,7 @@ async def create_device_type(
 @router.get("/device-types/{obj_id}", response_model=DeviceTypeOut)
 async def get_device_type(obj_id: IdPath, session: DbSession) -> DeviceTypeOut:
     """One device type."""
-    return DeviceTypeOut.model_validate(await service.get_device_type(session, obj_id))
+    return DeviceTypeOut.model_validate(await service.read_device_type(session, obj_id))
 
 
 @router.patch("/device-types/{obj_id}", response_model=DeviceTypeOut)

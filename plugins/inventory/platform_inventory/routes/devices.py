@@ -66,7 +66,7 @@ async def create_device(
 @router.get("/devices/{obj_id}", response_model=DeviceOut)
 async def get_device(obj_id: IdPath, session: DbSession) -> DeviceOut:
     """One device."""
-    return DeviceOut.model_validate(await service.get_device(session, obj_id))
+    return DeviceOut.model_validate(await service.read_device(session, obj_id))
 
 
 @router.patch("/devices/{obj_id}", response_model=DeviceOut)

@@ -49,7 +49,7 @@ async def create_location(
 @router.get("/locations/{obj_id}", response_model=LocationOut)
 async def get_location(obj_id: IdPath, session: DbSession) -> LocationOut:
     """One location."""
-    return LocationOut.model_validate(await service.get_location(session, obj_id))
+    return LocationOut.model_validate(await service.read_location(session, obj_id))
 
 
 @router.patch("/locations/{obj_id}", response_model=LocationOut)

@@ -46,7 +46,7 @@ async def create_manufacturer(
 @router.get("/manufacturers/{obj_id}", response_model=ManufacturerOut)
 async def get_manufacturer(obj_id: IdPath, session: DbSession) -> ManufacturerOut:
     """One manufacturer."""
-    return ManufacturerOut.model_validate(await service.get_manufacturer(session, obj_id))
+    return ManufacturerOut.model_validate(await service.read_manufacturer(session, obj_id))
 
 
 @router.patch("/manufacturers/{obj_id}", response_model=ManufacturerOut)

@@ -44,7 +44,7 @@ async def create_rack(
 @router.get("/racks/{obj_id}", response_model=RackOut)
 async def get_rack(obj_id: IdPath, session: DbSession) -> RackOut:
     """One rack."""
-    return RackOut.model_validate(await service.get_rack(session, obj_id))
+    return RackOut.model_validate(await service.read_rack(session, obj_id))
 
 
 @router.patch("/racks/{obj_id}", response_model=RackOut)

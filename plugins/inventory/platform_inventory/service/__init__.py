@@ -32,6 +32,7 @@ from platform_inventory.service.device_types import (
     delete_device_type,
     get_device_type,
     list_device_types,
+    read_device_type,
     text_value,
     update_device_type,
     validate_custom_fields,
@@ -44,6 +45,7 @@ from platform_inventory.service.devices import (
     get_device,
     list_devices,
     parse_sort,
+    read_device,
     update_device,
 )
 from platform_inventory.service.history import (
@@ -55,6 +57,7 @@ from platform_inventory.service.locations import (
     descendants,
     get_location,
     list_locations,
+    read_location,
     update_location,
 )
 from platform_inventory.service.manufacturers import (
@@ -62,6 +65,7 @@ from platform_inventory.service.manufacturers import (
     delete_manufacturer,
     get_manufacturer,
     list_manufacturers,
+    read_manufacturer,
     update_manufacturer,
 )
 from platform_inventory.service.racks import (
@@ -70,6 +74,7 @@ from platform_inventory.service.racks import (
     describe_units,
     get_rack,
     list_racks,
+    read_rack,
     units_needed,
     update_rack,
 )
@@ -116,6 +121,11 @@ __all__ = [
     "list_racks",
     "parse_sort",
     "port_path",
+    "read_device",
+    "read_device_type",
+    "read_location",
+    "read_manufacturer",
+    "read_rack",
     "record",
     "snapshot",
     "text_value",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -143,6 +143,28 @@ def _by_id(model: type[T]) -> Select[Any]:
     if stmt is None:
         stmt = _BY_ID[model] = select(model).where(model.id == bindparam("obj_id"))  # type: ignore[attr-defined]
     return stmt
+
+
+_ROW_BY_ID: dict[type, Select[Any]] = {}
+
+
+async def _read(
+    session: AsyncSession, model: type[InventoryBase], obj_id: int, label: str
+) -> Row[Any]:
+    """``model``'s row ``obj_id`` as a plain row (its columns as attributes), or ``NotFound``.
+
+    For answering a read: no ORM instance is built or tracked, which saves 150 to 200
+    microseconds of a one-row ``GET`` on SQLite, about 8 % of it (docs/scaling.md). Code
+    that changes the object reads it with ``_get`` instead.
+    """
+    stmt = _ROW_BY_ID.get(model)
+    if stmt is None:
+        table = model.__table__
+        stmt = _ROW_BY_ID[model] = select(*table.c).where(table.c.id == bindparam("obj_id"))
+    row = (await session.execute(stmt, {"obj_id": obj_id})).first()
+    if row is None:
+        raise NotFound(f"{label} {obj_id} not found")
+    return row
 
 
 async def _get(session: AsyncSession, model: type[T], obj_id: int, label: str) -> T:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import Conflict, ValidationFailed, invalid
@@ -18,6 +18,7 @@ from platform_inventory.service.common import (
     _get,
     _page_by_id,
     _publish_object,
+    _read,
     _ref,
     _update_recorded,
     record,
@@ -163,6 +164,11 @@ async def list_device_types(
 async def get_device_type(session: AsyncSession, obj_id: int) -> DeviceType:
     """One device type, or ``NotFound``."""
     return await _get(session, DeviceType, obj_id, "device type")
+
+
+async def read_device_type(session: AsyncSession, obj_id: int) -> Row[Any]:
+    """One device type as a read-only row for a response, or ``NotFound``."""
+    return await _read(session, DeviceType, obj_id, "device type")
 
 
 async def create_device_type(

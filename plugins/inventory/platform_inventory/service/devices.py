@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, or_, select, tuple_
+from sqlalchemy import Row, Select, delete, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import (
@@ -40,6 +40,7 @@ from platform_inventory.service.common import (
     _flush,
     _get,
     _no_veto,
+    _read,
     _ref,
     record,
     snapshot,
@@ -172,6 +173,11 @@ async def list_devices(
 async def get_device(session: AsyncSession, obj_id: int) -> Device:
     """One device, or ``NotFound``."""
     return await _get(session, Device, obj_id, "device")
+
+
+async def read_device(session: AsyncSession, obj_id: int) -> Row[Any]:
+    """One device as a read-only row for a response, or ``NotFound``."""
+    return await _read(session, Device, obj_id, "device")
 
 
 async def _locked_device(session: AsyncSession, obj_id: int) -> Device:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import Conflict, invalid
@@ -16,6 +16,7 @@ from platform_inventory.service.common import (
     _get,
     _page_by_id,
     _publish_object,
+    _read,
     _ref,
     _update_recorded,
     record,
@@ -52,6 +53,11 @@ async def list_locations(
 async def get_location(session: AsyncSession, obj_id: int) -> Location:
     """One location, or ``NotFound``."""
     return await _get(session, Location, obj_id, "location")
+
+
+async def read_location(session: AsyncSession, obj_id: int) -> Row[Any]:
+    """One location as a read-only row for a response, or ``NotFound``."""
+    return await _read(session, Location, obj_id, "location")
 
 
 async def create_location(session: AsyncSession, data: dict[str, Any], audit: Audit) -> Location:

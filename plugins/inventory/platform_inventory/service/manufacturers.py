@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import Conflict
@@ -16,6 +16,7 @@ from platform_inventory.service.common import (
     _get,
     _page_by_id,
     _publish_object,
+    _read,
     record,
     snapshot,
 )
@@ -36,6 +37,11 @@ async def list_manufacturers(
 async def get_manufacturer(session: AsyncSession, obj_id: int) -> Manufacturer:
     """One manufacturer, or ``NotFound``."""
     return await _get(session, Manufacturer, obj_id, "manufacturer")
+
+
+async def read_manufacturer(session: AsyncSession, obj_id: int) -> Row[Any]:
+    """One manufacturer as a read-only row for a response, or ``NotFound``."""
+    return await _read(session, Manufacturer, obj_id, "manufacturer")
 
 
 async def create_manufacturer(session: AsyncSession, name: str, audit: Audit) -> Manufacturer:

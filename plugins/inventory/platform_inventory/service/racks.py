@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import Row, delete, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from platform_core import Conflict, invalid
@@ -17,6 +17,7 @@ from platform_inventory.service.common import (
     _get,
     _page_by_id,
     _publish_object,
+    _read,
     _ref,
     _update_recorded,
     record,
@@ -47,6 +48,11 @@ async def list_racks(
 async def get_rack(session: AsyncSession, obj_id: int) -> Rack:
     """One rack, or ``NotFound``."""
     return await _get(session, Rack, obj_id, "rack")
+
+
+async def read_rack(session: AsyncSession, obj_id: int) -> Row[Any]:
+    """One rack as a read-only row for a response, or ``NotFound``."""
+    return await _read(session, Rack, obj_id, "rack")
 
 
 async def create_rack(session: AsyncSession, data: dict[str, Any], audit: Audit) -> Rack:
