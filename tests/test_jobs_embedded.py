@@ -404,6 +404,26 @@ async def test_foreground_run_refuses_while_a_non_overlapping_run_is_running(pla
     assert outcome.result == '"done"'
 
 
+async def test_concurrent_foreground_runs_of_a_non_overlapping_job_start_once(platform_factory):
+    async def noop() -> None:
+        return None
+
+    platform = await boot(platform_factory, JobSpec("solo", noop), background=False)
+    queued = await service.enqueue(platform.ctx, "demo.solo")
+    outcomes = await asyncio.gather(
+        service.claim(platform.ctx, queued.id, "worker:a"),
+        *(service.start_now(platform.ctx, "demo.solo", f"cli:{i}") for i in range(8)),
+        return_exceptions=True,
+    )
+    started = [o for o in outcomes if isinstance(o, JobRun)]
+    refused = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(started) == 1, outcomes
+    claim_lost = outcomes[0] is None  # a claim that loses takes nothing, without an error
+    assert len(refused) == len(outcomes) - 1 - claim_lost
+    running = [r for r in await runs_of(platform.ctx, "demo.solo") if r.state == "running"]
+    assert [r.id for r in running] == [started[0].id]
+
+
 async def test_prune_deletes_finished_runs_older_than_history_days(platform_factory):
     async def noop() -> None:
         return None

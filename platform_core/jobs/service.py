@@ -297,13 +297,12 @@ async def claim(
 async def start_now(ctx: PlatformContext, name: str, worker: str) -> JobRun:
     """Insert a manual run already claimed by ``worker`` (``jobs run --wait``).
 
-    ``Conflict`` when the job forbids overlap and a run of it is running.
+    ``Conflict`` when the job forbids overlap and a run of it is running. The run is
+    inserted first and the check made in the same transaction, under the job's lock (the
+    one ``claim`` takes on PostgreSQL; SQLite's single writer on SQLite): of two concurrent
+    starts, or a start and a claim, the second sees the first and does not run.
     """
     spec = get_spec(ctx, name)
-    if not spec.overlap:
-        busy = await _busy(ctx, name, include_queued=False)
-        if busy is not None:
-            raise Conflict(f"job {name!r} is already running (run {busy}); it does not overlap")
     now = utcnow()
     run = JobRun(
         job=name,
@@ -317,7 +316,26 @@ async def start_now(ctx: PlatformContext, name: str, worker: str) -> JobRun:
         lease_until=now + lease(ctx),
     )
     async with ctx.db.session() as session:
+        if not spec.overlap and ctx.db.dialect == "postgresql":
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:job))"), {"job": name}
+            )
         session.add(run)
+        await session.flush()
+        if not spec.overlap:
+            busy = await session.scalar(
+                select(JobRun.id)
+                .where(
+                    JobRun.job == name,
+                    JobRun.state == "running",
+                    JobRun.lease_until >= utcnow(),
+                    JobRun.id != run.id,
+                )
+                .order_by(JobRun.id)
+                .limit(1)
+            )
+            if busy is not None:
+                raise Conflict(f"job {name!r} is already running (run {busy}); it does not overlap")
     return run
 
 
