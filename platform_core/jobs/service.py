@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from platform_core.context import PlatformContext
@@ -236,6 +237,16 @@ async def due_runs(
         return list(rows.all())
 
 
+async def _lock_job(ctx: PlatformContext, session: AsyncSession, name: str) -> None:
+    """Hold job ``name``'s lock until the transaction ends, on PostgreSQL.
+
+    Starts of one non-overlapping job (claims, foreground runs) take it, so two of them
+    cannot both miss each other's run. SQLite needs none: it has one writer at a time.
+    """
+    if ctx.db.dialect == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:job))"), {"job": name})
+
+
 async def claim(
     ctx: PlatformContext, run_id: int, worker: str, *, job: str | None = None
 ) -> JobRun | None:
@@ -274,11 +285,8 @@ async def claim(
         )
     stmt = stmt.values(state="running", worker=worker, started_at=now, lease_until=now + lease(ctx))
     async with ctx.db.session() as session:
-        if not spec.overlap and ctx.db.dialect == "postgresql":
-            # Serialize claims of one job, so two claims cannot both miss each other's run.
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:job))"), {"job": name}
-            )
+        if not spec.overlap:
+            await _lock_job(ctx, session, name)
         result = await session.execute(stmt)
         if not result.rowcount:  # type: ignore[attr-defined]
             return None
@@ -316,10 +324,8 @@ async def start_now(ctx: PlatformContext, name: str, worker: str) -> JobRun:
         lease_until=now + lease(ctx),
     )
     async with ctx.db.session() as session:
-        if not spec.overlap and ctx.db.dialect == "postgresql":
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:job))"), {"job": name}
-            )
+        if not spec.overlap:
+            await _lock_job(ctx, session, name)
         session.add(run)
         await session.flush()
         if not spec.overlap:
