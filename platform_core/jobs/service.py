@@ -342,6 +342,8 @@ async def start_now(ctx: PlatformContext, name: str, worker: str) -> JobRun:
             )
             if busy is not None:
                 raise Conflict(f"job {name!r} is already running (run {busy}); it does not overlap")
+            started = utcnow()  # as in ``claim``: not before a run that finished while we waited
+            run.started_at, run.lease_until = started, started + lease(ctx)
     return run
 
 
