@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, text, update
+from sqlalchemy import Select, and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -183,15 +183,17 @@ async def enqueue(
     raise Conflict(f"a run of {name!r} for that time is already enqueued")
 
 
+def _busy_query(name: str, *, include_queued: bool) -> Select[int]:
+    """The id of a queued (optionally) or live running run of ``name``, the oldest."""
+    live = and_(JobRun.state == "running", JobRun.lease_until >= utcnow())
+    cond = or_(live, JobRun.state == "queued") if include_queued else live
+    return select(JobRun.id).where(JobRun.job == name, cond).order_by(JobRun.id).limit(1)
+
+
 async def _busy(ctx: PlatformContext, name: str, *, include_queued: bool) -> int | None:
     """The id of a queued (optionally) or live running run of ``name``, else None."""
-    now = utcnow()
-    live = and_(JobRun.state == "running", JobRun.lease_until >= now)
-    cond = or_(live, JobRun.state == "queued") if include_queued else live
     async with ctx.db.session() as session:
-        return await session.scalar(
-            select(JobRun.id).where(JobRun.job == name, cond).order_by(JobRun.id).limit(1)
-        )
+        return await session.scalar(_busy_query(name, include_queued=include_queued))
 
 
 async def enqueue_slot(ctx: PlatformContext, name: str, slot: datetime) -> JobRun | None:
@@ -283,16 +285,17 @@ async def claim(
                 )
             )
         )
-    stmt = stmt.values(state="running", worker=worker, started_at=now, lease_until=now + lease(ctx))
+    stmt = stmt.values(state="running", worker=worker)  # start and lease: stamped below
     async with ctx.db.session() as session:
         if not spec.overlap:
             await _lock_job(ctx, session, name)
         result = await session.execute(stmt)
         if not result.rowcount:  # type: ignore[attr-defined]
             return None
-        # Stamp the start again now that the claim has seen the state it starts from: ``now``
-        # was read before the claim waited its turn, so a run of this job that finished in
-        # between would otherwise seem to overlap this one (started before it finished).
+        # Stamp the start now that the claim has seen the state it starts from, not with
+        # ``now``: that was read before the claim waited its turn, so a run of this job that
+        # finished in between would seem to overlap this one (started before it finished).
+        # The same transaction: nobody sees the run running without a start and a lease.
         started = utcnow()
         return await session.scalar(
             update(JobRun)
@@ -330,15 +333,7 @@ async def start_now(ctx: PlatformContext, name: str, worker: str) -> JobRun:
         await session.flush()
         if not spec.overlap:
             busy = await session.scalar(
-                select(JobRun.id)
-                .where(
-                    JobRun.job == name,
-                    JobRun.state == "running",
-                    JobRun.lease_until >= utcnow(),
-                    JobRun.id != run.id,
-                )
-                .order_by(JobRun.id)
-                .limit(1)
+                _busy_query(name, include_queued=False).where(JobRun.id != run.id)
             )
             if busy is not None:
                 raise Conflict(f"job {name!r} is already running (run {busy}); it does not overlap")
