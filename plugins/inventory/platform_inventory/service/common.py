@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Select, bindparam, select
@@ -128,10 +129,8 @@ async def _flush(session: AsyncSession, message: str) -> None:
         raise Conflict(message) from exc
 
 
-_BY_ID: dict[type, Select[Any]] = {}
-
-
-def _by_id(model: type[T]) -> Select[Any]:
+@cache
+def _by_id(model: type[InventoryBase]) -> Select[Any]:
     """``SELECT`` of ``model`` by its ``id`` (bound as ``obj_id``), built once per model.
 
     Used instead of ``session.get``: the ORM builds ``get``'s query on every call, which
@@ -139,13 +138,15 @@ def _by_id(model: type[T]) -> Select[Any]:
     read (docs/scaling.md). The result is the same object: the session's identity map
     returns the instance it already holds.
     """
-    stmt = _BY_ID.get(model)
-    if stmt is None:
-        stmt = _BY_ID[model] = select(model).where(model.id == bindparam("obj_id"))  # type: ignore[attr-defined]
-    return stmt
+    return select(model).where(model.id == bindparam("obj_id"))  # type: ignore[attr-defined]
 
 
-_ROW_BY_ID: dict[type, Select[Any]] = {}
+@cache
+def _row_by_id(model: type[InventoryBase]) -> Select[Any]:
+    """``SELECT`` of the columns of ``model``'s table by ``id`` (bound as ``obj_id``), built
+    once per model."""
+    table = model.__table__
+    return select(*table.c).where(table.c.id == bindparam("obj_id"))
 
 
 async def _read(
@@ -157,11 +158,7 @@ async def _read(
     microseconds of a one-row ``GET`` on SQLite, about 8 % of it (docs/scaling.md). Code
     that changes the object reads it with ``_get`` instead.
     """
-    stmt = _ROW_BY_ID.get(model)
-    if stmt is None:
-        table = model.__table__
-        stmt = _ROW_BY_ID[model] = select(*table.c).where(table.c.id == bindparam("obj_id"))
-    row = (await session.execute(stmt, {"obj_id": obj_id})).first()
+    row = (await session.execute(_row_by_id(model), {"obj_id": obj_id})).first()
     if row is None:
         raise NotFound(f"{label} {obj_id} not found")
     return row
