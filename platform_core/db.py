@@ -1,8 +1,8 @@
 """The database: one async SQLAlchemy engine shared by the core and every plugin.
 
-SQLite (the embedded default) gets WAL, foreign keys and a busy timeout; PostgreSQL
-is used as is. ``schema`` confines every table to one PostgreSQL schema (tests use a
-fresh schema per test).
+SQLite (the embedded default) gets WAL, foreign keys, a busy timeout and connections
+that stop once (:mod:`platform_core.sqlite_driver`); PostgreSQL is used as is. ``schema``
+confines every table to one PostgreSQL schema (tests use a fresh schema per test).
 
 Nothing waits for the database for long (``[core.database]``): opening a connection is
 bounded by ``connect_timeout`` (asyncpg's ``timeout``), one statement by
@@ -205,6 +205,9 @@ def _check_on_checkout(engine: AsyncEngine, ping_after_idle: float) -> None:
 
 
 def _sqlite_pragmas(busy_ms: int, dbapi_conn: Any, _record: Any) -> None:
+    from platform_core import sqlite_driver
+
+    sqlite_driver.install(dbapi_conn.driver_connection)  # a cancelled query cannot hang shutdown
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
