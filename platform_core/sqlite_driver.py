@@ -51,9 +51,9 @@ class StopOnceConnection(aiosqlite.Connection):
 
 
 def _after(first: asyncio.Future[Any] | None) -> asyncio.Future[Any] | None:
-    """A future of the running loop done when ``first`` is (None when there is nothing
-    to wait for here); cancelling it leaves ``first`` alone."""
-    if first is None:
+    """A new future of the running loop, done when ``first`` is done (even cancelled: a
+    waiter of the first stop was); None when there is nothing to wait for here."""
+    if first is None or first.done():
         return None
     try:
         loop = asyncio.get_running_loop()
@@ -61,7 +61,14 @@ def _after(first: asyncio.Future[Any] | None) -> asyncio.Future[Any] | None:
         return None
     if first.get_loop() is not loop:
         return None
-    return asyncio.shield(first)
+    waiter = loop.create_future()
+
+    def done(_: asyncio.Future[Any]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    first.add_done_callback(done)
+    return waiter
 
 
 def install(driver_connection: Any) -> None:

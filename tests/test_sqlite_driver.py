@@ -12,11 +12,12 @@ import asyncio
 import time
 from pathlib import Path
 
+import aiosqlite
 import pytest
 from sqlalchemy import text
 
 from platform_core.db import Database
-from platform_core.sqlite_driver import StopOnceConnection
+from platform_core.sqlite_driver import StopOnceConnection, install
 
 QUERY_SECONDS = 0.5
 
@@ -82,3 +83,21 @@ async def test_the_connection_still_answers_and_closes_normally(db):
     assert isinstance(driver, StopOnceConnection)
     assert driver._connection is None  # closed by dispose, its thread told to stop once
     assert driver._stopping is not None
+
+
+async def test_a_close_after_a_cancelled_close_neither_raises_nor_waits_forever(tmp_path):
+    conn = await aiosqlite.connect(tmp_path / "bare.db")
+    install(conn)
+    await conn.create_function("pause", 1, time.sleep)
+    busy = asyncio.ensure_future(conn.execute("SELECT pause(?)", (QUERY_SECONDS,)))
+    await asyncio.sleep(0.05)
+    first = asyncio.ensure_future(conn.close())
+    await asyncio.sleep(0.01)
+    first.cancel()  # cancelled waiting for its close...
+    await asyncio.sleep(0.01)
+    first.cancel()  # ...and again, waiting for its stop (that stop's future is cancelled)
+    await asyncio.gather(first, return_exceptions=True)
+    await asyncio.wait_for(conn.close(), QUERY_SECONDS + 5)  # no CancelledError, no hang
+    await asyncio.gather(busy, return_exceptions=True)
+    await asyncio.to_thread(conn._thread.join, 5)
+    assert not conn._thread.is_alive()
