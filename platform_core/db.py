@@ -104,7 +104,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             busy_ms = max(1, round(statement_timeout * 1000))
-            event.listen(self.engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms))
+            event.listen(self.engine.sync_engine, "connect", partial(_prepare_sqlite, busy_ms))
             database = self.url.database
             if database and database != ":memory:":
                 path = Path(database)
@@ -204,10 +204,12 @@ def _check_on_checkout(engine: AsyncEngine, ping_after_idle: float) -> None:
     event.listen(sync_engine.pool, "checkout", checkout)
 
 
-def _sqlite_pragmas(busy_ms: int, dbapi_conn: Any, _record: Any) -> None:
+def _prepare_sqlite(busy_ms: int, dbapi_conn: Any, _record: Any) -> None:
+    """A new SQLite connection: one that stops once (a cancelled query cannot hang the
+    loop's shutdown, see :mod:`platform_core.sqlite_driver`), with the platform's PRAGMAs."""
     from platform_core import sqlite_driver
 
-    sqlite_driver.install(dbapi_conn.driver_connection)  # a cancelled query cannot hang shutdown
+    sqlite_driver.install(dbapi_conn.driver_connection)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
